@@ -1,0 +1,427 @@
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/fieldsync/fieldsync"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Config are the account service's settings.
+type Config struct {
+	Tokens          TokenConfig
+	RefreshTokenTTL time.Duration
+	Password        PasswordParams
+	Throttle        ThrottleConfig
+}
+
+// Service logs people in and out, rotates their tokens, and authenticates their requests.
+type Service struct {
+	db       *pgxpool.Pool
+	keys     *Keys
+	cfg      Config
+	log      *slog.Logger
+	throttle *throttle
+	// dummyHash is verified against when a login does not exist, so that an unknown login takes as
+	// long to refuse as a wrong password and logins cannot be discovered by timing.
+	dummyHash string
+	// NowFunc returns the current time; tests move it to expire tokens.
+	NowFunc func() time.Time
+}
+
+// NewService returns a Service over db signing with keys.
+func NewService(db *pgxpool.Pool, keys *Keys, cfg Config, log *slog.Logger) (*Service, error) {
+	dummy, err := HashPassword("not a real password", cfg.Password)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{db: db, keys: keys, cfg: cfg, log: log, throttle: &throttle{db: db, cfg: cfg.Throttle},
+		dummyHash: dummy, NowFunc: time.Now}, nil
+}
+
+// Device is the app install a login happens on.
+type Device struct {
+	ID         uuid.UUID `json:"id"`
+	Platform   string    `json:"platform"`
+	Name       string    `json:"name"`
+	AppVersion string    `json:"app_version"`
+}
+
+// LoginRequest is what a person types, and the device they type it on.
+type LoginRequest struct {
+	Login    string `json:"login"`
+	Password string `json:"password"`
+	Device   Device `json:"device"`
+}
+
+// User is the public view of a user, as returned at login.
+type User struct {
+	ID       uuid.UUID `json:"id"`
+	Name     string    `json:"name"`
+	Role     string    `json:"role"`
+	BranchID uuid.UUID `json:"branch_id"`
+}
+
+// Tokens is a fresh access token and the refresh token to get the next one.
+type Tokens struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int    `json:"expires_in"`
+	User         User   `json:"user"`
+}
+
+var errInvalidCredentials = fieldsync.Errorf(fieldsync.EUNAUTHORIZED, "invalid_credentials",
+	"The login or password is wrong.")
+
+func validPlatform(p string) bool { return p == "android" || p == "ios" || p == "web" }
+
+// validateText returns an invalid_value error naming field when s is not valid UTF-8, is longer
+// than max characters, or is empty when required.
+func validateText(field, s string, required bool, max int) error {
+	switch {
+	case !utf8.ValidString(s):
+		return fieldsync.InvalidField(field, "%s must be valid UTF-8.", field)
+	case required && strings.TrimSpace(s) == "":
+		return fieldsync.InvalidField(field, "%s is required.", field)
+	case utf8.RuneCountInString(s) > max:
+		return fieldsync.InvalidField(field, "%s must be at most %d characters.", field, max)
+	}
+	return nil
+}
+
+func (r *LoginRequest) validate() error {
+	if err := validateText("login", r.Login, true, 100); err != nil {
+		return err
+	}
+	if r.Password == "" {
+		return fieldsync.InvalidField("password", "password is required.")
+	}
+	if len(r.Password) > MaxPasswordBytes {
+		return fieldsync.InvalidField("password", "password must be at most %d bytes.", MaxPasswordBytes)
+	}
+	if r.Device.ID == uuid.Nil {
+		return fieldsync.InvalidField("device.id", "device.id must be a UUID made by the app.")
+	}
+	if !validPlatform(r.Device.Platform) {
+		return fieldsync.InvalidField("device.platform", "device.platform must be android, ios or web.")
+	}
+	if err := validateText("device.name", r.Device.Name, false, 200); err != nil {
+		return err
+	}
+	return validateText("device.app_version", r.Device.AppVersion, false, 50)
+}
+
+// Login checks the credentials and opens a session on the device. addr is the caller's network
+// address, for the per-address rate limit. A device already signed in has its earlier session
+// revoked: one session per device. A device that was revoked cannot be signed in again.
+func (s *Service) Login(ctx context.Context, req LoginRequest, addr string) (*Tokens, error) {
+	if err := req.validate(); err != nil {
+		return nil, err
+	}
+	keys := throttleKeys(req.Login, addr)
+	if err := s.throttle.check(ctx, keys); err != nil {
+		return nil, err
+	}
+
+	var u User
+	var hash string
+	var disabled bool
+	err := s.db.QueryRow(ctx, `
+		SELECT id, name, role, coalesce(branch_id, '00000000-0000-0000-0000-000000000000'), password_hash,
+		       disabled_at IS NOT NULL
+		FROM users WHERE lower(login) = lower($1)`, req.Login).
+		Scan(&u.ID, &u.Name, &u.Role, &u.BranchID, &hash, &disabled)
+	if errors.Is(err, pgx.ErrNoRows) {
+		_, _ = VerifyPassword(req.Password, s.dummyHash)
+		return nil, s.failLogin(ctx, keys, errInvalidCredentials)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find user: %w", err)
+	}
+	ok, err := VerifyPassword(req.Password, hash)
+	if err != nil {
+		return nil, fmt.Errorf("verify password of user %s: %w", u.ID, err)
+	}
+	if !ok {
+		return nil, s.failLogin(ctx, keys, errInvalidCredentials)
+	}
+	if disabled {
+		return nil, fieldsync.Errorf(fieldsync.EFORBIDDEN, "user_disabled", "This account is disabled.")
+	}
+	if err := s.throttle.reset(ctx, keys[0]); err != nil {
+		return nil, err
+	}
+
+	var tokens *Tokens
+	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if err := upsertDevice(ctx, tx, u.ID, req.Device); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+			UPDATE sessions SET revoked_at = now(), revoke_reason = 'replaced'
+			WHERE device_id = $1 AND revoked_at IS NULL`, req.Device.ID); err != nil {
+			return fmt.Errorf("end earlier session: %w", err)
+		}
+		id := &fieldsync.Identity{UserID: u.ID, DeviceID: req.Device.ID, SessionID: uuid.New(),
+			Role: u.Role, BranchID: u.BranchID, Name: u.Name}
+		if _, err := tx.Exec(ctx, `INSERT INTO sessions (id, user_id, device_id) VALUES ($1, $2, $3)`,
+			id.SessionID, id.UserID, id.DeviceID); err != nil {
+			return fmt.Errorf("open session: %w", err)
+		}
+		tokens, err = s.issue(ctx, tx, id, u)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return tokens, nil
+}
+
+// failLogin records a failed attempt against every throttle key and returns cause.
+func (s *Service) failLogin(ctx context.Context, keys []string, cause error) error {
+	if err := s.throttle.recordFailure(ctx, keys); err != nil {
+		return err
+	}
+	return cause
+}
+
+// upsertDevice registers the device for user, or takes it over from another user (a shared phone):
+// then its push token is dropped so that the previous user's alerts stop going to it.
+func upsertDevice(ctx context.Context, tx pgx.Tx, userID uuid.UUID, d Device) error {
+	var owner uuid.UUID
+	var revoked bool
+	err := tx.QueryRow(ctx, `SELECT user_id, revoked_at IS NOT NULL FROM devices WHERE id = $1 FOR UPDATE`, d.ID).
+		Scan(&owner, &revoked)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		_, err = tx.Exec(ctx, `INSERT INTO devices (id, user_id, platform, name, app_version) VALUES ($1, $2, $3, $4, $5)`,
+			d.ID, userID, d.Platform, d.Name, d.AppVersion)
+		if err != nil {
+			return fmt.Errorf("register device: %w", err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("find device: %w", err)
+	case revoked:
+		return fieldsync.Errorf(fieldsync.EFORBIDDEN, "device_revoked",
+			"This device was revoked by an administrator; reinstall the app to sign in again.")
+	}
+	if owner != userID {
+		if _, err := tx.Exec(ctx, `
+			UPDATE sessions SET revoked_at = now(), revoke_reason = 'replaced'
+			WHERE device_id = $1 AND revoked_at IS NULL`, d.ID); err != nil {
+			return fmt.Errorf("end previous user's session: %w", err)
+		}
+	}
+	_, err = tx.Exec(ctx, `
+		UPDATE devices SET user_id = $2, platform = $3, name = $4, app_version = $5, last_seen_at = now(),
+		       push_token = CASE WHEN user_id = $2 THEN push_token END,
+		       push_platform = CASE WHEN user_id = $2 THEN push_platform END
+		WHERE id = $1`, d.ID, userID, d.Platform, d.Name, d.AppVersion)
+	if err != nil {
+		return fmt.Errorf("update device: %w", err)
+	}
+	return nil
+}
+
+// issue stores a new refresh token for the identity's session and signs an access token.
+func (s *Service) issue(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, u User) (*Tokens, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, fmt.Errorf("make refresh token: %w", err)
+	}
+	refresh := base64.RawURLEncoding.EncodeToString(raw)
+	now := s.NowFunc()
+	if _, err := tx.Exec(ctx, `INSERT INTO refresh_tokens (token_hash, session_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)`,
+		hashToken(refresh), id.SessionID, now, now.Add(s.cfg.RefreshTokenTTL)); err != nil {
+		return nil, fmt.Errorf("store refresh token: %w", err)
+	}
+	access, err := s.keys.signAccessToken(s.cfg.Tokens, id, now)
+	if err != nil {
+		return nil, err
+	}
+	return &Tokens{AccessToken: access, RefreshToken: refresh, TokenType: "Bearer",
+		ExpiresIn: int(s.cfg.Tokens.TTL / time.Second), User: u}, nil
+}
+
+func hashToken(token string) []byte {
+	sum := sha256.Sum256([]byte(token))
+	return sum[:]
+}
+
+var errRefreshInvalid = fieldsync.Errorf(fieldsync.EUNAUTHORIZED, "refresh_token_invalid",
+	"The refresh token is not valid; sign in again.")
+
+// Refresh exchanges a refresh token for a new pair. The presented token stops working. A token that
+// was already used revokes its session (refresh_token_reused): whoever holds the chain now, the
+// owner or a thief, must sign in again.
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Tokens, error) {
+	if refreshToken == "" || len(refreshToken) > 200 {
+		return nil, errRefreshInvalid
+	}
+	var tokens *Tokens
+	var reused bool
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		var sessionID uuid.UUID
+		var used, expired, revoked bool
+		err := tx.QueryRow(ctx, `
+			SELECT rt.session_id, rt.used_at IS NOT NULL, rt.expires_at <= $2, s.revoked_at IS NOT NULL
+			FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id
+			WHERE rt.token_hash = $1
+			FOR UPDATE OF rt, s`, hashToken(refreshToken), s.NowFunc()).Scan(&sessionID, &used, &expired, &revoked)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return errRefreshInvalid
+		case err != nil:
+			return fmt.Errorf("find refresh token: %w", err)
+		case revoked:
+			return fieldsync.Errorf(fieldsync.EUNAUTHORIZED, "session_revoked", "This session has ended; sign in again.")
+		case used:
+			reused = true
+			_, err := tx.Exec(ctx, `UPDATE sessions SET revoked_at = now(), revoke_reason = 'refresh_token_reused' WHERE id = $1`, sessionID)
+			if err != nil {
+				return fmt.Errorf("revoke session: %w", err)
+			}
+			return nil
+		case expired:
+			return fieldsync.Errorf(fieldsync.EUNAUTHORIZED, "refresh_token_expired", "The refresh token has expired; sign in again.")
+		}
+		id, u, err := loadIdentity(ctx, tx, sessionID)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1`, hashToken(refreshToken)); err != nil {
+			return fmt.Errorf("use refresh token: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE sessions SET refreshed_at = now() WHERE id = $1`, sessionID); err != nil {
+			return fmt.Errorf("touch session: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE devices SET last_seen_at = now() WHERE id = $1`, id.DeviceID); err != nil {
+			return fmt.Errorf("touch device: %w", err)
+		}
+		tokens, err = s.issue(ctx, tx, id, u)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if reused {
+		s.log.WarnContext(ctx, "refresh token reused; session revoked")
+		return nil, fieldsync.Errorf(fieldsync.EUNAUTHORIZED, "refresh_token_reused",
+			"This refresh token was already used; the session is revoked. Sign in again.")
+	}
+	return tokens, nil
+}
+
+// querier is what both a pool and a transaction can do.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// loadIdentity returns the identity of a live session: one not revoked, of a user not disabled, on
+// a device not revoked. Otherwise it returns the *fieldsync.Error that says which.
+func loadIdentity(ctx context.Context, q querier, sessionID uuid.UUID) (*fieldsync.Identity, User, error) {
+	var id fieldsync.Identity
+	var sessionRevoked, deviceRevoked, userDisabled bool
+	err := q.QueryRow(ctx, `
+		SELECT s.user_id, s.device_id, s.id, u.role, coalesce(u.branch_id, '00000000-0000-0000-0000-000000000000'), u.name,
+		       s.revoked_at IS NOT NULL, d.revoked_at IS NOT NULL OR d.user_id <> s.user_id, u.disabled_at IS NOT NULL
+		FROM sessions s
+		JOIN users u ON u.id = s.user_id
+		JOIN devices d ON d.id = s.device_id
+		WHERE s.id = $1`, sessionID).
+		Scan(&id.UserID, &id.DeviceID, &id.SessionID, &id.Role, &id.BranchID, &id.Name,
+			&sessionRevoked, &deviceRevoked, &userDisabled)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, User{}, fieldsync.Errorf(fieldsync.EUNAUTHORIZED, "token_invalid", "The access token is not valid.")
+	case err != nil:
+		return nil, User{}, fmt.Errorf("load session: %w", err)
+	case userDisabled:
+		return nil, User{}, fieldsync.Errorf(fieldsync.EUNAUTHORIZED, "user_disabled", "This account is disabled.")
+	case deviceRevoked:
+		return nil, User{}, fieldsync.Errorf(fieldsync.EUNAUTHORIZED, "device_revoked", "This device was revoked.")
+	case sessionRevoked:
+		return nil, User{}, fieldsync.Errorf(fieldsync.EUNAUTHORIZED, "session_revoked", "This session has ended; sign in again.")
+	}
+	return &id, User{ID: id.UserID, Name: id.Name, Role: id.Role, BranchID: id.BranchID}, nil
+}
+
+// Authenticate verifies an access token and returns the identity behind it, read from the database
+// so that a revoked session or device, or a disabled user, is refused at once.
+func (s *Service) Authenticate(ctx context.Context, accessToken string) (*fieldsync.Identity, error) {
+	claims, err := s.keys.parseAccessToken(s.cfg.Tokens, accessToken, s.NowFunc())
+	if err != nil {
+		return nil, err
+	}
+	id, _, err := loadIdentity(ctx, s.db, claims.SessionID)
+	if err != nil {
+		return nil, err
+	}
+	if id.UserID.String() != claims.Subject || id.DeviceID != claims.DeviceID {
+		return nil, fieldsync.Errorf(fieldsync.EUNAUTHORIZED, "token_invalid", "The access token is not valid.")
+	}
+	return id, nil
+}
+
+// Logout revokes the identity's session: its refresh token and access tokens stop working.
+func (s *Service) Logout(ctx context.Context, id *fieldsync.Identity) error {
+	_, err := s.db.Exec(ctx, `UPDATE sessions SET revoked_at = now(), revoke_reason = 'logout' WHERE id = $1 AND revoked_at IS NULL`, id.SessionID)
+	if err != nil {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	return nil
+}
+
+// PushToken is a device's registration with a push service.
+type PushToken struct {
+	Token    string `json:"token"`
+	Platform string `json:"platform"`
+}
+
+// SetPushToken stores the push token of the identity's device. A token names one app install, so
+// if another device row held it (the app was reinstalled), it is taken from that row.
+func (s *Service) SetPushToken(ctx context.Context, id *fieldsync.Identity, pt PushToken) error {
+	if pt.Token == "" || len(pt.Token) > 4096 || !utf8.ValidString(pt.Token) {
+		return fieldsync.InvalidField("token", "token must be 1 to 4096 bytes of text.")
+	}
+	if !validPlatform(pt.Platform) {
+		return fieldsync.InvalidField("platform", "platform must be android, ios or web.")
+	}
+	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE devices SET push_token = NULL, push_platform = NULL, push_token_at = NULL
+			WHERE push_token = $1 AND id <> $2`, pt.Token, id.DeviceID); err != nil {
+			return fmt.Errorf("release push token: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE devices SET push_token = $2, push_platform = $3, push_token_at = now()
+			WHERE id = $1`, id.DeviceID, pt.Token, pt.Platform); err != nil {
+			return fmt.Errorf("store push token: %w", err)
+		}
+		return nil
+	})
+}
+
+// uniqueViolation reports whether err is PostgreSQL's unique_violation (23505) on constraint.
+func uniqueViolation(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == constraint
+}
+
+// isForeignKeyViolation reports whether err is PostgreSQL's foreign_key_violation (23503).
+func isForeignKeyViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23503"
+}

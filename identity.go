@@ -1,0 +1,41 @@
+package fieldsync
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+)
+
+// Roles a user can have (BRIEF.md, "Users and what they hold on their device").
+const (
+	RoleRep         = "rep"
+	RoleProcessor   = "processor"
+	RoleManager     = "manager"
+	RoleAdmin       = "admin"
+	RoleIntegration = "integration"
+)
+
+// Identity is who is making a request: the authenticated user on one device in one session. It is
+// read fresh from the database on every request, so a disabled user or a revoked device is refused
+// at once rather than when the access token expires.
+type Identity struct {
+	UserID    uuid.UUID
+	DeviceID  uuid.UUID
+	SessionID uuid.UUID
+	Role      string
+	BranchID  uuid.UUID // uuid.Nil for admins and integrations, who belong to no branch
+	Name      string
+}
+
+type identityKey struct{}
+
+// NewContextWithIdentity returns a copy of ctx carrying id.
+func NewContextWithIdentity(ctx context.Context, id *Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// IdentityFromContext returns the identity carried by ctx, or nil for an anonymous request.
+func IdentityFromContext(ctx context.Context) *Identity {
+	id, _ := ctx.Value(identityKey{}).(*Identity)
+	return id
+}
