@@ -1,0 +1,85 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/account"
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+)
+
+// The operator's API: the same operations as the fieldsync command line, for admin users.
+
+func (s *Server) handleListBranches(c echo.Context) error {
+	branches, err := s.accounts.ListBranches(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"branches": branches})
+}
+
+func (s *Server) handleCreateBranch(c echo.Context) error {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	b, err := s.accounts.CreateBranch(c.Request().Context(), req.Name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, b)
+}
+
+func (s *Server) handleCreateUser(c echo.Context) error {
+	var req struct {
+		BranchID uuid.UUID `json:"branch_id"`
+		Role     string    `json:"role"`
+		RepKind  string    `json:"rep_kind"`
+		Login    string    `json:"login"`
+		Name     string    `json:"name"`
+		Password string    `json:"password"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	id, err := s.accounts.CreateUser(c.Request().Context(), account.NewUser{BranchID: req.BranchID, Role: req.Role,
+		RepKind: req.RepKind, Login: req.Login, Name: req.Name, Password: req.Password})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]any{"id": id})
+}
+
+func (s *Server) handleDisableUser(c echo.Context) error {
+	id, err := pathUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := s.accounts.DisableUser(c.Request().Context(), id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) handleRevokeDevice(c echo.Context) error {
+	id, err := pathUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := s.accounts.RevokeDevice(c.Request().Context(), id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// pathUUID returns the path parameter name as a UUID, or an invalid_value error naming it.
+func pathUUID(c echo.Context, name string) (uuid.UUID, error) {
+	id, err := uuid.Parse(c.Param(name))
+	if err != nil {
+		return uuid.Nil, fieldsync.InvalidField(name, "%s must be a UUID.", name)
+	}
+	return id, nil
+}

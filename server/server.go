@@ -1,0 +1,165 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/fieldsync/fieldsync/account"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config are the HTTP server's settings.
+type Config struct {
+	Addr string
+	// MaxBodyBytes bounds every request body (a push is at most 5 MB by the protocol).
+	MaxBodyBytes int64
+	// CORSOrigins are the web console's origins allowed to call the API from a browser; empty
+	// disables CORS.
+	CORSOrigins []string
+	// TrustedProxies are the networks of load balancers whose X-Forwarded-For is believed when
+	// working out a caller's address (for the per-address login limit). Empty: the peer address.
+	TrustedProxies []*net.IPNet
+	// ShutdownTimeout is how long in-flight requests get to finish on shutdown.
+	ShutdownTimeout time.Duration
+}
+
+// ReadyCheck reports whether a dependency is reachable; /readyz runs each with a short deadline.
+type ReadyCheck func(ctx context.Context) error
+
+// Server serves the fieldsync API.
+type Server struct {
+	cfg      Config
+	echo     *echo.Echo
+	log      *slog.Logger
+	accounts *account.Service
+	ready    map[string]ReadyCheck
+	metrics  *metrics
+}
+
+// New returns a Server with every route registered. ready names the dependency checks of /readyz
+// (for example "database" and "object_store").
+func New(cfg Config, accounts *account.Service, ready map[string]ReadyCheck, log *slog.Logger) *Server {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	s := &Server{cfg: cfg, echo: e, log: log, accounts: accounts, ready: ready,
+		metrics: newMetrics(prometheus.NewRegistry())}
+	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = echo.ExtractIPDirect()
+	if len(cfg.TrustedProxies) > 0 {
+		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, n := range cfg.TrustedProxies {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
+	}
+
+	// Order matters: the request id first so everything after can log it; recovery inside the
+	// observer so a panic is logged and counted as the 500 it becomes.
+	e.Use(requestID)
+	e.Use(s.observeRequests)
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisableErrorHandler: true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.ErrorContext(c.Request().Context(), "panic", "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{ContentTypeNosniff: "nosniff", XFrameOptions: "DENY"}))
+	if len(cfg.CORSOrigins) > 0 {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins:  cfg.CORSOrigins,
+			AllowMethods:  []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType, "Last-Event-ID", echo.HeaderXRequestID},
+			ExposeHeaders: []string{"Retry-After", echo.HeaderXRequestID, echo.HeaderLocation},
+			MaxAge:        600,
+		}))
+	}
+	e.Use(middleware.GzipWithConfig(middleware.GzipConfig{
+		MinLength: 1024,
+		// Prometheus compresses its own output; streams must not wait on a gzip buffer.
+		Skipper: func(c echo.Context) bool { return c.Path() == "/metrics" || c.Path() == "/v1/events" },
+	}))
+	e.Use(middleware.BodyLimit(fmt.Sprintf("%dB", cfg.MaxBodyBytes)))
+
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	e := s.echo
+	e.GET("/healthz", s.handleHealthz)
+	e.GET("/readyz", s.handleReadyz)
+	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
+	e.GET("/openapi.json", handleOpenAPI)
+
+	v1 := e.Group("/v1")
+	v1.POST("/auth/login", s.handleLogin)
+	v1.POST("/auth/refresh", s.handleRefresh)
+
+	authed := v1.Group("", s.authenticate)
+	authed.POST("/auth/logout", s.handleLogout)
+	authed.GET("/me", s.handleMe)
+	authed.PUT("/devices/current/push-token", s.handleSetPushToken)
+
+	admin := authed.Group("/admin", requireRole("admin"))
+	admin.GET("/branches", s.handleListBranches)
+	admin.POST("/branches", s.handleCreateBranch)
+	admin.POST("/users", s.handleCreateUser)
+	admin.POST("/users/:id/disable", s.handleDisableUser)
+	admin.POST("/devices/:id/revoke", s.handleRevokeDevice)
+}
+
+// Handler returns the server's http.Handler, for tests and for embedding.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Routes returns every registered route as "METHOD path" with echo's :param syntax.
+func (s *Server) Routes() []*echo.Route { return s.echo.Routes() }
+
+// Run serves on cfg.Addr until ctx is cancelled, then stops taking connections and gives in-flight
+// requests ShutdownTimeout to finish. It returns nil after a clean shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener the caller opened.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// No overall read or write timeout: long-polls, event streams and uploads are long on
+		// purpose. Each of those bounds itself.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("serving", "addr", ln.Addr().String())
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
