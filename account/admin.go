@@ -76,7 +76,7 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (uuid.UUID, error)
 	}
 	needsBranch := nu.Role != fieldsync.RoleAdmin && nu.Role != fieldsync.RoleIntegration
 	if needsBranch && nu.BranchID == uuid.Nil {
-		return uuid.Nil, fieldsync.InvalidField("branch", "A %s belongs to a branch: give its id.", nu.Role)
+		return uuid.Nil, fieldsync.InvalidField("branch_id", "A %s belongs to a branch: give its id.", nu.Role)
 	}
 	if err := validateText("login", nu.Login, true, 100); err != nil {
 		return uuid.Nil, err

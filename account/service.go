@@ -338,7 +338,8 @@ func loadIdentity(ctx context.Context, q querier, sessionID uuid.UUID) (*fieldsy
 	var sessionRevoked, deviceRevoked, userDisabled bool
 	err := q.QueryRow(ctx, `
 		SELECT s.user_id, s.device_id, s.id, u.role, coalesce(u.branch_id, '00000000-0000-0000-0000-000000000000'), u.name,
-		       s.revoked_at IS NOT NULL, d.revoked_at IS NOT NULL OR d.user_id <> s.user_id, u.disabled_at IS NOT NULL
+		       -- A device taken over by another user ends the sessions of the previous one.
+		       s.revoked_at IS NOT NULL OR d.user_id <> s.user_id, d.revoked_at IS NOT NULL, u.disabled_at IS NOT NULL
 		FROM sessions s
 		JOIN users u ON u.id = s.user_id
 		JOIN devices d ON d.id = s.device_id
@@ -377,13 +378,18 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*fields
 	return id, nil
 }
 
-// Logout revokes the identity's session: its refresh token and access tokens stop working.
+// Logout revokes the identity's session: its refresh token and access tokens stop working, and the
+// device's push token is dropped, since nobody signed in on it should be alerted any more.
 func (s *Service) Logout(ctx context.Context, id *fieldsync.Identity) error {
-	_, err := s.db.Exec(ctx, `UPDATE sessions SET revoked_at = now(), revoke_reason = 'logout' WHERE id = $1 AND revoked_at IS NULL`, id.SessionID)
-	if err != nil {
-		return fmt.Errorf("revoke session: %w", err)
-	}
-	return nil
+	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE sessions SET revoked_at = now(), revoke_reason = 'logout' WHERE id = $1 AND revoked_at IS NULL`, id.SessionID); err != nil {
+			return fmt.Errorf("revoke session: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE devices SET push_token = NULL, push_platform = NULL, push_token_at = NULL WHERE id = $1`, id.DeviceID); err != nil {
+			return fmt.Errorf("drop push token: %w", err)
+		}
+		return nil
+	})
 }
 
 // PushToken is a device's registration with a push service.

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 )
 
@@ -49,6 +51,9 @@ func jsonError(err error) error {
 		field := typ.Field
 		if field == "" {
 			field = "(body)"
+		}
+		if typ.Type == reflect.TypeFor[uuid.UUID]() {
+			return fieldsync.InvalidField(field, "%s must be a UUID string.", field)
 		}
 		return fieldsync.InvalidField(field, "%s must be a JSON %s.", field, typ.Type.Kind())
 	case strings.HasPrefix(err.Error(), "json: unknown field "):

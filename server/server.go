@@ -99,21 +99,21 @@ func (s *Server) routes() {
 	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
 	e.GET("/openapi.json", handleOpenAPI)
 
-	v1 := e.Group("/v1")
-	v1.POST("/auth/login", s.handleLogin)
-	v1.POST("/auth/refresh", s.handleRefresh)
+	// Middleware is attached per route, not per group: echo answers any path under a group with
+	// middleware through that middleware, which would turn an unknown /v1 path into a 401.
+	auth := s.authenticate
+	admin := requireRole("admin")
+	e.POST("/v1/auth/login", s.handleLogin)
+	e.POST("/v1/auth/refresh", s.handleRefresh)
+	e.POST("/v1/auth/logout", s.handleLogout, auth)
+	e.GET("/v1/me", s.handleMe, auth)
+	e.PUT("/v1/devices/current/push-token", s.handleSetPushToken, auth)
 
-	authed := v1.Group("", s.authenticate)
-	authed.POST("/auth/logout", s.handleLogout)
-	authed.GET("/me", s.handleMe)
-	authed.PUT("/devices/current/push-token", s.handleSetPushToken)
-
-	admin := authed.Group("/admin", requireRole("admin"))
-	admin.GET("/branches", s.handleListBranches)
-	admin.POST("/branches", s.handleCreateBranch)
-	admin.POST("/users", s.handleCreateUser)
-	admin.POST("/users/:id/disable", s.handleDisableUser)
-	admin.POST("/devices/:id/revoke", s.handleRevokeDevice)
+	e.GET("/v1/admin/branches", s.handleListBranches, auth, admin)
+	e.POST("/v1/admin/branches", s.handleCreateBranch, auth, admin)
+	e.POST("/v1/admin/users", s.handleCreateUser, auth, admin)
+	e.POST("/v1/admin/users/:id/disable", s.handleDisableUser, auth, admin)
+	e.POST("/v1/admin/devices/:id/revoke", s.handleRevokeDevice, auth, admin)
 }
 
 // Handler returns the server's http.Handler, for tests and for embedding.
