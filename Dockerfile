@@ -1,0 +1,37 @@
+# fieldsync server image.
+#
+#   docker build -t fieldsync:local .
+#   docker run --rm fieldsync:local help
+#
+# Or run the whole stack (PostgreSQL, MinIO, server, demo data): docker compose up --build
+#
+# The image runs `fieldsync serve` as the distroless nonroot user (uid/gid 65532) and is configured
+# entirely by environment variables (DATABASE_URL, FIELDSYNC_*; see cmd/fieldsync/config.go).
+# Other subcommands run the same way: docker run --rm -e DATABASE_URL=... fieldsync:local migrate up
+
+FROM golang:1.26-bookworm AS build
+# go.mod asks for go 1.26.8 or later. The golang images set GOTOOLCHAIN=local, which fails the build
+# if the cached golang:1.26 image is older than that; auto makes go fetch the toolchain go.mod names.
+ENV GOTOOLCHAIN=auto
+WORKDIR /src
+
+# Dependencies first, in their own layer, so that a source change does not download them again.
+COPY go.mod go.sum ./
+RUN go mod download
+
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/fieldsync ./cmd/fieldsync
+
+# The directory for the JWT signing key (FIELDSYNC_JWT_KEY_FILE), owned by nonroot. When an empty
+# named volume is mounted on it, Docker copies this ownership into the volume, so serve with
+# FIELDSYNC_JWT_GENERATE_KEY=true can write the key on first start.
+RUN mkdir -p /out/data && chown 65532:65532 /out/data && chmod 0700 /out/data
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/fieldsync /usr/local/bin/fieldsync
+COPY --from=build --chown=65532:65532 /out/data /var/lib/fieldsync
+USER nonroot
+ENV FIELDSYNC_ADDR=:8080
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/fieldsync"]
+CMD ["serve"]

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fieldsync/fieldsync/media"
+)
+
+// config is everything the server is told at start. It is read once, from the environment and
+// then flags, and validated as a whole so that every mistake is reported at once, by name.
+type config struct {
+	DatabaseURL     string
+	Addr            string
+	JWTKeyFile      string
+	JWTGenerateKey  bool
+	JWTIssuer       string
+	JWTAudience     string
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+
+	S3                      media.Config
+	FirebaseCredentialsFile string
+
+	MaxBodyBytes            int64
+	MaxUploadBytes          int64
+	LoginFailuresPerLogin   int
+	LoginFailuresPerAddress int
+	LoginWindow             time.Duration
+
+	CORSOrigins     []string
+	TrustedProxies  []*net.IPNet
+	ShutdownTimeout time.Duration
+	MigrateOnStart  bool
+
+	LogLevel  slog.Level
+	LogFormat string
+}
+
+// envReader reads typed settings from the environment, remembering every malformed one.
+type envReader struct {
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+func (r *envReader) str(name, def string) string {
+	if v, ok := r.lookup(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *envReader) boolean(name string, def bool) bool {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.errs = append(r.errs, fmt.Errorf("%s: %q is not true or false", name, v))
+	}
+	return b
+}
+
+func (r *envReader) integer(name string, def int64) int64 {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		r.errs = append(r.errs, fmt.Errorf("%s: %q is not a whole number", name, v))
+	}
+	return n
+}
+
+func (r *envReader) duration(name string, def time.Duration) time.Duration {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		r.errs = append(r.errs, fmt.Errorf("%s: %q is not a duration such as 15m or 720h", name, v))
+	}
+	return d
+}
+
+func (r *envReader) list(name string) []string {
+	var out []string
+	for _, item := range strings.Split(r.str(name, ""), ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// loadConfig reads the configuration from lookup (os.LookupEnv outside tests). It returns every
+// malformed variable in one error.
+func loadConfig(lookup func(string) (string, bool)) (config, error) {
+	r := &envReader{lookup: lookup}
+	c := config{
+		DatabaseURL:     r.str("DATABASE_URL", ""),
+		Addr:            r.str("FIELDSYNC_ADDR", ":8080"),
+		JWTKeyFile:      r.str("FIELDSYNC_JWT_KEY_FILE", ""),
+		JWTGenerateKey:  r.boolean("FIELDSYNC_JWT_GENERATE_KEY", false),
+		JWTIssuer:       r.str("FIELDSYNC_JWT_ISSUER", "fieldsync"),
+		JWTAudience:     r.str("FIELDSYNC_JWT_AUDIENCE", "fieldsync-api"),
+		AccessTokenTTL:  r.duration("FIELDSYNC_ACCESS_TOKEN_TTL", 15*time.Minute),
+		RefreshTokenTTL: r.duration("FIELDSYNC_REFRESH_TOKEN_TTL", 60*24*time.Hour),
+		S3: media.Config{
+			Endpoint:  r.str("FIELDSYNC_S3_ENDPOINT", ""),
+			AccessKey: r.str("FIELDSYNC_S3_ACCESS_KEY", ""),
+			SecretKey: r.str("FIELDSYNC_S3_SECRET_KEY", ""),
+			Bucket:    r.str("FIELDSYNC_S3_BUCKET", "fieldsync"),
+			Region:    r.str("FIELDSYNC_S3_REGION", ""),
+			UseSSL:    r.boolean("FIELDSYNC_S3_USE_SSL", false),
+		},
+		FirebaseCredentialsFile: r.str("FIELDSYNC_FIREBASE_CREDENTIALS_FILE", ""),
+		MaxBodyBytes:            r.integer("FIELDSYNC_MAX_BODY_BYTES", 5<<20),
+		MaxUploadBytes:          r.integer("FIELDSYNC_MAX_UPLOAD_BYTES", 25<<20),
+		LoginFailuresPerLogin:   int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_LOGIN", 5)),
+		LoginFailuresPerAddress: int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_ADDRESS", 50)),
+		LoginWindow:             r.duration("FIELDSYNC_LOGIN_WINDOW", 15*time.Minute),
+		CORSOrigins:             r.list("FIELDSYNC_CORS_ORIGINS"),
+		ShutdownTimeout:         r.duration("FIELDSYNC_SHUTDOWN_TIMEOUT", 30*time.Second),
+		MigrateOnStart:          r.boolean("FIELDSYNC_MIGRATE_ON_START", true),
+		LogFormat:               r.str("FIELDSYNC_LOG_FORMAT", "json"),
+	}
+	for _, cidr := range r.list("FIELDSYNC_TRUSTED_PROXIES") {
+		_, n, err := net.ParseCIDR(cidr)
+		if err != nil {
+			r.errs = append(r.errs, fmt.Errorf("FIELDSYNC_TRUSTED_PROXIES: %q is not a CIDR such as 10.0.0.0/8", cidr))
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, n)
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(r.str("FIELDSYNC_LOG_LEVEL", "info"))); err != nil {
+		r.errs = append(r.errs, fmt.Errorf("FIELDSYNC_LOG_LEVEL: must be debug, info, warn or error"))
+	}
+	return c, errors.Join(r.errs...)
+}
+
+// validateDatabase checks what every command that touches the database needs.
+func (c *config) validateDatabase() error {
+	if c.DatabaseURL == "" {
+		return errors.New("DATABASE_URL is required (for example postgres://fieldsync:secret@db:5432/fieldsync)")
+	}
+	if !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		return errors.New("DATABASE_URL must be a postgres:// URL")
+	}
+	return nil
+}
+
+// validateServe checks everything serve needs, and returns every problem at once.
+func (c *config) validateServe() error {
+	var errs []error
+	if err := c.validateDatabase(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("FIELDSYNC_ADDR: %q is not host:port (for example :8080)", c.Addr))
+	}
+	if c.JWTKeyFile == "" {
+		errs = append(errs, errors.New("FIELDSYNC_JWT_KEY_FILE is required: the Ed25519 key file that signs access tokens (create one with `fieldsync keygen -o FILE`)"))
+	} else if _, err := os.Stat(c.JWTKeyFile); err != nil && !(errors.Is(err, os.ErrNotExist) && c.JWTGenerateKey) {
+		errs = append(errs, fmt.Errorf("FIELDSYNC_JWT_KEY_FILE: %w (set FIELDSYNC_JWT_GENERATE_KEY=true to create it on first start)", err))
+	}
+	if c.JWTIssuer == "" || c.JWTAudience == "" {
+		errs = append(errs, errors.New("FIELDSYNC_JWT_ISSUER and FIELDSYNC_JWT_AUDIENCE must not be empty"))
+	}
+	if c.AccessTokenTTL < time.Minute || c.AccessTokenTTL > time.Hour {
+		errs = append(errs, errors.New("FIELDSYNC_ACCESS_TOKEN_TTL must be between 1m and 1h: access tokens are short-lived"))
+	}
+	if c.RefreshTokenTTL < time.Hour {
+		errs = append(errs, errors.New("FIELDSYNC_REFRESH_TOKEN_TTL must be at least 1h (phones stay offline for days)"))
+	}
+	if c.S3.Endpoint == "" {
+		errs = append(errs, errors.New("FIELDSYNC_S3_ENDPOINT is required: host:port of the S3-compatible object store"))
+	}
+	if c.S3.AccessKey == "" || c.S3.SecretKey == "" {
+		errs = append(errs, errors.New("FIELDSYNC_S3_ACCESS_KEY and FIELDSYNC_S3_SECRET_KEY are required"))
+	}
+	if c.S3.Bucket == "" {
+		errs = append(errs, errors.New("FIELDSYNC_S3_BUCKET must not be empty"))
+	}
+	if c.FirebaseCredentialsFile != "" {
+		if _, err := os.Stat(c.FirebaseCredentialsFile); err != nil {
+			errs = append(errs, fmt.Errorf("FIELDSYNC_FIREBASE_CREDENTIALS_FILE: %w", err))
+		}
+	}
+	if c.MaxBodyBytes < 64<<10 {
+		errs = append(errs, errors.New("FIELDSYNC_MAX_BODY_BYTES must be at least 65536"))
+	}
+	if c.MaxUploadBytes < 1<<20 {
+		errs = append(errs, errors.New("FIELDSYNC_MAX_UPLOAD_BYTES must be at least 1048576"))
+	}
+	if c.LoginFailuresPerLogin < 1 || c.LoginFailuresPerAddress < 1 {
+		errs = append(errs, errors.New("FIELDSYNC_LOGIN_FAILURES_PER_LOGIN and FIELDSYNC_LOGIN_FAILURES_PER_ADDRESS must be at least 1"))
+	}
+	if c.LoginWindow < time.Second {
+		errs = append(errs, errors.New("FIELDSYNC_LOGIN_WINDOW must be at least 1s"))
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, errors.New("FIELDSYNC_LOG_FORMAT must be json or text"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fieldsync/fieldsync/account"
+	"github.com/fieldsync/fieldsync/media"
+	"github.com/fieldsync/fieldsync/migrations"
+	"github.com/fieldsync/fieldsync/server"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// openDB connects to PostgreSQL and checks the connection, so a wrong DATABASE_URL fails at start.
+// The error never contains the URL, which may hold a password.
+func openDB(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, errors.New("DATABASE_URL could not be parsed")
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to PostgreSQL at %s: %w", pcfg.ConnConfig.Host, err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to PostgreSQL at %s:%d: %w", pcfg.ConnConfig.Host, pcfg.ConnConfig.Port, err)
+	}
+	return pool, nil
+}
+
+// migrate applies pending migrations through the pool.
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	return migrations.Up(ctx, db)
+}
+
+// loadKeys reads the JWT key file, creating it first when allowed and missing.
+func loadKeys(cfg config, log *slog.Logger) (*account.Keys, error) {
+	if cfg.JWTGenerateKey {
+		if _, err := os.Stat(cfg.JWTKeyFile); errors.Is(err, os.ErrNotExist) {
+			if err := writeNewKey(cfg.JWTKeyFile); err != nil {
+				return nil, err
+			}
+			log.Info("created a new JWT signing key", "file", cfg.JWTKeyFile)
+		}
+	}
+	keys, err := account.LoadKeysFile(cfg.JWTKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("FIELDSYNC_JWT_KEY_FILE: %w", err)
+	}
+	return keys, nil
+}
+
+// writeNewKey writes a new signing key to path, readable by its owner only. It never overwrites.
+func writeNewKey(path string) error {
+	pem, err := account.GenerateKeyPEM()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create key directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create key file: %w", err)
+	}
+	if _, err := f.Write(pem); err != nil {
+		f.Close()
+		return fmt.Errorf("write key file: %w", err)
+	}
+	return f.Close()
+}
+
+func accountConfig(cfg config) account.Config {
+	return account.Config{
+		Tokens:          account.TokenConfig{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL},
+		RefreshTokenTTL: cfg.RefreshTokenTTL,
+		Password:        account.DefaultPasswordParams,
+		Throttle: account.ThrottleConfig{PerLogin: cfg.LoginFailuresPerLogin, PerAddress: cfg.LoginFailuresPerAddress,
+			Window: cfg.LoginWindow},
+	}
+}
+
+// serve runs the API server on ln over an open database until ctx ends.
+func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, keys *account.Keys, log *slog.Logger, ln net.Listener) error {
+	store, err := media.NewStore(cfg.S3)
+	if err != nil {
+		return fmt.Errorf("FIELDSYNC_S3_ENDPOINT: %w", err)
+	}
+	if err := store.EnsureBucket(ctx); err != nil {
+		// Not fatal: the store may come up after us. /readyz reports it until it does.
+		log.Warn("object store not ready", "err", err)
+	}
+	if cfg.FirebaseCredentialsFile == "" {
+		log.Info("push notifications are off: FIELDSYNC_FIREBASE_CREDENTIALS_FILE is not set; the in-app inbox still works")
+	}
+	accounts, err := account.NewService(pool, keys, accountConfig(cfg), log)
+	if err != nil {
+		return err
+	}
+	srv := server.New(server.Config{
+		Addr:            cfg.Addr,
+		MaxBodyBytes:    cfg.MaxBodyBytes,
+		CORSOrigins:     cfg.CORSOrigins,
+		TrustedProxies:  cfg.TrustedProxies,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+	}, accounts, map[string]server.ReadyCheck{
+		"database":     pool.Ping,
+		"object_store": store.Ping,
+	}, log)
+	return srv.Serve(ctx, ln)
+}
+
+// listen opens the listening socket early, so a port in use is reported before anything else.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("FIELDSYNC_ADDR: listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
