@@ -40,12 +40,17 @@ func cmdDev(ctx context.Context, cfg config, args []string, stdout, stderr io.Wr
 		return err
 	}
 	defer pg.Close()
-	store, err := devenv.MinIO(ctx, log, "fieldsync")
-	if err != nil {
-		return err
+	cfg.DatabaseURL = pg.URL
+	if cfg.S3.Endpoint == "" {
+		store, err := devenv.StartMinIO(ctx, log, cfg.S3.Bucket)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		cfg.S3 = store.Config
+	} else {
+		log.Info("using the object store from FIELDSYNC_S3_ENDPOINT", "endpoint", cfg.S3.Endpoint, "bucket", cfg.S3.Bucket)
 	}
-	defer store.Close()
-	cfg.DatabaseURL, cfg.S3 = pg.URL, store.Config
 
 	if cfg.JWTKeyFile == "" {
 		dir, err := os.UserConfigDir()
