@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -247,5 +248,35 @@ func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
 	if res, err := http.Get("http://" + ln.Addr().String() + "/healthz"); err == nil {
 		res.Body.Close()
 		t.Fatal("server still answering after shutdown")
+	}
+}
+
+func TestCORSOnlyForConfiguredOrigins(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := server.New(server.Config{MaxBodyBytes: 1 << 20, CORSOrigins: []string{"https://console.example"}}, b.accounts,
+		nil, slog.New(slog.DiscardHandler))
+	for origin, allowed := range map[string]bool{"https://console.example": true, "https://evil.example": false} {
+		req, _ := http.NewRequest("OPTIONS", "/v1/auth/login", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization,content-type")
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		got := rec.Header().Get("Access-Control-Allow-Origin")
+		if allowed != (got == origin) {
+			t.Errorf("origin %s: Access-Control-Allow-Origin %q", origin, got)
+		}
+	}
+	// Without configured origins there are no CORS headers at all.
+	req, _ := http.NewRequest("GET", b.srv.URL+"/healthz", nil)
+	req.Header.Set("Origin", "https://console.example")
+	res, err := b.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Error("CORS headers sent with no origins configured")
 	}
 }
