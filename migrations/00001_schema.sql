@@ -129,6 +129,8 @@ CREATE TABLE claims (
     amount_claimed  bigint CHECK (amount_claimed >= 0),
     amount_paid     bigint CHECK (amount_paid >= 0),
     paid_at         timestamptz,
+    -- When the claim reached paid or rejected: the processors' window of settled claims counts from here.
+    settled_at      timestamptz,
     premium         bigint CHECK (premium >= 0),
     processor_id    uuid REFERENCES users (id),
     decision_note   text NOT NULL DEFAULT '' CHECK (length(decision_note) <= 2000),
@@ -137,7 +139,8 @@ CREATE TABLE claims (
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
     deleted_at      timestamptz,
-    CHECK ((status = 'paid') = (paid_at IS NOT NULL AND amount_paid IS NOT NULL))
+    CHECK ((status = 'paid') = (paid_at IS NOT NULL AND amount_paid IS NOT NULL)),
+    CHECK ((status IN ('paid', 'rejected')) = (settled_at IS NOT NULL))
 );
 CREATE INDEX claims_branch_status_idx ON claims (branch_id, status);
 CREATE INDEX claims_customer_idx ON claims (customer_id);
@@ -179,6 +182,7 @@ CREATE INDEX tasks_branch_idx ON tasks (branch_id, status);
 CREATE TABLE task_notes (
     id          uuid PRIMARY KEY,
     task_id     uuid NOT NULL REFERENCES tasks (id),
+    branch_id   uuid NOT NULL REFERENCES branches (id),
     author_id   uuid NOT NULL REFERENCES users (id),
     body        text NOT NULL CHECK (length(body) BETWEEN 1 AND 10000),
     created_at  timestamptz NOT NULL DEFAULT now(),
@@ -189,6 +193,7 @@ CREATE INDEX task_notes_task_idx ON task_notes (task_id);
 CREATE TABLE documents (
     id              uuid PRIMARY KEY,
     claim_id        uuid NOT NULL REFERENCES claims (id),
+    branch_id       uuid NOT NULL REFERENCES branches (id),
     task_id         uuid REFERENCES tasks (id),
     kind            text NOT NULL CHECK (kind IN ('id_card', 'medical_record', 'invoice',
                                                   'discharge_summary', 'photo', 'other')),
@@ -224,6 +229,7 @@ CREATE INDEX documents_task_idx ON documents (task_id);
 CREATE TABLE notifications (
     id           uuid PRIMARY KEY,
     user_id      uuid NOT NULL REFERENCES users (id),
+    branch_id    uuid REFERENCES branches (id),
     kind         text NOT NULL CHECK (kind IN ('claim_reported', 'task_assigned', 'task_unassigned',
                                                'task_completed', 'task_cannot_complete',
                                                'document_rejected', 'claim_paid')),
@@ -239,23 +245,42 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_user_idx ON notifications (user_id, created_at);
 
--- The change log: one row per committed change to a synced record, in the order the sync engine
--- assigns. `xid` is the writing transaction, so a reader can tell which changes may still be joined
--- by earlier-numbered ones from transactions that have not committed yet (see the sync package).
+-- The change log, written by the triggers of 00002_sync.sql on every write to a synced table, so no
+-- write path can forget it. `version` orders the changes of one record; `xid` is the writing
+-- transaction, and pulls are ordered by (xid, version) and served only below the oldest running
+-- transaction (see the sync package). Besides record changes (upsert, delete) it holds scope moves:
+-- `enter` and `leave` of a record for one user (target_user_id) or for a role of the branch
+-- (target_role), when a task is reassigned or a claim enters or leaves the review queue.
+CREATE SEQUENCE change_version_seq;
+
 CREATE TABLE changes (
-    version      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    xid          xid8 NOT NULL DEFAULT pg_current_xact_id(),
-    branch_id    uuid REFERENCES branches (id),
-    entity_type  text NOT NULL CHECK (entity_type IN ('task', 'task_note', 'claim', 'customer',
-                                                      'document', 'notification', 'user')),
-    entity_id    uuid NOT NULL,
-    op           text NOT NULL CHECK (op IN ('upsert', 'delete')),
-    -- Who could see the record before this change, for scope moves (a task's former assignee).
-    previous_assignee_id uuid,
-    created_at   timestamptz NOT NULL DEFAULT now()
+    version         bigint PRIMARY KEY,
+    xid             xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    branch_id       uuid REFERENCES branches (id),
+    entity_type     text NOT NULL CHECK (entity_type IN ('task', 'task_note', 'claim', 'customer',
+                                                         'document', 'notification', 'user')),
+    entity_id       uuid NOT NULL,
+    op              text NOT NULL CHECK (op IN ('upsert', 'delete', 'enter', 'leave')),
+    target_user_id  uuid,
+    target_role     text CHECK (target_role IN ('rep', 'processor', 'manager')),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    CHECK ((op IN ('enter', 'leave')) = (target_user_id IS NOT NULL OR target_role IS NOT NULL))
 );
-CREATE INDEX changes_branch_version_idx ON changes (branch_id, version);
-CREATE INDEX changes_entity_idx ON changes (entity_type, entity_id, version);
+CREATE INDEX changes_branch_xid_idx ON changes (branch_id, xid, version);
+CREATE INDEX changes_created_idx ON changes (created_at);
+
+-- Settings and bookkeeping of the sync engine: one row.
+CREATE TABLE sync_settings (
+    id                 boolean PRIMARY KEY DEFAULT true CHECK (id),
+    -- How long finished tasks stay on reps' devices and settled claims in processors' queues.
+    scope_window       interval NOT NULL DEFAULT '30 days',
+    -- The change log was pruned up to and including this transaction: a cursor at or before it is
+    -- expired (410), since changes it still needs may be gone.
+    pruned_through_xid xid8 NOT NULL DEFAULT '0',
+    -- The window sweep has emitted the scope moves of every expiry up to this time.
+    window_swept_until timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO sync_settings DEFAULT VALUES;
 
 -- Every mutation a device pushed, with the result it got, so a replayed push returns the same
 -- results and changes nothing. request_hash tells a replay from the same id reused for other content.
@@ -280,18 +305,20 @@ CREATE TABLE conflicts (
     yours         jsonb,
     theirs        jsonb,
     kept          jsonb,
-    rule          text NOT NULL CHECK (rule IN ('field_merge', 'status_state_machine', 'checklist_item',
-                                                'field_owner', 'first_decision_wins', 'delete_wins',
-                                                'update_wins')),
+    rule          text NOT NULL CHECK (rule IN ('last_write_wins', 'status_state_machine', 'checklist_item',
+                                                'first_decision_wins', 'delete_wins', 'update_wins')),
     mutation_id   uuid,
-    user_id       uuid NOT NULL REFERENCES users (id),
+    -- Who wrote the side that met the conflict; NULL for the server's own writes.
+    user_id       uuid REFERENCES users (id),
     device_id     uuid REFERENCES devices (id),
+    -- When the device says it made the change: for people reading the conflict, never for ordering.
+    client_time   timestamptz,
     created_at    timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX conflicts_branch_idx ON conflicts (branch_id, created_at DESC);
 
 -- +goose Down
 -- Migrations are append-only and not rolled back in production; Down exists for local experiments.
-DROP TABLE conflicts, applied_mutations, changes, notifications, documents, task_notes, tasks,
+DROP TABLE conflicts, applied_mutations, sync_settings, changes, notifications, documents, task_notes, tasks,
     claims, customers, login_throttle, refresh_tokens, sessions, devices, users, branches;
-DROP SEQUENCE claim_number_seq;
+DROP SEQUENCE claim_number_seq, change_version_seq;

@@ -197,7 +197,7 @@ func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	login, _ := b.newUser(t, "rep")
-	s := server.New(server.Config{MaxBodyBytes: 1 << 20, ShutdownTimeout: 10 * time.Second}, b.accounts, nil, slog.New(slog.DiscardHandler))
+	s := server.New(server.Config{MaxBodyBytes: 1 << 20, ShutdownTimeout: 10 * time.Second}, server.Deps{Accounts: b.accounts}, slog.New(slog.DiscardHandler))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -254,8 +254,8 @@ func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
 func TestCORSOnlyForConfiguredOrigins(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	s := server.New(server.Config{MaxBodyBytes: 1 << 20, CORSOrigins: []string{"https://console.example"}}, b.accounts,
-		nil, slog.New(slog.DiscardHandler))
+	s := server.New(server.Config{MaxBodyBytes: 1 << 20, CORSOrigins: []string{"https://console.example"}},
+		server.Deps{Accounts: b.accounts}, slog.New(slog.DiscardHandler))
 	for origin, allowed := range map[string]bool{"https://console.example": true, "https://evil.example": false} {
 		req, _ := http.NewRequest("OPTIONS", "/v1/auth/login", nil)
 		req.Header.Set("Origin", origin)

@@ -1,17 +1,114 @@
 package server
 
 import (
-	_ "embed"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"io/fs"
 	"net/http"
+	"sort"
 
 	"github.com/labstack/echo/v4"
 )
 
-// openAPI is the description of every endpoint. TestOpenAPIDescribesEveryRoute keeps it true.
+// The OpenAPI description is kept in parts, one per area of the API (openapi/*.json): base.json
+// holds the document's head, conventions and shared components, and each other part adds its
+// paths and components. They are merged once at start; TestOpenAPIDescribesEveryRoute keeps the
+// result true to the routes.
 //
-//go:embed openapi.json
-var openAPI []byte
+//go:embed openapi/*.json
+var openAPIParts embed.FS
+
+// openAPI is the merged description served at /openapi.json.
+var openAPI = mustMergeOpenAPI(openAPIParts)
 
 func handleOpenAPI(c echo.Context) error {
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, openAPI)
+}
+
+func mustMergeOpenAPI(parts fs.FS) []byte {
+	doc, err := mergeOpenAPI(parts)
+	if err != nil {
+		panic(err)
+	}
+	return doc
+}
+
+// mergeOpenAPI merges openapi/base.json with every other part: their paths, their components
+// (schemas, responses, parameters, headers...) and their tags. A path, method or component
+// defined twice is an error, so parts cannot silently overwrite each other.
+func mergeOpenAPI(parts fs.FS) ([]byte, error) {
+	read := func(name string) (map[string]any, error) {
+		data, err := fs.ReadFile(parts, name)
+		if err != nil {
+			return nil, err
+		}
+		var m map[string]any
+		if err := json.Unmarshal(data, &m); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return m, nil
+	}
+	doc, err := read("openapi/base.json")
+	if err != nil {
+		return nil, err
+	}
+	names, err := fs.Glob(parts, "openapi/*.json")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if name == "openapi/base.json" {
+			continue
+		}
+		part, err := read(name)
+		if err != nil {
+			return nil, err
+		}
+		paths := objectAt(doc, "paths")
+		for path, item := range objectOf(part["paths"]) {
+			existing := objectOf(paths[path])
+			for method, op := range objectOf(item) {
+				if _, dup := existing[method]; dup {
+					return nil, fmt.Errorf("%s: %s %s is described twice", name, method, path)
+				}
+				existing[method] = op
+			}
+			paths[path] = existing
+		}
+		components := objectAt(doc, "components")
+		for kind, entries := range objectOf(part["components"]) {
+			target := objectAt(components, kind)
+			for key, v := range objectOf(entries) {
+				if _, dup := target[key]; dup {
+					return nil, fmt.Errorf("%s: components.%s.%s is defined twice", name, kind, key)
+				}
+				target[key] = v
+			}
+		}
+		if tags, ok := part["tags"].([]any); ok {
+			existing, _ := doc["tags"].([]any)
+			doc["tags"] = append(existing, tags...)
+		}
+	}
+	return json.MarshalIndent(doc, "", "  ")
+}
+
+// objectAt returns m[key] as an object, creating it if absent.
+func objectAt(m map[string]any, key string) map[string]any {
+	if o, ok := m[key].(map[string]any); ok {
+		return o
+	}
+	o := map[string]any{}
+	m[key] = o
+	return o
+}
+
+func objectOf(v any) map[string]any {
+	o, _ := v.(map[string]any)
+	if o == nil {
+		return map[string]any{}
+	}
+	return o
 }

@@ -82,7 +82,7 @@ func (doc openAPIDocument) operations(t *testing.T) map[string]openAPIOperation 
 
 func newOpenAPITestServer() *Server {
 	// No request reaches the account service in these tests, so it may be nil: New only stores it.
-	return New(Config{MaxBodyBytes: 1 << 20}, nil, nil, slog.New(slog.DiscardHandler))
+	return New(Config{MaxBodyBytes: 1 << 20}, Deps{}, slog.New(slog.DiscardHandler))
 }
 
 var echoParam = regexp.MustCompile(`:([A-Za-z0-9_]+)`)

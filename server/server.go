@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/account"
+	"github.com/fieldsync/fieldsync/media"
+	"github.com/fieldsync/fieldsync/notify"
+	"github.com/fieldsync/fieldsync/sync"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,22 +36,34 @@ type Config struct {
 // ReadyCheck reports whether a dependency is reachable; /readyz runs each with a short deadline.
 type ReadyCheck func(ctx context.Context) error
 
+// Deps are the domain services the server exposes.
+type Deps struct {
+	Accounts *account.Service
+	Engine   *sync.Engine
+	Media    *media.Service
+	Notify   *notify.Service
+	// Ready names the dependency checks of /readyz (for example "database" and "object_store").
+	Ready map[string]ReadyCheck
+}
+
 // Server serves the fieldsync API.
 type Server struct {
 	cfg      Config
 	echo     *echo.Echo
 	log      *slog.Logger
 	accounts *account.Service
+	engine   *sync.Engine
+	media    *media.Service
+	notify   *notify.Service
 	ready    map[string]ReadyCheck
 	metrics  *metrics
 }
 
-// New returns a Server with every route registered. ready names the dependency checks of /readyz
-// (for example "database" and "object_store").
-func New(cfg Config, accounts *account.Service, ready map[string]ReadyCheck, log *slog.Logger) *Server {
+// New returns a Server with every route registered.
+func New(cfg Config, deps Deps, log *slog.Logger) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{cfg: cfg, echo: e, log: log, accounts: accounts, ready: ready,
+	s := &Server{cfg: cfg, echo: e, log: log, accounts: deps.Accounts, engine: deps.Engine, media: deps.Media, notify: deps.Notify, ready: deps.Ready,
 		metrics: newMetrics(prometheus.NewRegistry())}
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = echo.ExtractIPDirect()
@@ -114,6 +129,14 @@ func (s *Server) routes() {
 	e.POST("/v1/admin/users", s.handleCreateUser, auth, admin)
 	e.POST("/v1/admin/users/:id/disable", s.handleDisableUser, auth, admin)
 	e.POST("/v1/admin/devices/:id/revoke", s.handleRevokeDevice, auth, admin)
+
+	e.GET("/v1/sync/pull", s.handlePull, auth)
+	e.POST("/v1/sync/push", s.handlePush, auth)
+	e.POST("/v1/claims", s.handleReportClaim, auth)
+
+	s.screenRoutes(auth)
+	s.uploadRoutes(auth)
+	s.eventRoutes(auth)
 }
 
 // Handler returns the server's http.Handler, for tests and for embedding.

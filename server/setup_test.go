@@ -17,6 +17,7 @@ import (
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 )
 
@@ -29,6 +30,7 @@ const testPassword = "correct horse battery"
 type bundle struct {
 	db       *testenv.Database
 	accounts *account.Service
+	engine   *sync.Engine
 	keys     *account.Keys
 	keyPEM   []byte
 	srv      *httptest.Server
@@ -72,7 +74,16 @@ func setup(t *testing.T, opts ...func(*setupOptions)) *bundle {
 	if o.ready == nil {
 		o.ready = map[string]server.ReadyCheck{"database": b.db.Pool.Ping}
 	}
-	s := server.New(server.Config{MaxBodyBytes: o.maxBody, ShutdownTimeout: 5 * time.Second}, b.accounts, o.ready, log)
+	b.engine = sync.New(b.db.Pool, sync.Config{ScopeWindow: 30 * 24 * time.Hour}, log)
+	if err := b.engine.Prepare(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	workers, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = b.engine.Run(workers); close(done) }()
+	t.Cleanup(func() { stop(); <-done })
+	s := server.New(server.Config{MaxBodyBytes: o.maxBody, ShutdownTimeout: 5 * time.Second},
+		server.Deps{Accounts: b.accounts, Engine: b.engine, Ready: o.ready}, log)
 	b.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(b.srv.Close)
 
@@ -209,4 +220,15 @@ func s3Ready(t *testing.T) server.ReadyCheck {
 		t.Fatal(err)
 	}
 	return store.Ping
+}
+
+// newHospitalRep creates an on-duty hospital rep with the given login and returns their id.
+func (b *bundle) newHospitalRep(t *testing.T, login string) uuid.UUID {
+	t.Helper()
+	id, err := b.accounts.CreateUser(context.Background(), account.NewUser{BranchID: b.branchID, Role: "rep", RepKind: "hospital",
+		Login: login, Name: "Rep " + login, Password: testPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

@@ -34,6 +34,8 @@ type config struct {
 	LoginFailuresPerAddress int
 	LoginWindow             time.Duration
 
+	ScopeWindow time.Duration
+
 	CORSOrigins     []string
 	TrustedProxies  []*net.IPNet
 	ShutdownTimeout time.Duration
@@ -129,6 +131,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		LoginFailuresPerLogin:   int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_LOGIN", 5)),
 		LoginFailuresPerAddress: int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_ADDRESS", 50)),
 		LoginWindow:             r.duration("FIELDSYNC_LOGIN_WINDOW", 15*time.Minute),
+		ScopeWindow:             r.duration("FIELDSYNC_SCOPE_WINDOW", 30*24*time.Hour),
 		CORSOrigins:             r.list("FIELDSYNC_CORS_ORIGINS"),
 		ShutdownTimeout:         r.duration("FIELDSYNC_SHUTDOWN_TIMEOUT", 30*time.Second),
 		MigrateOnStart:          r.boolean("FIELDSYNC_MIGRATE_ON_START", true),
@@ -207,6 +210,9 @@ func (c *config) validateServe() error {
 	}
 	if c.LoginWindow < time.Second {
 		errs = append(errs, errors.New("FIELDSYNC_LOGIN_WINDOW must be at least 1s"))
+	}
+	if c.ScopeWindow < time.Minute {
+		errs = append(errs, errors.New("FIELDSYNC_SCOPE_WINDOW must be at least 1m (30 days is the default)"))
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, errors.New("FIELDSYNC_LOG_FORMAT must be json or text"))

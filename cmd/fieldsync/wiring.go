@@ -15,8 +15,10 @@ import (
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/migrations"
 	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/sync"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
+	"golang.org/x/sync/errgroup"
 )
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
@@ -118,17 +120,64 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, keys *account.Ke
 	if err != nil {
 		return err
 	}
+	engine := sync.New(pool, sync.Config{ScopeWindow: cfg.ScopeWindow}, log)
+	if err := engine.Prepare(ctx); err != nil {
+		return err
+	}
+	mediaService, runMedia, err := newMedia(ctx, cfg, pool, engine, store, log)
+	if err != nil {
+		return err
+	}
+	notifyService, runNotify, err := newNotify(ctx, cfg, pool, engine, log)
+	if err != nil {
+		return err
+	}
 	srv := server.New(server.Config{
 		Addr:            cfg.Addr,
 		MaxBodyBytes:    cfg.MaxBodyBytes,
 		CORSOrigins:     cfg.CORSOrigins,
 		TrustedProxies:  cfg.TrustedProxies,
 		ShutdownTimeout: cfg.ShutdownTimeout,
-	}, accounts, map[string]server.ReadyCheck{
-		"database":     pool.Ping,
-		"object_store": store.Ping,
+	}, server.Deps{
+		Accounts: accounts,
+		Engine:   engine,
+		Media:    mediaService,
+		Notify:   notifyService,
+		Ready:    map[string]server.ReadyCheck{"database": pool.Ping, "object_store": store.Ping},
 	}, log)
-	return srv.Serve(ctx, ln)
+
+	// The background workers stop after the server has drained its requests.
+	workers, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorkers()
+	running := runWorkers(workers, log, engine.Run, runMedia, runNotify)
+	err = srv.Serve(ctx, ln)
+	stopWorkers()
+	if werr := running.Wait(); werr != nil && err == nil {
+		err = werr
+	}
+	return err
+}
+
+// runFunc runs background work until its context ends.
+type runFunc func(ctx context.Context) error
+
+// runWorkers starts each non-nil worker; Wait returns the first error other than cancellation.
+func runWorkers(ctx context.Context, log *slog.Logger, workers ...runFunc) *errgroup.Group {
+	var g errgroup.Group
+	for _, run := range workers {
+		if run == nil {
+			continue
+		}
+		g.Go(func() error {
+			err := run(ctx)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("background worker stopped", "err", err)
+				return err
+			}
+			return nil
+		})
+	}
+	return &g
 }
 
 // listen opens the listening socket early, so a port in use is reported before anything else.

@@ -96,7 +96,7 @@ func (d *Demo) user(login string) uuid.UUID {
 }
 
 // seedClaim adds two customers of the agent, and a reported hospitalisation claim of the first
-// with its hospital visit assigned to the hospital rep, each with its change-log entry.
+// with its hospital visit assigned to the hospital rep.
 func seedClaim(ctx context.Context, tx pgx.Tx, d *Demo) error {
 	err := tx.QueryRow(ctx, `SELECT id FROM claims WHERE branch_id = $1 LIMIT 1`, d.BranchID).Scan(&d.ClaimID)
 	if err == nil {
@@ -138,18 +138,10 @@ func seedClaim(ctx context.Context, tx pgx.Tx, d *Demo) error {
 				'assigned')`,
 			[]any{task, d.ClaimID, d.BranchID, rep}},
 	}
-	tables := map[string]string{"customer": "customers", "claim": "claims", "task": "tasks"}
+	// The change log and versions are kept by the database's triggers.
 	for _, s := range steps {
 		if _, err := tx.Exec(ctx, s.sql, s.args...); err != nil {
 			return fmt.Errorf("insert demo %s: %w", s.entity, err)
-		}
-		var version int64
-		if err := tx.QueryRow(ctx, `INSERT INTO changes (branch_id, entity_type, entity_id, op) VALUES ($1, $2, $3, 'upsert')
-			RETURNING version`, d.BranchID, s.entity, s.id).Scan(&version); err != nil {
-			return fmt.Errorf("log demo %s: %w", s.entity, err)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE `+tables[s.entity]+` SET version = $2 WHERE id = $1`, s.id, version); err != nil {
-			return fmt.Errorf("version demo %s: %w", s.entity, err)
 		}
 	}
 	return nil

@@ -1,0 +1,118 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/sync"
+	"github.com/labstack/echo/v4"
+)
+
+// queryInt reads an optional whole-number query parameter within [lo, hi].
+func queryInt(c echo.Context, name string, lo, hi int) (int, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, fieldsync.InvalidField(name, "%s must be a whole number from %d to %d.", name, lo, hi)
+	}
+	return n, nil
+}
+
+// handlePull streams one page of the caller's changes. The page is written as the records come
+// from the database, so a large snapshot does not grow the server's memory; nothing is written
+// until the first record (or the end), so a failure before that is still a proper error response.
+func (s *Server) handlePull(c echo.Context) error {
+	limit, err := queryInt(c, "limit", 1, 1<<20)
+	if err != nil {
+		return err
+	}
+	wait, err := queryInt(c, "wait", 0, 3600)
+	if err != nil {
+		return err
+	}
+	req := sync.PullRequest{Cursor: c.QueryParam("cursor"), Limit: limit, Wait: time.Duration(wait) * time.Second}
+	res := c.Response()
+	started, count := false, 0
+	start := func() error {
+		res.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+		res.Header().Set(echo.HeaderCacheControl, "no-store")
+		res.WriteHeader(http.StatusOK)
+		started = true
+		_, err := res.Write([]byte(`{"changes":[`))
+		return err
+	}
+	emit := func(ch sync.Change) error {
+		if !started {
+			if err := start(); err != nil {
+				return err
+			}
+		}
+		data, err := json.Marshal(ch)
+		if err != nil {
+			return err
+		}
+		if count > 0 {
+			data = append([]byte{','}, data...)
+		}
+		count++
+		_, err = res.Write(data)
+		return err
+	}
+	next, more, err := s.engine.Pull(c.Request().Context(), identity(c), req, emit)
+	if err != nil {
+		// Once records are out, the status is sent; the client sees a truncated body (invalid
+		// JSON) and pulls again from its last complete cursor.
+		return err
+	}
+	if !started {
+		if err := start(); err != nil {
+			return err
+		}
+	}
+	tail, err := json.Marshal(struct {
+		Cursor  string `json:"cursor"`
+		HasMore bool   `json:"has_more"`
+	}{next, more})
+	if err != nil {
+		return err
+	}
+	_, err = res.Write(append([]byte("],"), tail[1:]...))
+	return err
+}
+
+type pushRequest struct {
+	Mutations []sync.Mutation `json:"mutations"`
+}
+
+func (s *Server) handlePush(c echo.Context) error {
+	var req pushRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Mutations == nil {
+		return fieldsync.InvalidField("mutations", "mutations must be a list.")
+	}
+	results, err := s.engine.Push(c.Request().Context(), identity(c), req.Mutations)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"results": results})
+}
+
+func (s *Server) handleReportClaim(c echo.Context) error {
+	var req sync.ClaimReport
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	out, err := s.engine.ReportClaim(c.Request().Context(), identity(c), req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, out)
+}

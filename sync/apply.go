@@ -1,0 +1,801 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fieldsync/fieldsync"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Event is what a hook learns of an applied write: the record before and after (as a device sees
+// it; Before is nil for a create) and who wrote it.
+type Event struct {
+	Type   string
+	ID     uuid.UUID
+	Op     string // create, update or delete
+	Before map[string]any
+	After  map[string]any
+	Actor  *fieldsync.Identity
+}
+
+// row is a record as stored, read with to_jsonb.
+type row map[string]any
+
+func (r row) str(k string) string {
+	s, _ := r[k].(string)
+	return s
+}
+
+func (r row) version() int64 { return r.int("version") }
+
+func (r row) int(key string) int64 {
+	switch v := r[key].(type) {
+	case json.Number:
+		n, _ := v.Int64()
+		return n
+	case float64:
+		return int64(v)
+	}
+	return 0
+}
+
+// fieldVersion is the version that last wrote field (or checklist item "checklist.<key>").
+func (r row) fieldVersion(field string) int64 {
+	fv, _ := r["field_versions"].(map[string]any)
+	switch v := fv[field].(type) {
+	case json.Number:
+		n, _ := v.Int64()
+		return n
+	}
+	return 0
+}
+
+func decodeRow(data []byte) (row, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var r row
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("decode record: %w", err)
+	}
+	return r, nil
+}
+
+// applier applies one mutation inside a transaction.
+type applier struct {
+	e   *Engine
+	tx  pgx.Tx
+	id  *fieldsync.Identity
+	m   *Mutation
+	ent *entity
+	// conflicts found so far, in field order
+	conflicts []Conflict
+}
+
+// apply applies m for id in tx. A *fieldsync.Error means the mutation is rejected (the caller
+// rolls back its savepoint); any other error aborts the whole push.
+func (e *Engine) apply(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, m *Mutation) (Result, error) {
+	values, err := validateShape(m, id.Role)
+	if err != nil {
+		return Result{}, err
+	}
+	a := &applier{e: e, tx: tx, id: id, m: m, ent: entities[m.Type]}
+	switch m.Op {
+	case "create":
+		return a.create(ctx, values)
+	case "update":
+		return a.update(ctx, values)
+	default:
+		return a.delete(ctx)
+	}
+}
+
+// load locks the record and returns it, with whether the caller's scope holds it.
+func (a *applier) load(ctx context.Context, typ string, entityID uuid.UUID) (row, bool, error) {
+	ent := entities[typ]
+	visible := "true"
+	if a.id.Role != RoleSystem {
+		pred, err := scopeOf(a.id.Role, typ)
+		if err != nil {
+			return nil, false, err
+		}
+		visible = pred
+	}
+	var data []byte
+	var ok bool
+	err := a.tx.QueryRow(ctx, fmt.Sprintf(`SELECT to_jsonb(t), (%s) FROM %s t, %s WHERE t.id = $4 FOR UPDATE OF t`, visible, ent.table, params),
+		a.id.UserID, a.id.BranchID, a.e.cfg.ScopeWindow, entityID).Scan(&data, &ok)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, fieldErr("not_found", "entity_id", "No %s has id %s.", typ, entityID)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("load %s %s: %w", typ, entityID, err)
+	}
+	r, err := decodeRow(data)
+	return r, ok, err
+}
+
+// entityOf returns the device's view of a record and its version.
+func (a *applier) entityOf(ctx context.Context, typ string, entityID uuid.UUID) (json.RawMessage, int64, error) {
+	ent := entities[typ]
+	var data []byte
+	var version int64
+	err := a.tx.QueryRow(ctx, fmt.Sprintf(`SELECT %s, t.version FROM %s t WHERE t.id = $1`, ent.data, ent.table), entityID).Scan(&data, &version)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %s %s: %w", typ, entityID, err)
+	}
+	return data, version, nil
+}
+
+func (a *applier) isSystem() bool { return a.id.Role == RoleSystem }
+
+var errForbidden = func(format string, args ...any) error {
+	return &fieldsync.Error{Kind: fieldsync.EFORBIDDEN, Code: "forbidden", Message: fmt.Sprintf(format, args...)}
+}
+
+// create inserts a new record after checking the caller may create it where they say.
+func (a *applier) create(ctx context.Context, values map[string]any) (Result, error) {
+	if !a.isSystem() && !slices.Contains(a.ent.createRoles, a.id.Role) {
+		return Result{}, errForbidden("A %s may not create a %s.", a.id.Role, a.m.Type)
+	}
+	var exists bool
+	if err := a.tx.QueryRow(ctx, fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM %s WHERE id = $1)`, a.ent.table), a.m.EntityID).Scan(&exists); err != nil {
+		return Result{}, fmt.Errorf("check %s id: %w", a.m.Type, err)
+	}
+	if exists {
+		return Result{}, &fieldsync.Error{Kind: fieldsync.ECONFLICT, Code: "already_exists",
+			Message: fmt.Sprintf("A %s with id %s already exists.", a.m.Type, a.m.EntityID), Details: map[string]any{"field": "entity_id"}}
+	}
+	cols := map[string]any{"id": a.m.EntityID}
+	for name, v := range values {
+		cols[name] = sqlValue(v)
+	}
+	var err error
+	switch a.m.Type {
+	case TypeTask:
+		err = a.prepareTask(ctx, cols, values)
+	case TypeTaskNote:
+		err = a.prepareNote(ctx, cols, values)
+	case TypeDocument:
+		err = a.prepareDocument(ctx, cols, values)
+	case TypeCustomer:
+		err = a.prepareCustomer(ctx, cols, values)
+	default:
+		err = errForbidden("%s records are not created through push.", a.m.Type)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	names := make([]string, 0, len(cols))
+	for name := range cols {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	args := make([]any, len(names))
+	marks := make([]string, len(names))
+	for i, name := range names {
+		args[i], marks[i] = cols[name], "$"+strconv.Itoa(i+1)
+	}
+	if _, err := a.tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (%s) VALUES (%s)`, a.ent.table, strings.Join(names, ", "), strings.Join(marks, ", ")), args...); err != nil {
+		return Result{}, translateWriteError(err)
+	}
+	entity, version, err := a.entityOf(ctx, a.m.Type, a.m.EntityID)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := a.runHooks(ctx, "create", nil, entity); err != nil {
+		return Result{}, err
+	}
+	return Result{ID: a.m.ID, Status: StatusApplied, Version: version, Entity: entity}, nil
+}
+
+// sqlValue turns a decoded value into what pgx writes.
+func sqlValue(v any) any {
+	if items, ok := v.([]checklistItem); ok {
+		data, _ := json.Marshal(items)
+		return string(data)
+	}
+	return v
+}
+
+// requireVisible loads a parent record the caller must see, returning forbidden if they do not.
+func (a *applier) requireVisible(ctx context.Context, typ string, entityID uuid.UUID, field string) (row, error) {
+	r, visible, err := a.load(ctx, typ, entityID)
+	var fe *fieldsync.Error
+	if errors.As(err, &fe) && fe.Code == "not_found" {
+		return nil, fieldErr("not_found", field, "No %s has id %s.", typ, entityID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !visible && !a.isSystem() {
+		return nil, &fieldsync.Error{Kind: fieldsync.EFORBIDDEN, Code: "forbidden",
+			Message: fmt.Sprintf("That %s is not yours to write to.", typ), Details: map[string]any{"field": field}}
+	}
+	if r["deleted_at"] != nil {
+		return nil, fieldErr("deleted", field, "That %s was deleted.", typ)
+	}
+	return r, nil
+}
+
+func (a *applier) prepareTask(ctx context.Context, cols map[string]any, values map[string]any) error {
+	claim, err := a.requireVisible(ctx, TypeClaim, values["claim_id"].(uuid.UUID), "claim_id")
+	if err != nil {
+		return err
+	}
+	cols["branch_id"] = claim.str("branch_id")
+	status := "open"
+	if assignee, ok := values["assignee_id"].(uuid.UUID); ok {
+		if err := a.requireRepOfBranch(ctx, assignee, claim.str("branch_id"), "assignee_id"); err != nil {
+			return err
+		}
+		status = "assigned"
+	}
+	cols["status"] = status
+	return nil
+}
+
+// requireRepOfBranch checks that userID is an enabled rep of branch.
+func (a *applier) requireRepOfBranch(ctx context.Context, userID uuid.UUID, branch string, field string) error {
+	var ok bool
+	err := a.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND branch_id = $2::uuid AND role = 'rep' AND disabled_at IS NULL)`,
+		userID, branch).Scan(&ok)
+	if err != nil {
+		return fmt.Errorf("check rep: %w", err)
+	}
+	if !ok {
+		return fieldErr("invalid_value", field, "%s must be an active rep of the branch.", field)
+	}
+	return nil
+}
+
+func (a *applier) prepareNote(ctx context.Context, cols map[string]any, values map[string]any) error {
+	task, err := a.requireVisible(ctx, TypeTask, values["task_id"].(uuid.UUID), "task_id")
+	if err != nil {
+		return err
+	}
+	cols["branch_id"] = task.str("branch_id")
+	cols["author_id"] = a.id.UserID
+	return nil
+}
+
+func (a *applier) prepareDocument(ctx context.Context, cols map[string]any, values map[string]any) error {
+	claim, err := a.requireVisible(ctx, TypeClaim, values["claim_id"].(uuid.UUID), "claim_id")
+	if err != nil {
+		return err
+	}
+	if taskID, ok := values["task_id"].(uuid.UUID); ok {
+		task, err := a.requireVisible(ctx, TypeTask, taskID, "task_id")
+		if err != nil {
+			return err
+		}
+		if task.str("claim_id") != claim.str("id") {
+			return fieldErr("invalid_value", "task_id", "The task belongs to another claim.")
+		}
+	}
+	cols["branch_id"] = claim.str("branch_id")
+	cols["uploader_id"] = a.id.UserID
+	cols["status"] = "pending_upload"
+	return nil
+}
+
+func (a *applier) prepareCustomer(ctx context.Context, cols map[string]any, values map[string]any) error {
+	cols["branch_id"] = a.id.BranchID
+	if agent, ok := values["agent_id"].(uuid.UUID); ok {
+		return a.requireRepOfBranch(ctx, agent, a.id.BranchID.String(), "agent_id")
+	}
+	return nil
+}
+
+// update merges the mutation's fields into the current record by the conflict rules.
+func (a *applier) update(ctx context.Context, values map[string]any) (Result, error) {
+	cur, visible, err := a.load(ctx, a.m.Type, a.m.EntityID)
+	if err != nil {
+		return Result{}, err
+	}
+	if !visible && !a.isSystem() {
+		return Result{}, errForbidden("That %s is not yours to change.", a.m.Type)
+	}
+	base := *a.m.BaseVersion
+	if cur["deleted_at"] != nil {
+		// Delete wins over a concurrent update: the record is gone from every device. The
+		// rejection is a result, not an error, so that the recorded conflict is kept.
+		if err := a.record(ctx, cur, Conflict{Field: "*", Yours: a.m.Fields, Theirs: "deleted", Kept: "theirs", Rule: RuleDeleteWins}); err != nil {
+			return Result{}, err
+		}
+		return rejected(a.m, rejectErr("deleted", "The %s was deleted; the change was not applied.", a.m.Type)), nil
+	}
+	if base > cur.version() {
+		return Result{}, fieldErr("invalid_value", "base_version", "base_version %d is newer than the record (%d).", base, cur.version())
+	}
+	if err := a.checkRecordRights(cur); err != nil {
+		return Result{}, err
+	}
+
+	set := map[string]any{}
+	// Fields are merged in a fixed order; the assignee before the status, since reassigning
+	// resets the status.
+	names := make([]string, 0, len(values))
+	for name := range values {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool { return fieldOrder(names[i]) < fieldOrder(names[j]) })
+	for _, name := range names {
+		if err := a.mergeField(ctx, cur, set, name, values[name], base); err != nil {
+			return Result{}, err
+		}
+	}
+	if err := a.derive(ctx, cur, set); err != nil {
+		return Result{}, err
+	}
+	for _, c := range a.conflicts {
+		if err := a.record(ctx, cur, c); err != nil {
+			return Result{}, err
+		}
+	}
+
+	if len(set) > 0 {
+		if err := a.write(ctx, set); err != nil {
+			return Result{}, err
+		}
+	}
+	entity, version, err := a.entityOf(ctx, a.m.Type, a.m.EntityID)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(set) > 0 {
+		before, err := json.Marshal(a.visibleView(cur))
+		if err != nil {
+			return Result{}, err
+		}
+		if err := a.runHooks(ctx, "update", before, entity); err != nil {
+			return Result{}, err
+		}
+		if a.m.Type == TypeTask {
+			if err := a.e.advanceClaim(ctx, a.tx, cur.str("claim_id"), a.id); err != nil {
+				return Result{}, err
+			}
+		}
+	}
+	status := StatusApplied
+	switch {
+	case slices.ContainsFunc(a.conflicts, func(c Conflict) bool { return c.Kept == "theirs" }):
+		status = StatusConflict
+	case cur.version() > base:
+		status = StatusMerged
+	}
+	return Result{ID: a.m.ID, Status: status, Version: version, Entity: entity, Conflicts: a.conflicts}, nil
+}
+
+// visibleView is the record as devices see it (for hooks' Before), from the stored row.
+func (a *applier) visibleView(cur row) row {
+	out := row{}
+	for key, v := range cur {
+		switch key {
+		case "field_versions", "deleted_at", "object_key", "thumbnail_key":
+			continue
+		}
+		out[key] = v
+	}
+	return out
+}
+
+func fieldOrder(name string) int {
+	switch name {
+	case "assignee_id":
+		return 0
+	case "status":
+		return 2
+	}
+	return 1
+}
+
+// checkRecordRights applies the rules that depend on who the record belongs to, beyond scope.
+func (a *applier) checkRecordRights(cur row) error {
+	if a.id.Role == rep && a.m.Type == TypeDocument && cur.str("uploader_id") != a.id.UserID.String() {
+		return errForbidden("Only the rep who created a document may change it.")
+	}
+	return nil
+}
+
+// mergeField decides what becomes of one field of an update.
+func (a *applier) mergeField(ctx context.Context, cur row, set map[string]any, name string, v any, base int64) error {
+	switch {
+	case name == "status":
+		return a.mergeStatus(cur, set, v.(string))
+	case name == "checklist":
+		return a.mergeChecklist(cur, set, v.([]checklistItem), base)
+	case a.m.Type == TypeNotification && name == "read":
+		read := v.(bool)
+		if (cur["read_at"] != nil) != read {
+			if read {
+				set["read_at"] = a.e.NowFunc().UTC()
+			} else {
+				set["read_at"] = nil
+			}
+		}
+		return nil
+	case name == "assignee_id":
+		return a.mergeAssignee(ctx, cur, set, v)
+	}
+	f := a.ent.fields[name]
+	if sameValue(f.kind, cur[name], v) {
+		return nil
+	}
+	if cur.fieldVersion(name) > base {
+		// Both sides changed the field: the server's order decides, and this write came last.
+		a.conflicts = append(a.conflicts, Conflict{Field: name, Yours: a.m.Fields[name], Theirs: cur[name], Kept: "yours", Rule: RuleLastWriteWins})
+	}
+	set[name] = sqlValue(v)
+	return nil
+}
+
+// sameValue reports whether a stored JSON value equals a decoded client value.
+func sameValue(kind fieldKind, stored any, v any) bool {
+	if stored == nil || v == nil {
+		return stored == nil && v == nil
+	}
+	switch kind {
+	case kindInt:
+		n, err := stored.(json.Number).Int64()
+		return err == nil && n == v.(int64)
+	case kindFloat:
+		x, err := stored.(json.Number).Float64()
+		return err == nil && x == v.(float64)
+	case kindBool:
+		return stored == v
+	case kindTime:
+		t, err := time.Parse(time.RFC3339Nano, stored.(string))
+		return err == nil && t.Equal(v.(time.Time))
+	case kindUUID:
+		return stored == v.(uuid.UUID).String()
+	}
+	return stored == v
+}
+
+// Task status transitions each role may make, from the server's current status.
+var taskTransitions = map[string]map[string][]string{
+	rep: {
+		"assigned":    {"accepted", "cannot_complete"},
+		"accepted":    {"in_progress", "completed", "cannot_complete"},
+		"in_progress": {"completed", "cannot_complete"},
+	},
+	manager: {
+		"open":            {"cancelled"},
+		"assigned":        {"cancelled"},
+		"accepted":        {"cancelled"},
+		"in_progress":     {"cancelled"},
+		"completed":       {"open", "assigned"},
+		"cannot_complete": {"open", "assigned"},
+		"cancelled":       {"open", "assigned"},
+	},
+}
+
+var claimTransitions = map[string][]string{
+	"reported":     {"collecting", "under_review", "rejected"},
+	"collecting":   {"under_review", "rejected"},
+	"under_review": {"approved", "rejected", "collecting"},
+	"approved":     {"paid", "rejected"},
+}
+
+func finished(taskStatus string) bool {
+	return taskStatus == "completed" || taskStatus == "cannot_complete" || taskStatus == "cancelled"
+}
+
+// mergeStatus checks a status change against the server's current status: the state machine of
+// the record's type. A change it does not allow is a conflict: the server's status stands.
+func (a *applier) mergeStatus(cur row, set map[string]any, to string) error {
+	from := cur.str("status")
+	if s, ok := set["status"].(string); ok {
+		from = s // a reassignment in this mutation already moved it
+	}
+	if from == to {
+		return nil
+	}
+	allowed := a.isSystem()
+	rule := RuleStateMachine
+	switch a.m.Type {
+	case TypeTask:
+		allowed = allowed || slices.Contains(taskTransitions[a.id.Role][from], to)
+		if a.id.Role == manager && (to == "open" || to == "assigned") && finished(from) {
+			// Reopening: assigned when someone holds it, open otherwise.
+			to = "open"
+			if assignee := assigneeAfter(cur, set); assignee != nil {
+				to = "assigned"
+			}
+		}
+	case TypeClaim:
+		allowed = allowed || slices.Contains(claimTransitions[from], to)
+	case TypeDocument:
+		switch {
+		case a.isSystem():
+		case from == "approved" || from == "rejected":
+			rule = RuleFirstDecisionWins
+		case from == "uploaded" && (to == "approved" || to == "rejected"):
+			allowed = true
+		}
+	}
+	if !allowed {
+		a.conflicts = append(a.conflicts, Conflict{Field: "status", Yours: to, Theirs: from, Kept: "theirs", Rule: rule})
+		return nil
+	}
+	set["status"] = to
+	return nil
+}
+
+func assigneeAfter(cur row, set map[string]any) any {
+	if v, ok := set["assignee_id"]; ok {
+		return v
+	}
+	return cur["assignee_id"]
+}
+
+// mergeAssignee reassigns a task: only an unfinished task (a finished one is reopened first, by
+// status in the same mutation), only to an active rep of the branch; the new assignee starts
+// from assigned.
+func (a *applier) mergeAssignee(ctx context.Context, cur row, set map[string]any, v any) error {
+	if sameValue(kindUUID, cur["assignee_id"], v) {
+		return nil
+	}
+	reopening := false
+	if s, ok := a.m.Fields["status"]; ok {
+		var to string
+		_ = json.Unmarshal(s, &to)
+		reopening = to == "open" || to == "assigned"
+	}
+	if finished(cur.str("status")) && !reopening {
+		a.conflicts = append(a.conflicts, Conflict{Field: "assignee_id", Yours: a.m.Fields["assignee_id"], Theirs: cur["assignee_id"],
+			Kept: "theirs", Rule: RuleStateMachine})
+		return nil
+	}
+	if id, ok := v.(uuid.UUID); ok {
+		if err := a.requireRepOfBranch(ctx, id, cur.str("branch_id"), "assignee_id"); err != nil {
+			return err
+		}
+		set["assignee_id"] = id
+		if !finished(cur.str("status")) {
+			set["status"] = "assigned"
+		}
+	} else {
+		set["assignee_id"] = nil
+		if !finished(cur.str("status")) {
+			set["status"] = "open"
+		}
+	}
+	return nil
+}
+
+// mergeChecklist merges a checklist item by item. A rep ticks items: only "done" is theirs, and
+// an item the manager removed meanwhile is a conflict the server wins. A manager's list is the new
+// set of items and labels; the done flags merge the same way.
+func (a *applier) mergeChecklist(cur row, set map[string]any, items []checklistItem, base int64) error {
+	var stored []checklistItem
+	raw, _ := json.Marshal(cur["checklist"])
+	if err := json.Unmarshal(raw, &stored); err != nil {
+		return fmt.Errorf("read checklist: %w", err)
+	}
+	index := map[string]int{}
+	for i, it := range stored {
+		index[it.Key] = i
+	}
+	var merged []checklistItem
+	if a.id.Role == rep {
+		merged = slices.Clone(stored)
+	}
+	for _, it := range items {
+		i, known := index[it.Key]
+		switch {
+		case !known && a.id.Role == rep:
+			a.conflicts = append(a.conflicts, Conflict{Field: "checklist." + it.Key, Yours: it, Theirs: nil, Kept: "theirs", Rule: RuleChecklistItem})
+			continue
+		case !known:
+			merged = append(merged, it)
+			continue
+		}
+		next := stored[i]
+		if a.id.Role != rep {
+			next.Label = it.Label
+		}
+		if it.Done != stored[i].Done {
+			if cur.fieldVersion("checklist."+it.Key) > base {
+				a.conflicts = append(a.conflicts, Conflict{Field: "checklist." + it.Key, Yours: it.Done, Theirs: stored[i].Done,
+					Kept: "yours", Rule: RuleChecklistItem})
+			}
+			next.Done = it.Done
+		}
+		if a.id.Role == rep {
+			merged[i] = next
+		} else {
+			merged = append(merged, next)
+		}
+	}
+	if merged == nil {
+		merged = []checklistItem{}
+	}
+	if !slices.Equal(merged, stored) {
+		set["checklist"] = sqlValue(merged)
+	}
+	return nil
+}
+
+// derive sets the fields that follow from others: when a task or claim finished, who reviewed a
+// document, and the checks that span fields (a reason to give up, an amount to pay).
+func (a *applier) derive(ctx context.Context, cur row, set map[string]any) error {
+	status, changed := set["status"].(string)
+	if !changed {
+		return nil
+	}
+	after := func(name string) any {
+		if v, ok := set[name]; ok {
+			return v
+		}
+		return cur[name]
+	}
+	now := a.e.NowFunc().UTC()
+	switch a.m.Type {
+	case TypeTask:
+		if finished(status) {
+			set["finished_at"] = now
+		} else {
+			set["finished_at"] = nil
+		}
+		if status == "cannot_complete" && after("cannot_complete_reason") == "" {
+			return fieldErr("invalid_value", "cannot_complete_reason", "Say why the task cannot be completed.")
+		}
+		if status == "assigned" && after("assignee_id") == nil {
+			return fieldErr("invalid_value", "assignee_id", "An assigned task needs an assignee.")
+		}
+	case TypeClaim:
+		switch status {
+		case "paid":
+			if after("amount_paid") == nil {
+				return fieldErr("invalid_value", "amount_paid", "Record the amount paid to mark a claim paid.")
+			}
+			set["paid_at"], set["settled_at"] = now, now
+		case "rejected":
+			set["settled_at"] = now
+		default:
+			set["settled_at"] = nil
+		}
+		if a.id.Role == processor && after("processor_id") == nil {
+			set["processor_id"] = a.id.UserID
+		}
+	case TypeDocument:
+		switch status {
+		case "approved", "rejected":
+			if status == "rejected" && after("review_note") == "" {
+				return fieldErr("invalid_value", "review_note", "Say why the document is rejected.")
+			}
+			set["reviewer_id"], set["reviewed_at"] = a.id.UserID, now
+		default:
+			set["reviewer_id"], set["reviewed_at"] = nil, nil
+		}
+	}
+	return nil
+}
+
+// write stores the merged fields.
+func (a *applier) write(ctx context.Context, set map[string]any) error {
+	names := make([]string, 0, len(set))
+	for name := range set {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	args := []any{a.m.EntityID}
+	assigns := make([]string, len(names))
+	for i, name := range names {
+		args = append(args, set[name])
+		assigns[i] = fmt.Sprintf("%s = $%d", name, i+2)
+	}
+	_, err := a.tx.Exec(ctx, fmt.Sprintf(`UPDATE %s SET %s WHERE id = $1`, a.ent.table, strings.Join(assigns, ", ")), args...)
+	if err != nil {
+		return translateWriteError(err)
+	}
+	return nil
+}
+
+// delete marks the record deleted, unless it changed since the device saw it: then the update
+// wins and the delete is a conflict.
+func (a *applier) delete(ctx context.Context) (Result, error) {
+	if !a.isSystem() && !slices.Contains(a.ent.deleteRoles, a.id.Role) {
+		return Result{}, errForbidden("A %s may not delete a %s.", a.id.Role, a.m.Type)
+	}
+	cur, visible, err := a.load(ctx, a.m.Type, a.m.EntityID)
+	if err != nil {
+		return Result{}, err
+	}
+	if !visible && !a.isSystem() {
+		return Result{}, errForbidden("That %s is not yours to delete.", a.m.Type)
+	}
+	if err := a.checkRecordRights(cur); err != nil {
+		return Result{}, err
+	}
+	if a.m.Type == TypeDocument && a.id.Role == rep && cur.str("status") != "pending_upload" && cur.str("status") != "rejected" {
+		return Result{}, rejectErr("invalid_transition", "A document that was uploaded is kept for review; only a pending or rejected one can be deleted.")
+	}
+	if cur["deleted_at"] == nil {
+		if cur.version() > *a.m.BaseVersion {
+			entity, version, err := a.entityOf(ctx, a.m.Type, a.m.EntityID)
+			if err != nil {
+				return Result{}, err
+			}
+			c := Conflict{Field: "*", Yours: "deleted", Theirs: json.RawMessage(entity), Kept: "theirs", Rule: RuleUpdateWins}
+			if err := a.record(ctx, cur, c); err != nil {
+				return Result{}, err
+			}
+			return Result{ID: a.m.ID, Status: StatusConflict, Version: version, Entity: entity, Conflicts: []Conflict{c}}, nil
+		}
+		if err := a.write(ctx, map[string]any{"deleted_at": a.e.NowFunc().UTC()}); err != nil {
+			return Result{}, err
+		}
+	}
+	entity, version, err := a.entityOf(ctx, a.m.Type, a.m.EntityID)
+	if err != nil {
+		return Result{}, err
+	}
+	before, _ := json.Marshal(a.visibleView(cur))
+	if err := a.runHooks(ctx, "delete", before, entity); err != nil {
+		return Result{}, err
+	}
+	return Result{ID: a.m.ID, Status: StatusApplied, Version: version, Entity: entity}, nil
+}
+
+// record stores a conflict for managers to see.
+func (a *applier) record(ctx context.Context, cur row, c Conflict) error {
+	js := func(v any) any {
+		data, err := json.Marshal(v)
+		if err != nil {
+			return nil
+		}
+		return data
+	}
+	var device any
+	if a.id.DeviceID != uuid.Nil {
+		device = a.id.DeviceID
+	}
+	var user any
+	if a.id.UserID != uuid.Nil {
+		user = a.id.UserID
+	}
+	_, err := a.tx.Exec(ctx, `
+		INSERT INTO conflicts (id, branch_id, entity_type, entity_id, field, yours, theirs, kept, rule, mutation_id, user_id, device_id, client_time)
+		VALUES ($1, $2::uuid, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		uuid.Must(uuid.NewV7()), cur.str("branch_id"), a.m.Type, a.m.EntityID, c.Field, js(c.Yours), js(c.Theirs), js(c.Kept), c.Rule,
+		a.m.ID, user, device, a.m.ClientTime)
+	if err != nil {
+		return fmt.Errorf("record conflict: %w", err)
+	}
+	return nil
+}
+
+// runHooks hands the write to every hook.
+func (a *applier) runHooks(ctx context.Context, op string, before, after json.RawMessage) error {
+	if len(a.e.hooks) == 0 {
+		return nil
+	}
+	ev := Event{Type: a.m.Type, ID: a.m.EntityID, Op: op, Actor: a.id}
+	var err error
+	if before != nil {
+		if ev.Before, err = decodeRow(before); err != nil {
+			return err
+		}
+	}
+	if ev.After, err = decodeRow(after); err != nil {
+		return err
+	}
+	for _, h := range a.e.hooks {
+		if err := h(ctx, a.tx, ev); err != nil {
+			return fmt.Errorf("hook on %s %s: %w", a.m.Type, a.m.EntityID, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,39 @@
+// Package sync is the sync engine: the domain's synced entities, who may see and write each of
+// their fields, how offline edits merge, and the pull and push of PROTOCOL.md. It owns its SQL and
+// never imports the HTTP layer.
+//
+// # Every write goes through one path
+//
+// Pushes from phones, and the screens' commands (claim intake, assigning, reviewing, paying), are
+// all mutations applied by Engine.Apply in a transaction: validated, authorised per role, record
+// and field, merged against the server's current record, and followed by the hooks (notifications)
+// in the same transaction. Versioning and the change log are kept by the database's triggers
+// (migrations/00002_sync_triggers.sql), so no writer can forget them.
+//
+// # Pulls without gaps
+//
+// A change's version comes from a sequence, so versions are handed out in the order transactions
+// write, not the order they commit: a transaction holding version 100 may commit after the one
+// holding 101. A cursor that is "the highest version seen" would then skip 100 forever.
+//
+// Instead every change row records its transaction id (xid8), and a pull serves only changes of
+// transactions below pg_snapshot_xmin(pg_current_snapshot()): the oldest transaction still
+// running. Every transaction below that is finished, committed or rolled back, so nothing can ever
+// again appear below it. Changes are served in (xid, version) order and the cursor is the last
+// (xid, version) served, so a later pull continues exactly where this one stopped, and a change
+// from a slow transaction is served as soon as that transaction ends. The price: a transaction
+// left open holds back what every pull can see until it ends (latency, never loss), so the engine
+// keeps its own transactions short.
+//
+// # Scope moves
+//
+// What a user holds is defined by their role (BRIEF.md): a rep holds their tasks and what those
+// need; a processor the branch's review queue; a manager the whole branch. When a write moves a
+// record into or out of someone's scope (a task reassigned, a claim entering review, a finished
+// task passing the window), the triggers log an `enter` or `leave` for the user (or the branch's
+// processors). A pull that meets an `enter` sends the record whole with everything it brings (a
+// task's claim, customer, documents and notes), whatever their versions; a `leave` sends deletes
+// with reason out_of_scope for each of those that the user no longer holds through another record.
+// Record changes are sent only to users whose scope holds the record at the time of the pull, with
+// the record's current state.
+package sync

@@ -1,0 +1,84 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Config are the sync engine's settings.
+type Config struct {
+	// ScopeWindow is how long finished tasks stay on reps' devices, settled claims in processors'
+	// queues, and read notifications in inboxes (30 days by default).
+	ScopeWindow time.Duration
+	// MaxPullLimit caps a pull's limit (default 5,000).
+	MaxPullLimit int
+	// MaxWait caps a pull's wait (default 60 s).
+	MaxWait time.Duration
+	// ChangeRetention is how long the change log is kept; cursors older than that expire (410).
+	ChangeRetention time.Duration
+}
+
+// Engine applies mutations and serves pulls.
+type Engine struct {
+	db    *pgxpool.Pool
+	cfg   Config
+	log   *slog.Logger
+	hub   *hub
+	hooks []HookFunc
+	// NowFunc returns the current time, for tests.
+	NowFunc func() time.Time
+}
+
+// New returns an engine over db. Call Run to start its listener and janitor.
+func New(db *pgxpool.Pool, cfg Config, log *slog.Logger) *Engine {
+	if cfg.ScopeWindow <= 0 {
+		cfg.ScopeWindow = 30 * 24 * time.Hour
+	}
+	if cfg.MaxPullLimit <= 0 {
+		cfg.MaxPullLimit = 5000
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = 60 * time.Second
+	}
+	if cfg.ChangeRetention <= 0 {
+		cfg.ChangeRetention = 90 * 24 * time.Hour
+	}
+	return &Engine{db: db, cfg: cfg, log: log, hub: newHub(), NowFunc: time.Now}
+}
+
+// HookFunc runs inside the transaction of every applied mutation, after the write: notification
+// rules live in hooks, so an alert is written exactly when its cause commits.
+type HookFunc func(ctx context.Context, tx pgx.Tx, ev Event) error
+
+// AddHook registers a hook. Call it before serving.
+func (e *Engine) AddHook(h HookFunc) { e.hooks = append(e.hooks, h) }
+
+// Prepare stores the engine's settings where the triggers read them. Call it once at start.
+func (e *Engine) Prepare(ctx context.Context) error {
+	_, err := e.db.Exec(ctx, `UPDATE sync_settings SET scope_window = $1`, e.cfg.ScopeWindow)
+	if err != nil {
+		return fmt.Errorf("store sync settings: %w", err)
+	}
+	return nil
+}
+
+// Run listens for commits (to wake long-polls) and runs the janitor (scope-window expiries,
+// change-log pruning) until ctx ends.
+func (e *Engine) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- e.hub.listen(ctx, e.db, e.log) }()
+	go func() { errc <- e.runJanitor(ctx) }()
+	var first error
+	for range 2 {
+		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) && first == nil {
+			first = err
+		}
+	}
+	return first
+}

@@ -1,0 +1,188 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/fieldsync/fieldsync"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// ClaimReport is what the claims hotline (or a processor or manager) reports.
+type ClaimReport struct {
+	// ID is made by the caller, so that a retried report creates one claim. Optional.
+	ID            uuid.UUID `json:"id"`
+	CustomerID    uuid.UUID `json:"customer_id"`
+	PolicyNumber  string    `json:"policy_number"`
+	Kind          string    `json:"kind"`
+	Hospitalised  bool      `json:"hospitalised"`
+	Hospital      string    `json:"hospital"`
+	Description   string    `json:"description"`
+	AmountClaimed *int64    `json:"amount_claimed"`
+}
+
+// ReportedClaim is the claim created, and the hospital visit dispatched for it, if any.
+type ReportedClaim struct {
+	Claim json.RawMessage `json:"claim"`
+	Task  json.RawMessage `json:"task"`
+}
+
+var claimKinds = []string{"hospitalisation", "accident", "illness", "death", "other"}
+
+// intakeRoles may report claims: the call-centre integration for any branch, processors and
+// managers for their own.
+var intakeRoles = []string{fieldsync.RoleIntegration, processor, manager}
+
+func (r *ClaimReport) validate() error {
+	switch {
+	case r.CustomerID == uuid.Nil:
+		return fieldErr("invalid_value", "customer_id", "customer_id must be the customer's id.")
+	case strings.TrimSpace(r.PolicyNumber) == "" || utf8.RuneCountInString(r.PolicyNumber) > 100:
+		return fieldErr("invalid_value", "policy_number", "policy_number must be 1 to 100 characters.")
+	case !slices.Contains(claimKinds, r.Kind):
+		return fieldErr("invalid_value", "kind", "kind must be one of %s.", strings.Join(claimKinds, ", "))
+	case utf8.RuneCountInString(r.Hospital) > 300:
+		return fieldErr("invalid_value", "hospital", "hospital must be at most 300 characters.")
+	case r.Hospitalised && strings.TrimSpace(r.Hospital) == "":
+		return fieldErr("invalid_value", "hospital", "Name the hospital of a hospitalised customer.")
+	case utf8.RuneCountInString(r.Description) > 10000:
+		return fieldErr("invalid_value", "description", "description must be at most 10000 characters.")
+	case r.AmountClaimed != nil && (*r.AmountClaimed < 0 || *r.AmountClaimed > 1<<50):
+		return fieldErr("invalid_value", "amount_claimed", "amount_claimed must be a non-negative amount in cents.")
+	}
+	return nil
+}
+
+// ReportClaim creates a claim and, for a hospitalised customer, dispatches a hospital visit to the
+// least loaded on-duty hospital rep of the customer's branch, in one transaction with the hooks
+// (the rep and the customer's agent are told). Reporting the same id again returns the claim made
+// the first time.
+func (e *Engine) ReportClaim(ctx context.Context, id *fieldsync.Identity, r ClaimReport) (*ReportedClaim, error) {
+	if !slices.Contains(intakeRoles, id.Role) {
+		return nil, errForbidden("A %s may not report claims.", id.Role)
+	}
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	if r.ID == uuid.Nil {
+		r.ID = uuid.Must(uuid.NewV7())
+	}
+	var out ReportedClaim
+	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+		var branch uuid.UUID
+		var customerName string
+		err := tx.QueryRow(ctx, `SELECT branch_id, name FROM customers WHERE id = $1 AND deleted_at IS NULL`, r.CustomerID).Scan(&branch, &customerName)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fieldErr("not_found", "customer_id", "No customer has id %s.", r.CustomerID)
+		}
+		if err != nil {
+			return fmt.Errorf("find customer: %w", err)
+		}
+		if id.Role != fieldsync.RoleIntegration && branch != id.BranchID {
+			return errForbidden("That customer belongs to another branch.")
+		}
+		sys := SystemIdentity(branch, id.UserID)
+		a := &applier{e: e, tx: tx, id: sys, m: &Mutation{ID: r.ID, Type: TypeClaim, Op: "create", EntityID: r.ID}, ent: entities[TypeClaim]}
+
+		var existing bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM claims WHERE id = $1)`, r.ID).Scan(&existing); err != nil {
+			return fmt.Errorf("look up claim: %w", err)
+		}
+		if !existing {
+			_, err = tx.Exec(ctx, `
+				INSERT INTO claims (id, number, branch_id, customer_id, policy_number, kind, description, hospitalised, hospital, status, amount_claimed)
+				VALUES ($1, 'CLM-' || extract(year FROM now())::int || '-' || lpad(nextval('claim_number_seq')::text, 6, '0'),
+					$2, $3, $4, $5, $6, $7, $8, 'reported', $9)`,
+				r.ID, branch, r.CustomerID, r.PolicyNumber, r.Kind, r.Description, r.Hospitalised, r.Hospital, r.AmountClaimed)
+			if err != nil {
+				return translateWriteError(err)
+			}
+			claim, _, err := a.entityOf(ctx, TypeClaim, r.ID)
+			if err != nil {
+				return err
+			}
+			if err := a.runHooks(ctx, "create", nil, claim); err != nil {
+				return err
+			}
+			if r.Hospitalised {
+				if err := e.dispatchVisit(ctx, tx, sys, branch, r, customerName); err != nil {
+					return err
+				}
+			}
+		}
+		if out.Claim, _, err = a.entityOf(ctx, TypeClaim, r.ID); err != nil {
+			return err
+		}
+		var task []byte
+		err = tx.QueryRow(ctx, `SELECT `+entities[TypeTask].data+` FROM tasks t WHERE t.claim_id = $1 AND t.kind = 'hospital_visit' ORDER BY t.created_at LIMIT 1`, r.ID).Scan(&task)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("read dispatched task: %w", err)
+		}
+		out.Task = task
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// dispatchVisit creates the hospital-visit task of a claim and assigns it to the on-duty hospital
+// rep of the branch with the fewest unfinished tasks (the task stays open, for a manager to
+// assign, when there is none). Dispatches of one branch take turns, so two claims at once do not
+// both see the same rep as least loaded.
+func (e *Engine) dispatchVisit(ctx context.Context, tx pgx.Tx, sys *fieldsync.Identity, branch uuid.UUID, r ClaimReport, customer string) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('dispatch ' || $1::text, 0))`, branch); err != nil {
+		return fmt.Errorf("lock dispatch: %w", err)
+	}
+	var rep *uuid.UUID
+	err := tx.QueryRow(ctx, `
+		SELECT u.id FROM users u
+		LEFT JOIN tasks t ON t.assignee_id = u.id AND t.deleted_at IS NULL AND t.status IN ('assigned', 'accepted', 'in_progress')
+		WHERE u.branch_id = $1 AND u.role = 'rep' AND u.rep_kind = 'hospital' AND u.on_duty AND u.disabled_at IS NULL
+		GROUP BY u.id ORDER BY count(t.id), u.id LIMIT 1`, branch).Scan(&rep)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("find a hospital rep: %w", err)
+	}
+	checklist := []checklistItem{
+		{Key: "id_card", Label: "Photograph the ID card"},
+		{Key: "medical_record", Label: "Photograph the medical record"},
+		{Key: "invoices", Label: "Photograph the invoices"},
+		{Key: "discharge_summary", Label: "Photograph the discharge summary"},
+	}
+	fields := map[string]any{
+		"claim_id":         r.ID,
+		"kind":             "hospital_visit",
+		"title":            truncate("Visit "+customer+" at "+r.Hospital, 200),
+		"instructions":     "Collect the ID card, medical record, invoices and discharge summary.",
+		"location_address": truncate(r.Hospital, 500),
+		"checklist":        checklist,
+	}
+	if rep != nil {
+		fields["assignee_id"] = *rep
+	}
+	raw := map[string]json.RawMessage{}
+	for name, v := range fields {
+		data, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		raw[name] = data
+	}
+	taskID := uuid.NewSHA1(r.ID, []byte("hospital_visit")) // the same on a retried report
+	_, err = e.apply(ctx, tx, sys, &Mutation{ID: uuid.Must(uuid.NewV7()), Type: TypeTask, Op: "create", EntityID: taskID, Fields: raw})
+	return err
+}
+
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n])
+}

@@ -1,0 +1,74 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// janitorInterval is how often the janitor runs. Scope-window expiries are served at most this late.
+const janitorInterval = time.Minute
+
+func (e *Engine) runJanitor(ctx context.Context) error {
+	t := time.NewTicker(janitorInterval)
+	defer t.Stop()
+	for {
+		if err := e.Sweep(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			e.log.WarnContext(ctx, "sync janitor", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Sweep emits the scope moves that time alone causes, and prunes the change log past its
+// retention. Several replicas may sweep at once: the settings row serialises them, and each
+// expiry is emitted by exactly one sweep.
+//
+// Time moves records out of scope without any write: a task finished more than the scope window
+// ago leaves its rep's device, a claim settled that long ago leaves the review queue, and a read
+// notification that long ago leaves its inbox.
+func (e *Engine) Sweep(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `
+			WITH s AS (SELECT window_swept_until AS since, now() AS until, scope_window AS win FROM sync_settings FOR UPDATE),
+			expired AS (
+				SELECT t.branch_id, 'task' AS type, t.id, t.assignee_id AS target_user, NULL AS target_role
+				FROM tasks t, s WHERE t.deleted_at IS NULL AND t.assignee_id IS NOT NULL
+					AND t.finished_at + s.win > s.since AND t.finished_at + s.win <= s.until
+				UNION ALL
+				SELECT c.branch_id, 'claim', c.id, NULL, 'processor'
+				FROM claims c, s WHERE c.deleted_at IS NULL AND c.settled_at + s.win > s.since AND c.settled_at + s.win <= s.until
+				UNION ALL
+				SELECT n.branch_id, 'notification', n.id, n.user_id, NULL
+				FROM notifications n, s WHERE n.branch_id IS NOT NULL AND n.read_at + s.win > s.since AND n.read_at + s.win <= s.until
+			),
+			logged AS (
+				INSERT INTO changes (version, branch_id, entity_type, entity_id, op, target_user_id, target_role)
+				SELECT nextval('change_version_seq'), branch_id, type, id, 'leave', target_user, target_role FROM expired
+				RETURNING branch_id
+			),
+			announced AS (SELECT pg_notify('fieldsync_changes', b::text) FROM (SELECT DISTINCT branch_id AS b FROM logged) x)
+			UPDATE sync_settings SET window_swept_until = (SELECT until FROM s)
+			WHERE (SELECT count(*) FROM announced) >= 0`)
+		if err != nil {
+			return fmt.Errorf("sweep scope window: %w", err)
+		}
+		// Prune whole transactions only, so a cursor is either intact or expired.
+		_, err = tx.Exec(ctx, `
+			WITH horizon AS (SELECT max(xid) AS x FROM changes WHERE created_at < now() - $1::interval),
+			pruned AS (DELETE FROM changes WHERE xid <= (SELECT x FROM horizon) RETURNING 1)
+			UPDATE sync_settings SET pruned_through_xid = (SELECT x FROM horizon)
+			WHERE (SELECT x FROM horizon) IS NOT NULL AND (SELECT count(*) FROM pruned) >= 0`, e.cfg.ChangeRetention)
+		if err != nil {
+			return fmt.Errorf("prune change log: %w", err)
+		}
+		return nil
+	})
+}

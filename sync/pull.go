@@ -1,0 +1,343 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fieldsync/fieldsync"
+	"github.com/google/uuid"
+)
+
+// PullRequest is a device's request for what changed.
+type PullRequest struct {
+	Cursor string
+	Limit  int
+	Wait   time.Duration
+}
+
+// Change is one entry of a pull: a record to store (upsert) or to remove (delete).
+type Change struct {
+	Type    string          `json:"type"`
+	ID      uuid.UUID       `json:"id"`
+	Op      string          `json:"op"`
+	Version int64           `json:"version,omitempty"`
+	Reason  string          `json:"reason,omitempty"`
+	Data    json.RawMessage `json:"data,omitempty"`
+}
+
+// DefaultPullLimit is the page size when a pull names none (PROTOCOL.md).
+const DefaultPullLimit = 500
+
+// pullRoles are the roles with a device scope; admins and integrations do not sync.
+var pullRoles = map[string]bool{rep: true, processor: true, manager: true}
+
+// Pull sends the caller's changes since req.Cursor to emit, oldest first, one page, and returns
+// the cursor to continue from and whether more is waiting. Without a cursor it walks a snapshot of
+// the caller's whole scope. When nothing is new and req.Wait is set, it waits for a commit in the
+// caller's branch (on any replica) or for the wait to end. Records are streamed from the database
+// to emit one by one, so memory does not grow with the page.
+func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullRequest, emit func(Change) error) (string, bool, error) {
+	if !pullRoles[id.Role] {
+		return "", false, fieldsync.Errorf(fieldsync.EFORBIDDEN, "forbidden", "The %s role does not sync.", id.Role)
+	}
+	limit := req.Limit
+	switch {
+	case limit == 0:
+		limit = DefaultPullLimit
+	case limit < 0:
+		return "", false, fieldsync.InvalidField("limit", "limit must be positive.")
+	case limit > e.cfg.MaxPullLimit:
+		limit = e.cfg.MaxPullLimit
+	}
+	wait := min(max(req.Wait, 0), e.cfg.MaxWait)
+
+	var c cursor
+	if req.Cursor == "" {
+		xmin, err := e.currentXmin(ctx)
+		if err != nil {
+			return "", false, err
+		}
+		c = cursor{user: id.UserID, role: id.Role, snapshot: true, xid: xmin}
+	} else {
+		var err error
+		if c, err = parseCursor(req.Cursor, id); err != nil {
+			return "", false, err
+		}
+		if err := e.checkNotPruned(ctx, c); err != nil {
+			return "", false, err
+		}
+	}
+
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	backoff := 25 * time.Millisecond
+	for {
+		var wake <-chan struct{}
+		if wait > 0 && !c.snapshot {
+			wake = e.hub.subscribe(id.BranchID)
+		}
+		emitted, next, more, err := e.pullPage(ctx, id, c, limit, emit)
+		if err != nil {
+			return "", false, err
+		}
+		if emitted > 0 || more || wait == 0 || c.snapshot {
+			return next.String(), more, nil
+		}
+		c = next
+		// Nothing for this caller yet. A change may be committed but still behind an older open
+		// transaction; if so, look again shortly (it is served the moment that one ends), else
+		// sleep until the next commit in the branch.
+		pending, err := e.pendingBehindXmin(ctx, id.BranchID, c)
+		if err != nil {
+			return "", false, err
+		}
+		var retry <-chan time.Time
+		if pending {
+			retry = time.After(backoff)
+			backoff = min(backoff*2, time.Second)
+		}
+		select {
+		case <-wake:
+		case <-retry:
+		case <-deadline.C:
+			return c.String(), false, nil
+		case <-ctx.Done():
+			return "", false, ctx.Err()
+		}
+	}
+}
+
+func (e *Engine) currentXmin(ctx context.Context) (uint64, error) {
+	var s string
+	if err := e.db.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`).Scan(&s); err != nil {
+		return 0, fmt.Errorf("read snapshot: %w", err)
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+// checkNotPruned returns cursor_expired if changes the cursor still needs were pruned.
+func (e *Engine) checkNotPruned(ctx context.Context, c cursor) error {
+	var expired bool
+	err := e.db.QueryRow(ctx, `SELECT pruned_through_xid >= $1::text::xid8 FROM sync_settings`, xid8(c.xid)).Scan(&expired)
+	if err != nil {
+		return fmt.Errorf("read pruning horizon: %w", err)
+	}
+	if expired {
+		return errCursorExpired
+	}
+	return nil
+}
+
+func (e *Engine) pendingBehindXmin(ctx context.Context, branch uuid.UUID, c cursor) (bool, error) {
+	var pending bool
+	err := e.db.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM changes c WHERE c.branch_id = $1 AND (c.xid, c.version) > ($2::text::xid8, $3::bigint)
+			AND c.xid >= pg_snapshot_xmin(pg_current_snapshot()))`, branch, xid8(c.xid), c.version).Scan(&pending)
+	if err != nil {
+		return false, fmt.Errorf("look for pending changes: %w", err)
+	}
+	return pending, nil
+}
+
+// pullPage emits one page and returns how many changes it emitted, the cursor after it, and
+// whether more is waiting.
+func (e *Engine) pullPage(ctx context.Context, id *fieldsync.Identity, c cursor, limit int, emit func(Change) error) (int, cursor, bool, error) {
+	if c.snapshot {
+		return e.snapshotPage(ctx, id, c, limit, emit)
+	}
+	return e.changesPage(ctx, id, c, limit, emit)
+}
+
+// params is joined into every scope query so that each of its parameters has a type, whichever
+// of them the query's predicates use.
+const params = `(SELECT $1::uuid AS me, $2::uuid AS branch, $3::interval AS win) AS params`
+
+func (e *Engine) snapshotPage(ctx context.Context, id *fieldsync.Identity, c cursor, limit int, emit func(Change) error) (int, cursor, bool, error) {
+	emitted := 0
+	for c.typeIdx < len(snapshotOrder) && emitted < limit {
+		typ := snapshotOrder[c.typeIdx]
+		ent := entities[typ]
+		pred, err := scopeOf(id.Role, typ)
+		if err != nil {
+			return 0, c, false, err
+		}
+		want := limit - emitted
+		rows, err := e.db.Query(ctx, fmt.Sprintf(`SELECT t.id, t.version, %s FROM %s t, %s WHERE (%s) AND %s AND t.id > $4 ORDER BY t.id LIMIT $5`,
+			ent.data, ent.table, params, pred, ent.alive), id.UserID, id.BranchID, e.cfg.ScopeWindow, c.lastID, want)
+		if err != nil {
+			return 0, c, false, fmt.Errorf("snapshot %s: %w", typ, err)
+		}
+		n := 0
+		for rows.Next() {
+			ch := Change{Type: typ, Op: "upsert"}
+			var data []byte
+			if err := rows.Scan(&ch.ID, &ch.Version, &data); err != nil {
+				rows.Close()
+				return 0, c, false, fmt.Errorf("snapshot %s: %w", typ, err)
+			}
+			ch.Data = data
+			if err := emit(ch); err != nil {
+				rows.Close()
+				return 0, c, false, err
+			}
+			c.lastID = ch.ID
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, c, false, fmt.Errorf("snapshot %s: %w", typ, err)
+		}
+		emitted += n
+		if n < want {
+			c.typeIdx++
+			c.lastID = uuid.Nil
+		}
+	}
+	if c.typeIdx < len(snapshotOrder) {
+		return emitted, c, true, nil
+	}
+	// The snapshot is complete. From here on the device follows the change log, from the oldest
+	// transaction that was running when the snapshot began: whatever it may have missed.
+	next := cursor{user: c.user, role: c.role, xid: c.xid}
+	var more bool
+	err := e.db.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM changes c WHERE c.branch_id = $1 AND (c.xid, c.version) > ($2::text::xid8, 0)
+			AND c.xid < pg_snapshot_xmin(pg_current_snapshot()))`, id.BranchID, xid8(c.xid)).Scan(&more)
+	if err != nil {
+		return 0, c, false, fmt.Errorf("look for changes after the snapshot: %w", err)
+	}
+	return emitted, next, more, nil
+}
+
+// dependents lists, for a scope move of the root (p.type, p.id), the records that move with it:
+// a task brings its notes, its claim, the claim's customer and documents; a claim (the review
+// queue) brings its tasks, documents and customer. Any other root moves alone.
+const dependents = `
+	SELECT p.type, p.id WHERE p.type NOT IN ('task', 'claim')
+	UNION ALL SELECT 'task', p.id WHERE p.type = 'task'
+	UNION ALL SELECT 'task_note', n.id FROM task_notes n WHERE p.type = 'task' AND n.task_id = p.id
+	UNION ALL SELECT 'claim', x.claim_id FROM tasks x WHERE p.type = 'task' AND x.id = p.id
+	UNION ALL SELECT 'customer', c.customer_id FROM tasks x JOIN claims c ON c.id = x.claim_id WHERE p.type = 'task' AND x.id = p.id
+	UNION ALL SELECT 'document', d.id FROM tasks x JOIN documents d ON d.claim_id = x.claim_id WHERE p.type = 'task' AND x.id = p.id
+	UNION ALL SELECT 'claim', p.id WHERE p.type = 'claim'
+	UNION ALL SELECT 'task', x.id FROM tasks x WHERE p.type = 'claim' AND x.claim_id = p.id
+	UNION ALL SELECT 'document', d.id FROM documents d WHERE p.type = 'claim' AND d.claim_id = p.id
+	UNION ALL SELECT 'customer', c.customer_id FROM claims c WHERE p.type = 'claim' AND c.id = p.id`
+
+// pageQuery returns the query that turns a page of change-log rows into the records to send, in
+// the order of the log, for role: each record once, its current state, and whether the caller's
+// scope holds it.
+func pageQuery(role string) (string, error) {
+	var branches []string
+	for _, typ := range snapshotOrder {
+		ent := entities[typ]
+		pred, err := scopeOf(role, typ)
+		if err != nil {
+			return "", err
+		}
+		branches = append(branches, fmt.Sprintf(`SELECT t.version, %s AS data, (%s) AS visible, (%s) AS alive FROM %s t WHERE d.type = '%s' AND t.id = d.id`,
+			ent.data, pred, ent.alive, ent.table, typ))
+	}
+	return `
+		WITH page AS (SELECT * FROM unnest($4::int[], $5::text[], $6::uuid[], $7::text[]) AS p(pos, type, id, op)),
+		cand AS (
+			SELECT pos, type, id, false AS leaving FROM page WHERE op IN ('upsert', 'delete')
+			UNION ALL
+			SELECT p.pos, dep.type, dep.id, p.op = 'leave' FROM page p
+			CROSS JOIN LATERAL (` + dependents + `) AS dep(type, id)
+			WHERE p.op IN ('enter', 'leave')
+		),
+		dedup AS (SELECT type, id, min(pos) AS pos, bool_or(leaving) AS leaving FROM cand WHERE id IS NOT NULL GROUP BY type, id)
+		SELECT d.type, d.id, x.version, x.data, x.visible, x.alive, d.leaving
+		FROM dedup d, ` + params + `
+		CROSS JOIN LATERAL (` + strings.Join(branches, "\n UNION ALL ") + `) AS x
+		ORDER BY d.pos`, nil
+}
+
+var pageQueries = func() map[string]string {
+	m := map[string]string{}
+	for role := range pullRoles {
+		q, err := pageQuery(role)
+		if err != nil {
+			panic(err)
+		}
+		m[role] = q
+	}
+	return m
+}()
+
+func (e *Engine) changesPage(ctx context.Context, id *fieldsync.Identity, c cursor, limit int, emit func(Change) error) (int, cursor, bool, error) {
+	rows, err := e.db.Query(ctx, `
+		SELECT c.xid::text, c.version, c.entity_type, c.entity_id, c.op FROM changes c
+		WHERE c.branch_id = $1 AND (c.xid, c.version) > ($2::text::xid8, $3::bigint)
+			AND c.xid < pg_snapshot_xmin(pg_current_snapshot())
+			AND (c.op IN ('upsert', 'delete') OR c.target_user_id = $4 OR c.target_role = $5)
+		ORDER BY c.xid, c.version
+		LIMIT $6`, id.BranchID, xid8(c.xid), c.version, id.UserID, id.Role, limit)
+	if err != nil {
+		return 0, c, false, fmt.Errorf("read change log: %w", err)
+	}
+	var pos []int32
+	var types, ops []string
+	var ids []uuid.UUID
+	next := c
+	for rows.Next() {
+		var xid, typ, op string
+		var entityID uuid.UUID
+		if err := rows.Scan(&xid, &next.version, &typ, &entityID, &op); err != nil {
+			rows.Close()
+			return 0, c, false, fmt.Errorf("read change log: %w", err)
+		}
+		if next.xid, err = strconv.ParseUint(xid, 10, 64); err != nil {
+			rows.Close()
+			return 0, c, false, fmt.Errorf("read change log: xid %q: %w", xid, err)
+		}
+		pos = append(pos, int32(len(pos)))
+		types, ids, ops = append(types, typ), append(ids, entityID), append(ops, op)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, c, false, fmt.Errorf("read change log: %w", err)
+	}
+	if len(pos) == 0 {
+		return 0, c, false, nil
+	}
+	more := len(pos) == limit
+
+	rows, err = e.db.Query(ctx, pageQueries[id.Role], id.UserID, id.BranchID, e.cfg.ScopeWindow, pos, types, ids, ops)
+	if err != nil {
+		return 0, c, false, fmt.Errorf("read page records: %w", err)
+	}
+	defer rows.Close()
+	emitted := 0
+	for rows.Next() {
+		var ch Change
+		var data []byte
+		var visible, alive, leaving bool
+		if err := rows.Scan(&ch.Type, &ch.ID, &ch.Version, &data, &visible, &alive, &leaving); err != nil {
+			return 0, c, false, fmt.Errorf("read page records: %w", err)
+		}
+		switch {
+		case visible && alive:
+			ch.Op, ch.Data = "upsert", data
+		case visible || (leaving && !alive):
+			ch.Op, ch.Reason, ch.Version = "delete", "deleted", 0
+		case leaving:
+			ch.Op, ch.Reason, ch.Version = "delete", "out_of_scope", 0
+		default:
+			continue // never in this caller's scope
+		}
+		if err := emit(ch); err != nil {
+			return 0, c, false, err
+		}
+		emitted++
+	}
+	if err := rows.Err(); err != nil {
+		return 0, c, false, fmt.Errorf("read page records: %w", err)
+	}
+	return emitted, next, more, nil
+}
