@@ -13,9 +13,11 @@ import (
 	"hash/fnv"
 	"io"
 	"io/fs"
+	"log/slog"
 
 	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/rivermigrate"
 )
 
 //go:embed *.sql
@@ -24,45 +26,61 @@ var files embed.FS
 // FS returns the embedded migration files.
 func FS() fs.FS { return files }
 
-// provider returns a goose provider over db that holds a PostgreSQL advisory lock while it
-// migrates, so that replicas starting together apply each migration once. The lock id is derived
-// from the schema: replicas of one deployment share it, while tests, each in a schema of its own,
-// do not wait for each other.
-func provider(ctx context.Context, db *sql.DB) (*goose.Provider, error) {
-	var schema string
-	if err := db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
-		return nil, fmt.Errorf("read current schema: %w", err)
-	}
-	h := fnv.New64a()
-	h.Write([]byte("fieldsync migrations " + schema))
-	// Poll every second for up to five minutes: a long migration on another replica is waited for.
-	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64())), lock.WithLockTimeout(1, 300))
-	if err != nil {
-		return nil, fmt.Errorf("migration lock: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, files, goose.WithSessionLocker(locker))
+func provider(db *sql.DB) (*goose.Provider, error) {
+	p, err := goose.NewProvider(goose.DialectPostgres, db, files)
 	if err != nil {
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}
 	return p, nil
 }
 
-// Up applies every migration not yet applied to db, in order, each in its own transaction. The
-// schema used is the connection's search_path, which lets tests give each test a schema of its own.
+// Up applies every migration not yet applied to db, in order, each in its own transaction: first
+// ours (goose), then the job queue's (River's own migrations, which it versions itself). The
+// schema used is the connection's search_path, which lets tests give each test a schema of its
+// own.
+//
+// A PostgreSQL advisory lock is held throughout, so replicas starting together migrate one after
+// the other. The lock id is derived from the schema: replicas of one deployment share it, while
+// tests, each in a schema of its own, do not wait for each other.
 func Up(ctx context.Context, db *sql.DB) error {
-	p, err := provider(ctx, db)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close()
+	var schema string
+	if err := conn.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return fmt.Errorf("read current schema: %w", err)
+	}
+	h := fnv.New64a()
+	h.Write([]byte("fieldsync migrations " + schema))
+	lockID := int64(h.Sum64())
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, lockID); err != nil {
+		return fmt.Errorf("take migration lock: %w", err)
+	}
+	// Released with the connection in any case; unlocking early lets the next replica go.
+	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, lockID) //nolint:errcheck
+
+	p, err := provider(db)
 	if err != nil {
 		return err
 	}
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("apply migrations: %w", err)
 	}
+	migrator, err := rivermigrate.New(riverdatabasesql.New(db), &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return fmt.Errorf("job queue migrations: %w", err)
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("apply job queue migrations: %w", err)
+	}
 	return nil
 }
 
 // Status writes one line per known migration (version, state, when applied, file) to w.
 func Status(ctx context.Context, db *sql.DB, w io.Writer) error {
-	p, err := provider(ctx, db)
+	p, err := provider(db)
 	if err != nil {
 		return err
 	}

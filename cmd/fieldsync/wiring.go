@@ -16,8 +16,11 @@ import (
 	"github.com/fieldsync/fieldsync/migrations"
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/sync"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -124,13 +127,36 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, keys *account.Ke
 	if err := engine.Prepare(ctx); err != nil {
 		return err
 	}
-	mediaService, runMedia, err := newMedia(ctx, cfg, pool, engine, store, log)
+	// One job queue (River, in PostgreSQL) serves every background job; each part registers its
+	// workers and inserts its jobs in the transactions that cause them.
+	workers := river.NewWorkers()
+	jobs, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Workers: workers,
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: 20},
+			QueueMedia:         {MaxWorkers: 2}, // image work is CPU-bound
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("job queue: %w", err)
+	}
+	mediaService, runMedia, err := newMedia(ctx, cfg, pool, engine, store, jobs, workers, log)
 	if err != nil {
 		return err
 	}
-	notifyService, runNotify, err := newNotify(ctx, cfg, pool, engine, log)
+	notifyService, runNotify, err := newNotify(ctx, cfg, pool, engine, jobs, workers, log)
 	if err != nil {
 		return err
+	}
+	runJobs := func(ctx context.Context) error {
+		if err := jobs.Start(ctx); err != nil {
+			return fmt.Errorf("start job queue: %w", err)
+		}
+		<-ctx.Done()
+		stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		return jobs.Stop(stopCtx)
 	}
 	srv := server.New(server.Config{
 		Addr:            cfg.Addr,
@@ -147,9 +173,12 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, keys *account.Ke
 	}, log)
 
 	// The background workers stop after the server has drained its requests.
-	workers, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	background, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWorkers()
-	running := runWorkers(workers, log, engine.Run, runMedia, runNotify)
+	if runMedia == nil && runNotify == nil {
+		runJobs = nil // no part has registered a job worker, and River will not start without one
+	}
+	running := runWorkers(background, log, engine.Run, runJobs, runMedia, runNotify)
 	err = srv.Serve(ctx, ln)
 	stopWorkers()
 	if werr := running.Wait(); werr != nil && err == nil {
@@ -157,6 +186,12 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, keys *account.Ke
 	}
 	return err
 }
+
+// QueueMedia is the job queue of upload processing (thumbnails, EXIF).
+const QueueMedia = "media"
+
+// jobClient is the job queue's client, as the parts of the service insert jobs with it.
+type jobClient = *river.Client[pgx.Tx]
 
 // runFunc runs background work until its context ends.
 type runFunc func(ctx context.Context) error
