@@ -71,6 +71,10 @@ DECLARE
     was_in    boolean := false;
     is_in     boolean := false;
 BEGIN
+    IF branch IS NULL AND typ = 'notification' THEN
+        -- A notification syncs through its user's branch, whoever wrote it.
+        SELECT u.branch_id INTO branch FROM users u WHERE u.id = NEW.user_id;
+    END IF;
     INSERT INTO changes (version, branch_id, entity_type, entity_id, op)
     VALUES (NEW.version, branch, typ, NEW.id, op);
 

@@ -11,6 +11,7 @@ import (
 	"github.com/fieldsync/fieldsync"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Push applies a device's queued mutations in order, each atomically, and returns one result per
@@ -26,7 +27,7 @@ func (e *Engine) Push(ctx context.Context, id *fieldsync.Identity, mutations []M
 		return nil, fieldsync.Errorf(fieldsync.ETOOLARGE, "payload_too_large", "A push holds at most %d mutations.", MaxMutationsPerPush)
 	}
 	results := make([]Result, len(mutations))
-	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+	err := e.inTx(ctx, func(tx pgx.Tx) error {
 		// One push per user at a time: a retry racing its own original waits for it, then
 		// finds its mutations applied.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`, id.UserID); err != nil {
@@ -146,7 +147,7 @@ func (e *Engine) Command(ctx context.Context, id *fieldsync.Identity, m Mutation
 		m.ID = uuid.Must(uuid.NewV7())
 	}
 	var r Result
-	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+	err := e.inTx(ctx, func(tx pgx.Tx) error {
 		ent, ok := entities[m.Type]
 		if ok && m.BaseVersion == nil && m.Op != "create" {
 			var v int64
@@ -171,4 +172,19 @@ func (e *Engine) Command(ctx context.Context, id *fieldsync.Identity, m Mutation
 		return r, &fieldsync.Error{Kind: fieldsync.ECONFLICT, Code: r.Error.Code, Message: r.Error.Message, Details: r.Error.Details}
 	}
 	return r, err
+}
+
+// inTx runs fn in a transaction, and runs it again (up to three times in all) when PostgreSQL
+// aborts it for a deadlock or a serialization failure: two pushes that lock the same task and
+// claim in opposite orders are both served, one after the other, instead of one failing.
+func (e *Engine) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = pgx.BeginFunc(ctx, e.db, fn)
+		var pgErr *pgconn.PgError
+		if attempt == 3 || !errors.As(err, &pgErr) || (pgErr.Code != "40P01" && pgErr.Code != "40001") {
+			return err
+		}
+		e.log.WarnContext(ctx, "transaction retried", "sqlstate", pgErr.Code, "attempt", attempt)
+	}
 }
