@@ -143,6 +143,7 @@ CREATE TABLE claims (
     CHECK ((status IN ('paid', 'rejected')) = (settled_at IS NOT NULL))
 );
 CREATE INDEX claims_branch_status_idx ON claims (branch_id, status);
+CREATE INDEX claims_branch_created_idx ON claims (branch_id, created_at DESC, id DESC);
 CREATE INDEX claims_customer_idx ON claims (customer_id);
 
 CREATE TABLE tasks (
@@ -177,6 +178,7 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_assignee_idx ON tasks (assignee_id, status);
 CREATE INDEX tasks_claim_idx ON tasks (claim_id);
 CREATE INDEX tasks_branch_idx ON tasks (branch_id, status);
+CREATE INDEX tasks_branch_created_idx ON tasks (branch_id, created_at DESC, id DESC);
 
 -- Append-only: never updated, so never in conflict.
 CREATE TABLE task_notes (
