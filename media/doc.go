@@ -1,4 +1,32 @@
-// Package media stores the bytes of claim documents in S3-compatible object storage (minio-go) and
-// will hold the resumable upload server and image processing. It owns its SQL and never imports
-// the HTTP layer.
+// Package media is the documents' bytes: the tus 1.0.0 resumable upload server of PROTOCOL.md
+// (core, creation, creation-with-upload, checksum, expiration, termination), the checks and
+// completion of an upload, the background processing of photos (EXIF capture time and GPS, a
+// thumbnail), and presigned downloads. It stores bytes in S3-compatible object storage through
+// minio-go, owns its SQL, writes documents only through the sync engine, and never imports the
+// HTTP layer.
+//
+// # Uploads without sticky sessions
+//
+// An upload's state is a row of the uploads table and objects in the store, never memory: the S3
+// multipart upload the bytes go to, the parts stored so far, the trailing bytes too few for a part
+// (S3 parts are at least 5 MiB, tus chunks any size) kept as a small object of their own and put in
+// front of the next chunk, and crypto/sha256's marshalled state over every byte received. Any
+// replica can therefore take up any upload, after a restart too.
+//
+// A PATCH claims the row (a short transaction holding the row lock), streams the body through a
+// part buffer into the store, and commits the new offset, parts and hash state under the row lock
+// again, but only if its claim still stands. Locking the row for the whole PATCH instead would keep
+// a transaction open for as long as a phone takes to send its bytes, which would hold back every
+// pull (see package sync) and tie up a database connection per upload. A newer request for the same
+// upload takes the claim over at once, so a phone that reconnects is never locked out by its own
+// half-dead request; the old request can then store nothing that counts: part numbers are never
+// reused and trailing objects have keys of their own.
+//
+// # Completion
+//
+// When the last byte is stored, the upload is checked (size, whole-file SHA-256 against the one
+// the document declared, the type sniffed from the first bytes: JPEG, PNG, HEIC or PDF), the
+// multipart upload is completed to a key the server made, and in one transaction the document is
+// set uploaded through the sync engine and a processing job is queued (River). A completion that
+// fails for want of the store or the database is finished later by any replica's cleanup loop.
 package media

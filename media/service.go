@@ -1,5 +1,134 @@
 package media
 
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/fieldsync/fieldsync/sync"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"golang.org/x/sync/semaphore"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxUploadBytes = 25 << 20
+	DefaultUploadTTL      = 72 * time.Hour
+	DefaultDownloadTTL    = 5 * time.Minute
+	DefaultStoreTimeout   = 30 * time.Second
+	DefaultJobQueue       = "media"
+	// partSize is the size of every S3 part but an upload's last: S3's smallest.
+	partSize = 5 << 20
+)
+
+// JobInserter queues a job in the caller's transaction: River's client.
+type JobInserter interface {
+	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+}
+
+// Options are what a Service needs and its settings. DB, Engine, Store and Jobs are required.
+type Options struct {
+	DB     *pgxpool.Pool
+	Engine *sync.Engine
+	Store  *Store
+	Jobs   JobInserter
+	Log    *slog.Logger
+	// MaxUploadBytes is the largest document accepted (25 MiB by default).
+	MaxUploadBytes int64
+	// UploadTTL is how long an unfinished upload is kept after its last write (72 hours).
+	UploadTTL time.Duration
+	// DownloadTTL is how long a presigned download URL works (5 minutes).
+	DownloadTTL time.Duration
+	// StoreTimeout bounds each call to the object store, so that a store that hangs fails the
+	// request with a retryable error instead of holding it (30 seconds).
+	StoreTimeout time.Duration
+	// JobQueue is the River queue of processing jobs ("media").
+	JobQueue string
+	// MaxBufferedParts bounds the part buffers (5 MiB each) of PATCH requests in flight, and so
+	// the memory uploads take; a request beyond waits for a buffer (64).
+	MaxBufferedParts int64
+	// CleanupInterval is how often Run looks for expired and unfinished uploads (1 minute).
+	CleanupInterval time.Duration
+}
+
 // Service is the documents part of the API: resumable uploads, downloads and processing.
-// (Being built; see issue 4.)
-type Service struct{}
+type Service struct {
+	db      *pgxpool.Pool
+	engine  *sync.Engine
+	store   *Store
+	jobs    JobInserter
+	log     *slog.Logger
+	opts    Options
+	buffers *semaphore.Weighted
+	// NowFunc returns the current time, for tests.
+	NowFunc func() time.Time
+}
+
+// NewService returns the documents service. It returns an error if a required dependency is
+// missing or a setting is out of range.
+func NewService(o Options) (*Service, error) {
+	if o.DB == nil || o.Engine == nil || o.Store == nil || o.Jobs == nil {
+		return nil, fmt.Errorf("media: DB, Engine, Store and Jobs are required")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxUploadBytes == 0 {
+		o.MaxUploadBytes = DefaultMaxUploadBytes
+	}
+	if o.MaxUploadBytes < 1 || o.MaxUploadBytes > 5<<30 {
+		return nil, fmt.Errorf("media: the largest upload must be from 1 byte to 5 GiB, not %d", o.MaxUploadBytes)
+	}
+	if o.UploadTTL <= 0 {
+		o.UploadTTL = DefaultUploadTTL
+	}
+	if o.DownloadTTL <= 0 {
+		o.DownloadTTL = DefaultDownloadTTL
+	}
+	if o.StoreTimeout <= 0 {
+		o.StoreTimeout = DefaultStoreTimeout
+	}
+	if o.JobQueue == "" {
+		o.JobQueue = DefaultJobQueue
+	}
+	if o.MaxBufferedParts <= 0 {
+		o.MaxBufferedParts = 64
+	}
+	if o.CleanupInterval <= 0 {
+		o.CleanupInterval = time.Minute
+	}
+	return &Service{db: o.DB, engine: o.Engine, store: o.Store, jobs: o.Jobs, log: o.Log, opts: o,
+		buffers: semaphore.NewWeighted(o.MaxBufferedParts), NowFunc: time.Now}, nil
+}
+
+// RegisterWorkers adds the service's job workers (document processing) to workers.
+func (s *Service) RegisterWorkers(workers *river.Workers) {
+	river.AddWorker(workers, &processWorker{s: s})
+}
+
+// Run finishes uploads whose completion was interrupted and removes expired ones (aborting their
+// S3 multipart uploads), every CleanupInterval until ctx ends. It returns nil when ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	tick := time.NewTicker(s.opts.CleanupInterval)
+	defer tick.Stop()
+	for {
+		if err := s.Cleanup(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("upload cleanup", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// storeCtx bounds one call to the object store. Its parent outlives the request: work that must
+// finish after the phone drops (storing what arrived, completing) is not cut short by it.
+func (s *Service) storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), s.opts.StoreTimeout)
+}

@@ -89,19 +89,29 @@ func New(cfg Config, deps Deps, log *slog.Logger) *Server {
 	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{ContentTypeNosniff: "nosniff", XFrameOptions: "DENY"}))
 	if len(cfg.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
-			AllowOrigins:  cfg.CORSOrigins,
-			AllowMethods:  []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
-			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType, "Last-Event-ID", echo.HeaderXRequestID},
-			ExposeHeaders: []string{"Retry-After", echo.HeaderXRequestID, echo.HeaderLocation},
-			MaxAge:        600,
+			AllowOrigins: cfg.CORSOrigins,
+			AllowMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+			AllowHeaders: []string{echo.HeaderAuthorization, echo.HeaderContentType, "Last-Event-ID", echo.HeaderXRequestID,
+				"Tus-Resumable", "Upload-Length", "Upload-Offset", "Upload-Metadata", "Upload-Checksum", "X-HTTP-Method-Override"},
+			ExposeHeaders: []string{"Retry-After", echo.HeaderXRequestID, echo.HeaderLocation,
+				"Tus-Resumable", "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm", "Upload-Length", "Upload-Offset",
+				"Upload-Metadata", "Upload-Expires"},
+			MaxAge: 600,
 		}))
 	}
 	e.Use(middleware.GzipWithConfig(middleware.GzipConfig{
 		MinLength: 1024,
 		// Prometheus compresses its own output; streams must not wait on a gzip buffer.
-		Skipper: func(c echo.Context) bool { return c.Path() == "/metrics" || c.Path() == "/v1/events" },
+		// tus answers are headers only, and must reach the client as sent.
+		Skipper: func(c echo.Context) bool {
+			return c.Path() == "/metrics" || c.Path() == "/v1/events" || isUploadPath(c.Request().URL.Path)
+		},
 	}))
-	e.Use(middleware.BodyLimit(fmt.Sprintf("%dB", cfg.MaxBodyBytes)))
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
+		Limit: fmt.Sprintf("%dB", cfg.MaxBodyBytes),
+		// Upload bodies are documents, bounded by the upload's own limits (media.Options).
+		Skipper: func(c echo.Context) bool { return isUploadPath(c.Request().URL.Path) },
+	}))
 
 	s.routes()
 	return s

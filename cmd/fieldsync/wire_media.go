@@ -11,8 +11,21 @@ import (
 )
 
 // newMedia builds the documents service and returns it with the function that runs its
-// background workers until ctx ends (nil when it has none; a part that registers job workers has
-// one).
-func newMedia(_ context.Context, _ config, _ *pgxpool.Pool, _ *sync.Engine, _ *media.Store, _ jobClient, _ *river.Workers, _ *slog.Logger) (*media.Service, runFunc, error) {
-	return &media.Service{}, nil, nil
+// background work until ctx ends: the cleanup loop that finishes interrupted completions and
+// removes expired uploads. Its processing jobs run on River's media queue.
+func newMedia(_ context.Context, cfg config, pool *pgxpool.Pool, engine *sync.Engine, store *media.Store, jobs jobClient, workers *river.Workers, log *slog.Logger) (*media.Service, runFunc, error) {
+	svc, err := media.NewService(media.Options{
+		DB:             pool,
+		Engine:         engine,
+		Store:          store,
+		Jobs:           jobs,
+		Log:            log.With("component", "media"),
+		MaxUploadBytes: cfg.MaxUploadBytes,
+		JobQueue:       QueueMedia,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	svc.RegisterWorkers(workers)
+	return svc, svc.Run, nil
 }

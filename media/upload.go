@@ -1,0 +1,267 @@
+package media
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/fieldsync/fieldsync"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// upload is a row of the uploads table: everything known of one resumable upload.
+type upload struct {
+	ID          uuid.UUID
+	DocumentID  uuid.UUID
+	UserID      uuid.UUID
+	Length      int64
+	Offset      int64
+	State       string
+	ObjectKey   string
+	MultipartID string
+	Parts       []part
+	NextPart    int
+	TailKey     *string
+	TailSize    int64
+	HashState   []byte
+	Head        []byte
+	Metadata    map[string]string
+	Claim       *uuid.UUID
+	ExpiresAt   time.Time
+}
+
+// Upload states (the uploads table's state column).
+const (
+	stateReceiving = "receiving"
+	stateReceived  = "received"
+	stateCompleted = "completed"
+)
+
+const uploadColumns = `id, document_id, user_id, length, upload_offset, state, object_key, multipart_id, parts, next_part,
+	tail_key, tail_size, hash_state, head, metadata, claim, expires_at`
+
+func scanUpload(row pgx.Row) (*upload, error) {
+	var u upload
+	err := row.Scan(&u.ID, &u.DocumentID, &u.UserID, &u.Length, &u.Offset, &u.State, &u.ObjectKey, &u.MultipartID, &u.Parts,
+		&u.NextPart, &u.TailKey, &u.TailSize, &u.HashState, &u.Head, &u.Metadata, &u.Claim, &u.ExpiresAt)
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// tailPrefix is where an upload's trailing objects are kept, each under a key of its own.
+func tailPrefix(id uuid.UUID) string { return "uploads/" + id.String() + "/" }
+
+func (u *upload) expired(now time.Time) bool {
+	return u.State != stateCompleted && !now.Before(u.ExpiresAt)
+}
+
+// errUploadNotFound is the answer for an upload that does not exist or is not the caller's: the
+// two are not told apart, so upload ids cannot be probed.
+var errUploadNotFound = fieldsync.Errorf(fieldsync.ENOTFOUND, "upload_not_found", "There is no such upload.")
+
+var errUploadExpired = fieldsync.Errorf(fieldsync.EGONE, "upload_expired", "The upload expired; start a new one.")
+
+// findUpload returns the caller's upload id.
+func (s *Service) findUpload(ctx context.Context, caller *fieldsync.Identity, id uuid.UUID) (*upload, error) {
+	u, err := scanUpload(s.db.QueryRow(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && u.UserID != caller.UserID) {
+		return nil, errUploadNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read upload %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// document is what the upload server reads of a document.
+type document struct {
+	ID           uuid.UUID
+	BranchID     uuid.UUID
+	UploaderID   uuid.UUID
+	Status       string
+	FileName     string
+	ContentType  string
+	SizeBytes    *int64
+	SHA256       *string
+	ObjectKey    *string
+	ThumbnailKey *string
+	Deleted      bool
+}
+
+func (s *Service) findDocument(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, id uuid.UUID) (*document, error) {
+	var d document
+	err := q.QueryRow(ctx, `SELECT id, branch_id, uploader_id, status, file_name, content_type, size_bytes, sha256, object_key,
+		thumbnail_key, deleted_at IS NOT NULL FROM documents WHERE id = $1`, id).
+		Scan(&d.ID, &d.BranchID, &d.UploaderID, &d.Status, &d.FileName, &d.ContentType, &d.SizeBytes, &d.SHA256, &d.ObjectKey,
+			&d.ThumbnailKey, &d.Deleted)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fieldsync.Errorf(fieldsync.ENOTFOUND, "document_not_found", "No document has id %s.", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read document %s: %w", id, err)
+	}
+	return &d, nil
+}
+
+// createUpload starts an upload of length bytes for the document named in md, for its uploader.
+func (s *Service) createUpload(ctx context.Context, caller *fieldsync.Identity, length int64, md map[string]string) (*upload, error) {
+	docID, err := uuid.Parse(md["document_id"])
+	if err != nil {
+		return nil, invalidHeader("Upload-Metadata", "Upload-Metadata must carry document_id, the id of the document the file is for.")
+	}
+	if v, ok := md["sha256"]; ok && !isSHA256Hex(v) {
+		return nil, invalidHeader("Upload-Metadata", "sha256 in Upload-Metadata must be 64 lowercase hex digits.")
+	}
+	switch {
+	case length == 0:
+		return nil, invalidHeader("Upload-Length", "An empty file is not a document.")
+	case length > s.opts.MaxUploadBytes:
+		return nil, &fieldsync.Error{Kind: fieldsync.ETOOLARGE, Code: "upload_too_large",
+			Message: fmt.Sprintf("A document may be at most %d bytes.", s.opts.MaxUploadBytes), Details: map[string]any{"max_bytes": s.opts.MaxUploadBytes}}
+	}
+	doc, err := s.findDocument(ctx, s.db, docID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case doc.Deleted:
+		return nil, fieldsync.Errorf(fieldsync.ENOTFOUND, "document_not_found", "No document has id %s.", docID)
+	case doc.UploaderID != caller.UserID:
+		return nil, fieldsync.Errorf(fieldsync.EFORBIDDEN, "forbidden", "Only the rep who created the document may upload its file.")
+	case doc.Status == "approved":
+		return nil, fieldsync.Errorf(fieldsync.ECONFLICT, "document_approved", "The document was approved; its file can no longer change.")
+	case doc.Status == "pending_upload" && doc.SizeBytes != nil && *doc.SizeBytes != length:
+		return nil, &fieldsync.Error{Kind: fieldsync.EINVALID, Code: "size_mismatch",
+			Message: fmt.Sprintf("The document declared %d bytes; Upload-Length says %d.", *doc.SizeBytes, length), Details: map[string]any{"header": "Upload-Length"}}
+	}
+
+	id := uuid.New() // random, so upload URLs cannot be guessed
+	key := "documents/" + docID.String() + "/" + id.String()
+	sctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	multipartID, err := s.store.startMultipart(sctx, key)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	state, err := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	u, err := scanUpload(s.db.QueryRow(ctx, `
+		INSERT INTO uploads (id, document_id, user_id, length, object_key, multipart_id, hash_state, metadata, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING `+uploadColumns,
+		id, docID, caller.UserID, length, key, multipartID, state, md, s.NowFunc().Add(s.opts.UploadTTL)))
+	if err != nil {
+		actx, cancel := s.storeCtx(ctx)
+		defer cancel()
+		_ = s.store.abortMultipart(actx, key, multipartID)
+		return nil, fmt.Errorf("create upload: %w", err)
+	}
+	return u, nil
+}
+
+// terminate ends the caller's upload: its stored parts and trailing bytes are removed. A completed
+// upload only forgets itself: the document keeps its file.
+func (s *Service) terminate(ctx context.Context, caller *fieldsync.Identity, id uuid.UUID) error {
+	u, err := s.findUpload(ctx, caller, id)
+	if err != nil {
+		return err
+	}
+	if u.State == stateCompleted {
+		if _, err := s.db.Exec(ctx, `DELETE FROM uploads WHERE id = $1`, id); err != nil {
+			return fmt.Errorf("delete upload %s: %w", id, err)
+		}
+		return nil
+	}
+	return s.discard(ctx, u)
+}
+
+// discard removes an unfinished upload: its multipart upload is aborted, its trailing objects and
+// any object it completed removed, and its row deleted. If the store fails, the row is left
+// expired, for the cleanup loop to try again.
+func (s *Service) discard(ctx context.Context, u *upload) error {
+	sctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	err := s.store.abortMultipart(sctx, u.ObjectKey, u.MultipartID)
+	if err == nil {
+		err = s.store.removePrefix(sctx, tailPrefix(u.ID))
+	}
+	if err == nil && u.State != stateCompleted {
+		// Only this upload ever writes its own key: removing it cannot touch a document's file
+		// unless the upload completed, which is excluded above.
+		err = s.store.remove(sctx, u.ObjectKey)
+	}
+	dctx := context.WithoutCancel(ctx)
+	if err != nil {
+		if _, dbErr := s.db.Exec(dctx, `UPDATE uploads SET expires_at = LEAST(expires_at, now()), claim = NULL WHERE id = $1`, u.ID); dbErr != nil {
+			return fmt.Errorf("mark upload %s for cleanup: %w", u.ID, dbErr)
+		}
+		return unavailable(err)
+	}
+	if _, err := s.db.Exec(dctx, `DELETE FROM uploads WHERE id = $1`, u.ID); err != nil {
+		return fmt.Errorf("delete upload %s: %w", u.ID, err)
+	}
+	return nil
+}
+
+func isSHA256Hex(v string) bool {
+	if len(v) != 64 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// cleanFileName makes a client's file name fit the document: valid UTF-8, no path, no control
+// characters, at most 255 characters.
+func cleanFileName(name string) string {
+	name = strings.ToValidUTF8(name, "")
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, name)
+	for utf8.RuneCountInString(name) > 255 {
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
+	}
+	return strings.TrimSpace(name)
+}
+
+// contentDisposition is an inline Content-Disposition naming fileName (RFC 6266, with the UTF-8
+// form for names beyond ASCII).
+func contentDisposition(fileName string) string {
+	ascii := strings.Map(func(r rune) rune {
+		if r < 0x20 || r >= 0x7f || r == '"' || r == '\\' {
+			return '_'
+		}
+		return r
+	}, fileName)
+	var enc strings.Builder
+	for _, b := range []byte(fileName) {
+		if (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') || strings.IndexByte("!#$&+-.^_`|~", b) >= 0 {
+			enc.WriteByte(b)
+		} else {
+			fmt.Fprintf(&enc, "%%%02X", b)
+		}
+	}
+	return fmt.Sprintf(`inline; filename="%s"; filename*=UTF-8''%s`, ascii, enc.String())
+}
