@@ -15,6 +15,7 @@ import (
 	"github.com/fieldsync/fieldsync"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Event is what a hook learns of an applied write: the record before and after (as a device sees
@@ -147,14 +148,6 @@ func (a *applier) create(ctx context.Context, values map[string]any) (Result, er
 	if !a.isSystem() && !slices.Contains(a.ent.createRoles, a.id.Role) {
 		return Result{}, errForbidden("A %s may not create a %s.", a.id.Role, a.m.Type)
 	}
-	var exists bool
-	if err := a.tx.QueryRow(ctx, fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM %s WHERE id = $1)`, a.ent.table), a.m.EntityID).Scan(&exists); err != nil {
-		return Result{}, fmt.Errorf("check %s id: %w", a.m.Type, err)
-	}
-	if exists {
-		return Result{}, &fieldsync.Error{Kind: fieldsync.ECONFLICT, Code: "already_exists",
-			Message: fmt.Sprintf("A %s with id %s already exists.", a.m.Type, a.m.EntityID), Details: map[string]any{"field": "entity_id"}}
-	}
 	cols := map[string]any{"id": a.m.EntityID}
 	for name, v := range values {
 		cols[name] = sqlValue(v)
@@ -185,12 +178,19 @@ func (a *applier) create(ctx context.Context, values map[string]any) (Result, er
 	for i, name := range names {
 		args[i], marks[i] = cols[name], "$"+strconv.Itoa(i+1)
 	}
-	if _, err := a.tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (%s) VALUES (%s)`, a.ent.table, strings.Join(names, ", "), strings.Join(marks, ", ")), args...); err != nil {
-		return Result{}, translateWriteError(err)
+	// The record comes back with the write (as the triggers versioned it): no second read.
+	var entity json.RawMessage
+	var version int64
+	err = a.tx.QueryRow(ctx, fmt.Sprintf(`INSERT INTO %s AS t (%s) VALUES (%s) RETURNING %s, t.version`,
+		a.ent.table, strings.Join(names, ", "), strings.Join(marks, ", "), a.ent.data), args...).Scan(&entity, &version)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == a.ent.table+"_pkey" {
+		// The id is taken: the insert says so, which spares a look before it.
+		return Result{}, &fieldsync.Error{Kind: fieldsync.ECONFLICT, Code: "already_exists",
+			Message: fmt.Sprintf("A %s with id %s already exists.", a.m.Type, a.m.EntityID), Details: map[string]any{"field": "entity_id"}}
 	}
-	entity, version, err := a.entityOf(ctx, a.m.Type, a.m.EntityID)
 	if err != nil {
-		return Result{}, err
+		return Result{}, translateWriteError(err)
 	}
 	if err := a.runHooks(ctx, "create", nil, entity); err != nil {
 		return Result{}, err
@@ -254,6 +254,24 @@ func (a *applier) requireRepOfBranch(ctx context.Context, userID uuid.UUID, bran
 	}
 	if !ok {
 		return fieldErr("invalid_value", field, "%s must be an active rep of the branch.", field)
+	}
+	return nil
+}
+
+// personFields are the fields (other than a task's assignee) that name a person, with the role that
+// person must have in the record's branch.
+var personFields = map[string]string{"agent_id": rep, "processor_id": processor}
+
+// requireUserOfBranch checks that userID is an enabled user of branch with role.
+func (a *applier) requireUserOfBranch(ctx context.Context, userID uuid.UUID, branch, role, field string) error {
+	var ok bool
+	err := a.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND branch_id = $2::uuid AND role = $3 AND disabled_at IS NULL)`,
+		userID, branch, role).Scan(&ok)
+	if err != nil {
+		return fmt.Errorf("check %s: %w", role, err)
+	}
+	if !ok {
+		return fieldErr("invalid_value", field, "%s must be an active %s of the branch.", field, role)
 	}
 	return nil
 }
@@ -343,12 +361,13 @@ func (a *applier) update(ctx context.Context, values map[string]any) (Result, er
 		}
 	}
 
+	var entity json.RawMessage
+	var version int64
 	if len(set) > 0 {
-		if err := a.write(ctx, set); err != nil {
-			return Result{}, err
-		}
+		entity, version, err = a.write(ctx, set)
+	} else {
+		entity, version, err = a.entityOf(ctx, a.m.Type, a.m.EntityID)
 	}
-	entity, version, err := a.entityOf(ctx, a.m.Type, a.m.EntityID)
 	if err != nil {
 		return Result{}, err
 	}
@@ -360,7 +379,9 @@ func (a *applier) update(ctx context.Context, values map[string]any) (Result, er
 		if err := a.runHooks(ctx, "update", before, entity); err != nil {
 			return Result{}, err
 		}
-		if a.m.Type == TypeTask {
+		// A claim moves along as its tasks' statuses do; an edit that leaves the status alone
+		// does not move it (nor undo a processor sending it back to collecting).
+		if _, moved := set["status"]; moved && a.m.Type == TypeTask {
 			if err := a.e.advanceClaim(ctx, a.tx, cur.str("claim_id"), a.id); err != nil {
 				return Result{}, err
 			}
@@ -426,6 +447,13 @@ func (a *applier) mergeField(ctx context.Context, cur row, set map[string]any, n
 		return nil
 	case name == "assignee_id":
 		return a.mergeAssignee(ctx, cur, set, v)
+	}
+	if role, ok := personFields[name]; ok && !sameValue(kindUUID, cur[name], v) {
+		if id, ok := v.(uuid.UUID); ok {
+			if err := a.requireUserOfBranch(ctx, id, cur.str("branch_id"), role, name); err != nil {
+				return err
+			}
+		}
 	}
 	f := a.ent.fields[name]
 	if sameValue(f.kind, cur[name], v) {
@@ -499,6 +527,10 @@ func (a *applier) mergeStatus(cur row, set map[string]any, to string) error {
 		from = s // a reassignment in this mutation already moved it
 	}
 	if from == to {
+		if !a.isSystem() && decided(a.m.Type, from) {
+			// The decision was made already: it stands as made, with its own reason and amount.
+			a.refuseCompanions(cur, set, decisionRule(a.m.Type))
+		}
 		return nil
 	}
 	allowed := a.isSystem()
@@ -526,10 +558,51 @@ func (a *applier) mergeStatus(cur row, set map[string]any, to string) error {
 	}
 	if !allowed {
 		a.conflicts = append(a.conflicts, Conflict{Field: "status", Yours: to, Theirs: from, Kept: "theirs", Rule: rule})
+		a.refuseCompanions(cur, set, rule)
 		return nil
 	}
 	set["status"] = to
 	return nil
+}
+
+// statusCompanions are the fields written with a status decision that mean nothing without it: a
+// review's or a decision's reason, the amount of a payment. When the status change is refused, or
+// repeats a decision already made, they are refused with it: the decision that stands keeps its
+// own reason, and a claim never holds the amount of a payment that did not happen.
+var statusCompanions = map[string][]string{
+	TypeDocument: {"review_note"},
+	TypeClaim:    {"decision_note", "amount_paid"},
+}
+
+// decided reports whether status is a decision already made: a reviewed document, a settled claim.
+func decided(typ, status string) bool {
+	switch typ {
+	case TypeDocument:
+		return status == "approved" || status == "rejected"
+	case TypeClaim:
+		return status == "paid" || status == "rejected"
+	}
+	return false
+}
+
+func decisionRule(typ string) string {
+	if typ == TypeDocument {
+		return RuleFirstDecisionWins
+	}
+	return RuleStateMachine
+}
+
+// refuseCompanions takes back the status companions this mutation was about to write (merged
+// before the status, in field order), as conflicts the server wins.
+func (a *applier) refuseCompanions(cur row, set map[string]any, rule string) {
+	for _, name := range statusCompanions[a.m.Type] {
+		if _, ok := set[name]; !ok {
+			continue
+		}
+		delete(set, name)
+		a.conflicts = slices.DeleteFunc(a.conflicts, func(c Conflict) bool { return c.Field == name })
+		a.conflicts = append(a.conflicts, Conflict{Field: name, Yours: a.m.Fields[name], Theirs: cur[name], Kept: "theirs", Rule: rule})
+	}
 }
 
 func assigneeAfter(cur row, set map[string]any) any {
@@ -605,11 +678,16 @@ func (a *applier) mergeChecklist(cur row, set map[string]any, items []checklistI
 		if a.id.Role != rep {
 			next.Label = it.Label
 		}
-		if it.Done != stored[i].Done {
-			if cur.fieldVersion("checklist."+it.Key) > base {
-				a.conflicts = append(a.conflicts, Conflict{Field: "checklist." + it.Key, Yours: it.Done, Theirs: stored[i].Done,
-					Kept: "yours", Rule: RuleChecklistItem})
-			}
+		switch {
+		case it.Done == stored[i].Done:
+		case cur.fieldVersion("checklist."+it.Key) > base:
+			// The list comes whole, so an item in it is not necessarily one the device changed.
+			// This one changed on the server since the device saw it: the device's flag is most
+			// likely the old one, and taking it would untick (or tick) what someone else just
+			// did. The server's item stands, and the device is told.
+			a.conflicts = append(a.conflicts, Conflict{Field: "checklist." + it.Key, Yours: it.Done, Theirs: stored[i].Done,
+				Kept: "theirs", Rule: RuleChecklistItem})
+		default:
 			next.Done = it.Done
 		}
 		if a.id.Role == rep {
@@ -683,8 +761,9 @@ func (a *applier) derive(ctx context.Context, cur row, set map[string]any) error
 	return nil
 }
 
-// write stores the merged fields.
-func (a *applier) write(ctx context.Context, set map[string]any) error {
+// write stores the merged fields, and returns the device's view of the record and its version
+// as written.
+func (a *applier) write(ctx context.Context, set map[string]any) (json.RawMessage, int64, error) {
 	names := make([]string, 0, len(set))
 	for name := range set {
 		names = append(names, name)
@@ -696,11 +775,14 @@ func (a *applier) write(ctx context.Context, set map[string]any) error {
 		args = append(args, set[name])
 		assigns[i] = fmt.Sprintf("%s = $%d", name, i+2)
 	}
-	_, err := a.tx.Exec(ctx, fmt.Sprintf(`UPDATE %s SET %s WHERE id = $1`, a.ent.table, strings.Join(assigns, ", ")), args...)
+	var entity json.RawMessage
+	var version int64
+	err := a.tx.QueryRow(ctx, fmt.Sprintf(`UPDATE %s AS t SET %s WHERE t.id = $1 RETURNING %s, t.version`, a.ent.table, strings.Join(assigns, ", "), a.ent.data),
+		args...).Scan(&entity, &version)
 	if err != nil {
-		return translateWriteError(err)
+		return nil, 0, translateWriteError(err)
 	}
-	return nil
+	return entity, version, nil
 }
 
 // delete marks the record deleted, unless it changed since the device saw it: then the update
@@ -734,7 +816,7 @@ func (a *applier) delete(ctx context.Context) (Result, error) {
 			}
 			return Result{ID: a.m.ID, Status: StatusConflict, Version: version, Entity: entity, Conflicts: []Conflict{c}}, nil
 		}
-		if err := a.write(ctx, map[string]any{"deleted_at": a.e.NowFunc().UTC()}); err != nil {
+		if _, _, err := a.write(ctx, map[string]any{"deleted_at": a.e.NowFunc().UTC()}); err != nil {
 			return Result{}, err
 		}
 	}

@@ -41,7 +41,7 @@ const (
 type field struct {
 	kind     fieldKind
 	max      int      // text: the most characters; int: the largest value
-	min      float64  // float: bounds
+	min      float64  // float: bounds; text: the fewest characters
 	maxf     float64  // float: bounds
 	enum     []string // enum: the allowed values
 	nullable bool     // may be set to null
@@ -91,7 +91,7 @@ var entities = map[string]*entity{
 			"claim_id":               {kind: kindUUID, create: roles(manager)},
 			"assignee_id":            {kind: kindUUID, nullable: true, create: roles(manager), update: roles(manager)},
 			"kind":                   {kind: kindEnum, enum: []string{"hospital_visit", "document_collection", "follow_up"}, create: roles(manager), update: roles(manager)},
-			"title":                  {kind: kindText, max: 200, create: roles(manager), update: roles(manager)},
+			"title":                  {kind: kindText, min: 1, max: 200, create: roles(manager), update: roles(manager)},
 			"instructions":           {kind: kindText, max: 10000, create: roles(manager), update: roles(manager)},
 			"due_at":                 {kind: kindTime, nullable: true, create: roles(manager), update: roles(manager)},
 			"location_address":       {kind: kindText, max: 500, create: roles(manager), update: roles(manager)},
@@ -112,7 +112,7 @@ var entities = map[string]*entity{
 		alive: "true",
 		fields: map[string]field{
 			"task_id": {kind: kindUUID, create: roles(rep, manager)},
-			"body":    {kind: kindText, max: 10000, create: roles(rep, manager)},
+			"body":    {kind: kindText, min: 1, max: 10000, create: roles(rep, manager)},
 		},
 		required:    []string{"task_id", "body"},
 		createRoles: roles(rep, manager),
@@ -137,7 +137,7 @@ var entities = map[string]*entity{
 		data:  visibleColumns("field_versions,deleted_at", ""),
 		alive: "t.deleted_at IS NULL",
 		fields: map[string]field{
-			"name":     {kind: kindText, max: 200, create: roles(manager), update: roles(manager)},
+			"name":     {kind: kindText, min: 1, max: 200, create: roles(manager), update: roles(manager)},
 			"phone":    {kind: kindText, max: 50, create: roles(manager), update: roles(manager, rep)},
 			"address":  {kind: kindText, max: 500, create: roles(manager), update: roles(manager, rep)},
 			"agent_id": {kind: kindUUID, nullable: true, create: roles(manager), update: roles(manager)},
@@ -195,8 +195,11 @@ var snapshotOrder = []string{TypeUser, TypeCustomer, TypeClaim, TypeTask, TypeTa
 
 // Scope predicates: SQL conditions over alias t that hold when the caller's scope holds the record,
 // tombstone or not. Parameters: $1 the user, $2 their branch, $3 the scope window.
+// Each must be true or false, never NULL: callers scan it into a bool.
 func repTask(a string) string {
-	return fmt.Sprintf("(%[1]s.assignee_id = $1 AND %[1]s.deleted_at IS NULL AND (%[1]s.finished_at IS NULL OR %[1]s.finished_at > now() - $3::interval))", a)
+	// "assignee_id IS NOT NULL" makes an unassigned task false rather than NULL, and keeps
+	// "assignee_id = $1" for the index.
+	return fmt.Sprintf("(%[1]s.assignee_id IS NOT NULL AND %[1]s.assignee_id = $1 AND %[1]s.deleted_at IS NULL AND (%[1]s.finished_at IS NULL OR %[1]s.finished_at > now() - $3::interval))", a)
 }
 
 func processorClaim(a string) string {

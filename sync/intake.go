@@ -56,6 +56,12 @@ func (r *ClaimReport) validate() error {
 	case r.AmountClaimed != nil && (*r.AmountClaimed < 0 || *r.AmountClaimed > 1<<50):
 		return fieldErr("invalid_value", "amount_claimed", "amount_claimed must be a non-negative amount in cents.")
 	}
+	// PostgreSQL text cannot hold U+0000: refused here as the caller's mistake, not a 500.
+	for name, s := range map[string]string{"policy_number": r.PolicyNumber, "hospital": r.Hospital, "description": r.Description} {
+		if strings.ContainsRune(s, 0) {
+			return fieldErr("invalid_value", name, "%s must not contain U+0000.", name)
+		}
+	}
 	return nil
 }
 
@@ -90,9 +96,15 @@ func (e *Engine) ReportClaim(ctx context.Context, id *fieldsync.Identity, r Clai
 		sys := SystemIdentity(branch, id.UserID)
 		a := &applier{e: e, tx: tx, id: sys, m: &Mutation{ID: r.ID, Type: TypeClaim, Op: "create", EntityID: r.ID}, ent: entities[TypeClaim]}
 
-		var existing bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM claims WHERE id = $1)`, r.ID).Scan(&existing); err != nil {
+		var existing, same bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM claims WHERE id = $1), EXISTS (SELECT 1 FROM claims WHERE id = $1 AND customer_id = $2)`,
+			r.ID, r.CustomerID).Scan(&existing, &same); err != nil {
 			return fmt.Errorf("look up claim: %w", err)
+		}
+		if existing && !same {
+			// Not a retry of this report: the id is another claim's, which is not the caller's to see.
+			return &fieldsync.Error{Kind: fieldsync.ECONFLICT, Code: "already_exists",
+				Message: "A claim with that id already exists for another customer.", Details: map[string]any{"field": "id"}}
 		}
 		if !existing {
 			_, err = tx.Exec(ctx, `

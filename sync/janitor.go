@@ -60,9 +60,13 @@ func (e *Engine) Sweep(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("sweep scope window: %w", err)
 		}
-		// Prune whole transactions only, so a cursor is either intact or expired.
+		// Prune whole transactions only, so a cursor is either intact or expired; and only those
+		// below the oldest one running. Past it, a running transaction's changes would land below
+		// the horizon once it commits, and every new snapshot (whose cursor starts at that oldest
+		// transaction) would be expired at once.
 		_, err = tx.Exec(ctx, `
-			WITH horizon AS (SELECT max(xid) AS x FROM changes WHERE created_at < now() - $1::interval),
+			WITH horizon AS (SELECT max(xid) AS x FROM changes WHERE created_at < now() - $1::interval
+				AND xid < pg_snapshot_xmin(pg_current_snapshot())),
 			pruned AS (DELETE FROM changes WHERE xid <= (SELECT x FROM horizon) RETURNING 1)
 			UPDATE sync_settings SET pruned_through_xid = (SELECT x FROM horizon)
 			WHERE (SELECT x FROM horizon) IS NOT NULL AND (SELECT count(*) FROM pruned) >= 0`, e.cfg.ChangeRetention)

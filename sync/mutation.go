@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
 	"slices"
@@ -134,10 +135,14 @@ func validateShape(m *Mutation, role string) (map[string]any, error) {
 		return nil, fieldErr("invalid_value", "fields", "An update needs at least one field.")
 	}
 	values := make(map[string]any, len(m.Fields))
-	for name, raw := range m.Fields {
+	// In name order, so that a mutation with several bad fields is always refused for the same one.
+	for _, name := range slices.Sorted(maps.Keys(m.Fields)) {
+		raw := m.Fields[name]
 		f, ok := ent.fields[name]
 		if !ok {
-			return nil, fieldErr("unknown_field", name, "%s has no writable field %q.", m.Type, name)
+			// The name is echoed back, and the result is stored as jsonb, which cannot hold U+0000.
+			return nil, fieldErr("unknown_field", strings.ToValidUTF8(strings.ReplaceAll(name, "\x00", "\uFFFD"), "\uFFFD"),
+				"%s has no writable field %q.", m.Type, name)
 		}
 		allowed := f.update
 		if m.Op == "create" {
@@ -185,6 +190,9 @@ func decodeValue(name string, f field, raw json.RawMessage) (any, error) {
 		}
 		if f.kind == kindText && utf8.RuneCountInString(s) > f.max {
 			return nil, bad(fmt.Sprintf("at most %d characters", f.max))
+		}
+		if f.kind == kindText && utf8.RuneCountInString(s) < int(f.min) {
+			return nil, bad(fmt.Sprintf("at least %d characters", int(f.min)))
 		}
 		if name == "sha256" && !sha256Hex.MatchString(s) {
 			return nil, bad("64 lowercase hex digits")
@@ -235,7 +243,7 @@ func decodeValue(name string, f field, raw json.RawMessage) (any, error) {
 			if !checklistKey.MatchString(it.Key) || seen[it.Key] {
 				return nil, bad("items with unique keys of 1 to 50 characters a-z, 0-9 and _")
 			}
-			if !utf8.ValidString(it.Label) || utf8.RuneCountInString(it.Label) > 200 {
+			if !utf8.ValidString(it.Label) || strings.ContainsRune(it.Label, 0) || utf8.RuneCountInString(it.Label) > 200 {
 				return nil, bad("items with labels of at most 200 characters")
 			}
 			seen[it.Key] = true

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -91,7 +92,7 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 		// Nothing for this caller yet. A change may be committed but still behind an older open
 		// transaction; if so, look again shortly (it is served the moment that one ends), else
 		// sleep until the next commit in the branch.
-		pending, err := e.pendingBehindXmin(ctx, id.BranchID, c)
+		pending, err := e.pendingBehindXmin(ctx, id, c)
 		if err != nil {
 			return "", false, err
 		}
@@ -132,11 +133,17 @@ func (e *Engine) checkNotPruned(ctx context.Context, c cursor) error {
 	return nil
 }
 
-func (e *Engine) pendingBehindXmin(ctx context.Context, branch uuid.UUID, c cursor) (bool, error) {
+// pendingBehindXmin reports whether the log holds, past c, a change a page for id would read. Called
+// after a page that read every change it could serve, it finds those that were behind an open
+// transaction when the page was read. Whether they are still behind it does not matter: one that
+// became servable between the page and this look had its commit announced already, and waiting for
+// the next announcement could sleep through the whole wait.
+func (e *Engine) pendingBehindXmin(ctx context.Context, id *fieldsync.Identity, c cursor) (bool, error) {
 	var pending bool
 	err := e.db.QueryRow(ctx, `
 		SELECT EXISTS (SELECT 1 FROM changes c WHERE c.branch_id = $1 AND (c.xid, c.version) > ($2::text::xid8, $3::bigint)
-			AND c.xid >= pg_snapshot_xmin(pg_current_snapshot()))`, branch, xid8(c.xid), c.version).Scan(&pending)
+			AND (c.op IN ('upsert', 'delete') OR c.target_user_id = $4 OR c.target_role = $5))`,
+		id.BranchID, xid8(c.xid), c.version, id.UserID, id.Role).Scan(&pending)
 	if err != nil {
 		return false, fmt.Errorf("look for pending changes: %w", err)
 	}
@@ -166,7 +173,15 @@ func (e *Engine) snapshotPage(ctx context.Context, id *fieldsync.Identity, c cur
 			return 0, c, false, err
 		}
 		want := limit - emitted
-		rows, err := e.db.Query(ctx, fmt.Sprintf(`SELECT t.id, t.version, %s FROM %s t, %s WHERE (%s) AND %s AND t.id > $4 ORDER BY t.id LIMIT $5`,
+		// The page's ids are chosen first, and only the page's records are made into JSON. In one
+		// query, a plan that sorts the scope (a big branch, or statistics not yet gathered after a
+		// bulk load) made every remaining record into JSON and sorted that, at each page, so a
+		// snapshot's cost grew with the square of its size. The page comes in no particular
+		// order; the cursor takes the highest id.
+		rows, err := e.db.Query(ctx, fmt.Sprintf(`
+			WITH page AS MATERIALIZED (SELECT t.id FROM %[2]s t, %[3]s WHERE (%[4]s) AND %[5]s AND t.id > $4 ORDER BY t.id LIMIT $5)
+			SELECT p.id, x.version, x.data FROM page p
+			CROSS JOIN LATERAL (SELECT t.version, %[1]s AS data FROM %[2]s t WHERE t.id = p.id OFFSET 0) AS x`,
 			ent.data, ent.table, params, pred, ent.alive), id.UserID, id.BranchID, e.cfg.ScopeWindow, c.lastID, want)
 		if err != nil {
 			return 0, c, false, fmt.Errorf("snapshot %s: %w", typ, err)
@@ -184,7 +199,9 @@ func (e *Engine) snapshotPage(ctx context.Context, id *fieldsync.Identity, c cur
 				rows.Close()
 				return 0, c, false, err
 			}
-			c.lastID = ch.ID
+			if bytes.Compare(ch.ID[:], c.lastID[:]) > 0 {
+				c.lastID = ch.ID // uuid order is byte order, in PostgreSQL as here
+			}
 			n++
 		}
 		rows.Close()

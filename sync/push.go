@@ -33,14 +33,20 @@ func (e *Engine) Push(ctx context.Context, id *fieldsync.Identity, mutations []M
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`, id.UserID); err != nil {
 			return fmt.Errorf("lock pushes of user: %w", err)
 		}
+		// The push's bookkeeping costs two round trips, not two per mutation: the results of
+		// mutations seen before are read at once, and the new ones are stored at once.
+		p, err := e.startPush(ctx, tx, mutations)
+		if err != nil {
+			return err
+		}
 		for i := range mutations {
-			r, err := e.pushOne(ctx, tx, id, &mutations[i])
+			r, err := e.pushOne(ctx, tx, id, &mutations[i], p)
 			if err != nil {
 				return err
 			}
 			results[i] = r
 		}
-		return nil
+		return p.store(ctx, tx, id)
 	})
 	if err != nil {
 		return nil, err
@@ -68,29 +74,92 @@ func mutationHash(m *Mutation) ([]byte, error) {
 	return sum[:], nil
 }
 
-func (e *Engine) pushOne(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, m *Mutation) (Result, error) {
+// pushState is a push's bookkeeping: the stored result and request hash of every mutation id seen
+// before (in earlier pushes, or earlier in this one), and the results to store.
+type pushState struct {
+	stored map[uuid.UUID]storedResult
+	// ids, hashes and results are the rows of applied_mutations to write when the push ends.
+	ids     []uuid.UUID
+	hashes  [][]byte
+	results []string
+	// savepoint says whether the push's savepoint is set (see applyInSavepoint).
+	savepoint bool
+}
+
+type storedResult struct {
+	hash   []byte
+	result []byte
+	// user pushed it: a mutation id is the device's, and another user's id is never replayed
+	// (its stored result holds the other user's records).
+	user uuid.UUID
+}
+
+// startPush reads the stored results of the push's mutation ids that were applied before.
+func (e *Engine) startPush(ctx context.Context, tx pgx.Tx, mutations []Mutation) (*pushState, error) {
+	p := &pushState{stored: map[uuid.UUID]storedResult{}}
+	ids := make([]uuid.UUID, len(mutations))
+	for i := range mutations {
+		ids[i] = mutations[i].ID
+	}
+	rows, err := tx.Query(ctx, `SELECT id, request_hash, result, user_id FROM applied_mutations WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("look up mutations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id uuid.UUID
+		var s storedResult
+		if err := rows.Scan(&id, &s.hash, &s.result, &s.user); err != nil {
+			return nil, fmt.Errorf("look up mutations: %w", err)
+		}
+		p.stored[id] = s
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up mutations: %w", err)
+	}
+	return p, nil
+}
+
+// store writes the results of the mutations the push applied, so that a replay finds them.
+func (p *pushState) store(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity) error {
+	if len(p.ids) == 0 {
+		return nil
+	}
+	var device any
+	if id.DeviceID != [16]byte{} {
+		device = id.DeviceID
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO applied_mutations (id, user_id, device_id, request_hash, result)
+		SELECT m.id, $4::uuid, $5::uuid, m.hash, m.result FROM unnest($1::uuid[], $2::bytea[], $3::jsonb[]) AS m(id, hash, result)`,
+		p.ids, p.hashes, p.results, id.UserID, device)
+	if err != nil {
+		return fmt.Errorf("store results of %d mutations: %w", len(p.ids), err)
+	}
+	return nil
+}
+
+func (e *Engine) pushOne(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, m *Mutation, p *pushState) (Result, error) {
 	hash, err := mutationHash(m)
 	if err != nil {
 		return rejected(m, fieldsync.Errorf(fieldsync.EINVALID, "invalid_value", "The mutation's fields are not valid JSON.")), nil
 	}
-	var storedHash, stored []byte
-	err = tx.QueryRow(ctx, `SELECT request_hash, result FROM applied_mutations WHERE id = $1`, m.ID).Scan(&storedHash, &stored)
-	switch {
-	case err == nil:
-		if !bytes.Equal(storedHash, hash) {
+	if m.ID == uuid.Nil {
+		// Nothing to remember it by: it is rejected afresh each time, never stored.
+		return rejected(m, fieldErr("invalid_value", "id", "id must be a UUID made by the device.")), nil
+	}
+	if s, ok := p.stored[m.ID]; ok {
+		if !bytes.Equal(s.hash, hash) || s.user != id.UserID {
 			return rejected(m, fieldsync.Errorf(fieldsync.ECONFLICT, "mutation_id_reused",
 				"This mutation id was already used for a different change.")), nil
 		}
 		var r Result
-		if err := json.Unmarshal(stored, &r); err != nil {
+		if err := json.Unmarshal(s.result, &r); err != nil {
 			return Result{}, fmt.Errorf("read stored result of %s: %w", m.ID, err)
 		}
 		return r, nil
-	case !errors.Is(err, pgx.ErrNoRows):
-		return Result{}, fmt.Errorf("look up mutation %s: %w", m.ID, err)
 	}
 
-	r, err := e.applyInSavepoint(ctx, tx, id, m)
+	r, err := e.applyInSavepoint(ctx, tx, id, m, p)
 	if err != nil {
 		return Result{}, err
 	}
@@ -98,41 +167,158 @@ func (e *Engine) pushOne(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity,
 	if err != nil {
 		return Result{}, err
 	}
-	var device any
-	if id.DeviceID != [16]byte{} {
-		device = id.DeviceID
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO applied_mutations (id, user_id, device_id, request_hash, result) VALUES ($1, $2, $3, $4, $5)`,
-		m.ID, id.UserID, device, hash, data); err != nil {
-		return Result{}, fmt.Errorf("store result of %s: %w", m.ID, err)
-	}
+	p.stored[m.ID] = storedResult{hash: hash, result: data, user: id.UserID}
+	p.ids, p.hashes, p.results = append(p.ids, m.ID), append(p.hashes, hash), append(p.results, string(data))
 	return r, nil
 }
 
-// applyInSavepoint applies m so that a rejection undoes all of it and nothing else.
-func (e *Engine) applyInSavepoint(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, m *Mutation) (Result, error) {
-	sp, err := tx.Begin(ctx)
-	if err != nil {
-		return Result{}, fmt.Errorf("savepoint: %w", err)
+// applyInSavepoint applies m so that a rejection undoes all of it and nothing else. The push's
+// mutations take turns with one savepoint: each releases the one before it and sets its own, and a
+// rejection rolls back to it. Setting it costs no round trip of its own: the statements go to the
+// server with the mutation's first query (see savepointTx).
+func (e *Engine) applyInSavepoint(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, m *Mutation, p *pushState) (Result, error) {
+	st := &savepointTx{Tx: tx, ahead: []string{`SAVEPOINT mutation`}}
+	if p.savepoint {
+		st.ahead = []string{`RELEASE SAVEPOINT mutation`, `SAVEPOINT mutation`}
 	}
-	r, err := e.apply(ctx, sp, id, m)
+	r, err := e.apply(ctx, st, id, m)
+	set := len(st.ahead) == 0
+	if set {
+		p.savepoint = true
+	}
 	var fe *fieldsync.Error
 	switch {
 	case err == nil:
-		if err := sp.Commit(ctx); err != nil {
-			return Result{}, fmt.Errorf("release savepoint: %w", err)
-		}
 		return r, nil
 	case errors.As(err, &fe):
-		if rbErr := sp.Rollback(ctx); rbErr != nil {
-			return Result{}, fmt.Errorf("roll back rejected mutation: %w", rbErr)
+		// A mutation rejected before its first query (its shape) set no savepoint and wrote
+		// nothing: there is nothing to undo, and the savepoint before it stands.
+		if set {
+			if _, rbErr := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT mutation`); rbErr != nil {
+				return Result{}, fmt.Errorf("roll back rejected mutation: %w", rbErr)
+			}
 		}
 		return rejected(m, fe), nil
 	default:
-		_ = sp.Rollback(ctx)
 		return Result{}, err
 	}
 }
+
+// savepointTx is the push's transaction as one mutation sees it: the statements in ahead (setting
+// the mutation's savepoint) have not been sent yet, and go to the server in one batch with the
+// mutation's first query, which then costs one round trip for both. Every way of running a
+// statement sends them first; the transaction's connection (Conn) must not be used before a first
+// query, and is not: the engine's applier and its hooks only run statements through the Tx.
+type savepointTx struct {
+	pgx.Tx
+	ahead []string
+}
+
+// send sends the statements ahead, and sql after them when it is not empty, in one batch, and
+// returns the batch's results positioned at sql's.
+func (t *savepointTx) send(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
+	var b pgx.Batch
+	for _, s := range t.ahead {
+		b.Queue(s)
+	}
+	if sql != "" {
+		b.Queue(sql, args...)
+	}
+	n := len(t.ahead)
+	t.ahead = nil
+	br := t.Tx.SendBatch(ctx, &b)
+	for range n {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return nil, fmt.Errorf("savepoint: %w", err)
+		}
+	}
+	return br, nil
+}
+
+// flush sends the statements ahead on their own.
+func (t *savepointTx) flush(ctx context.Context) error {
+	if len(t.ahead) == 0 {
+		return nil
+	}
+	br, err := t.send(ctx, "", nil)
+	if err != nil {
+		return err
+	}
+	return br.Close()
+}
+
+func (t *savepointTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if len(t.ahead) == 0 {
+		return t.Tx.Exec(ctx, sql, args...)
+	}
+	br, err := t.send(ctx, sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag, err
+}
+
+func (t *savepointTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if len(t.ahead) == 0 {
+		return t.Tx.QueryRow(ctx, sql, args...)
+	}
+	br, err := t.send(ctx, sql, args)
+	if err != nil {
+		return errRow{err}
+	}
+	return batchRow{row: br.QueryRow(), br: br}
+}
+
+func (t *savepointTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	return t.Tx.Query(ctx, sql, args...)
+}
+
+func (t *savepointTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	// Should the savepoint fail, the transaction is aborted and the batch reports it.
+	_ = t.flush(ctx)
+	return t.Tx.SendBatch(ctx, b)
+}
+
+func (t *savepointTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	if err := t.flush(ctx); err != nil {
+		return 0, err
+	}
+	return t.Tx.CopyFrom(ctx, table, columns, src)
+}
+
+func (t *savepointTx) Begin(ctx context.Context) (pgx.Tx, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	return t.Tx.Begin(ctx)
+}
+
+// batchRow is the row of a query sent in a batch: scanning it ends the batch. The query's own
+// error comes first, so that callers see the *pgconn.PgError or pgx.ErrNoRows they expect.
+type batchRow struct {
+	row pgx.Row
+	br  pgx.BatchResults
+}
+
+func (r batchRow) Scan(dest ...any) error {
+	err := r.row.Scan(dest...)
+	if cerr := r.br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 func rejected(m *Mutation, fe *fieldsync.Error) Result {
 	return Result{ID: m.ID, Status: StatusRejected, Error: &ResultError{Code: fe.Code, Message: fe.Message, Details: fe.Details}}

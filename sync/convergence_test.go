@@ -1,0 +1,971 @@
+package sync_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/sync"
+	"github.com/google/uuid"
+)
+
+// The convergence test simulates a branch's devices working offline: reps, a manager and two
+// processors each keep a local store of what they hold, edit it at random while offline (queueing
+// mutations in an outbox), and reconnect in random order to push (sometimes losing the response
+// and pushing the same mutations again later) and pull. The server also acts on its own: uploads
+// complete. At the end every device must hold exactly what a fresh snapshot of its scope holds,
+// no mutation may have been applied twice, and every recorded conflict must follow the rules of
+// BRIEF.md.
+//
+// Everything runs in one goroutine from one seed, so a failure replays: FIELDSYNC_SEED=<seed>.
+
+// convRecord is a record as a device holds it.
+type convRecord struct {
+	version int64
+	data    json.RawMessage
+}
+
+// convDevice is one phone or screen.
+type convDevice struct {
+	id    *fieldsync.Identity
+	store map[string]convRecord // type:id
+	// overlay is what the device shows over store: the fields its queued mutations changed.
+	overlay map[string]map[string]any
+	outbox  []sync.Mutation
+	cursor  string
+}
+
+// view returns the record as the device shows it: its stored data with queued edits over it.
+func (d *convDevice) view(key string) map[string]any {
+	var v map[string]any
+	if err := json.Unmarshal(d.store[key].data, &v); err != nil {
+		panic(err)
+	}
+	maps.Copy(v, d.overlay[key])
+	return v
+}
+
+// keys returns the keys of the records of type typ the device holds, in order.
+func (d *convDevice) keys(typ string) []string {
+	var out []string
+	for k := range d.store {
+		if strings.HasPrefix(k, typ+":") {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func idOf(key string) uuid.UUID { return uuid.MustParse(key[strings.IndexByte(key, ':')+1:]) }
+
+// convWorld is one simulation.
+type convWorld struct {
+	t          *testing.T
+	f          *engineFixture
+	rng        *rand.Rand
+	clock      time.Time // the devices' clock, for client_time
+	manager    *convDevice
+	processors []*convDevice
+	reps       []*convDevice
+	devices    []*convDevice
+	// mutations are every mutation a device queued; original is the first result the server
+	// gave each (a lost response included), which every replay must repeat.
+	mutations map[uuid.UUID]sync.Mutation
+	original  map[uuid.UUID]sync.Result
+	// system are the results of the server's own writes (uploads completing).
+	system []sync.Result
+	// setupVersion is the newest change version before the devices started.
+	setupVersion int64
+	stats        convStats
+}
+
+type convStats struct {
+	pushes, lostResponses, replayed, pulls, changes int
+	byStatus                                        map[string]int
+}
+
+func (w *convWorld) newID() uuid.UUID {
+	var u uuid.UUID
+	for i := range u {
+		u[i] = byte(w.rng.Uint32())
+	}
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return u
+}
+
+func (w *convWorld) pick(n int) int { return w.rng.IntN(n) }
+
+func (w *convWorld) chance(p float64) bool { return w.rng.Float64() < p }
+
+func newConvWorld(t *testing.T, seed uint64) *convWorld {
+	w := &convWorld{t: t, rng: rand.New(rand.NewPCG(seed, 0x5eed)), clock: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC),
+		mutations: map[uuid.UUID]sync.Mutation{}, original: map[uuid.UUID]sync.Result{}, stats: convStats{byStatus: map[string]int{}}}
+	w.f = newEngineFixture(t, 8)
+	w.f.newID = w.newID
+	dev := func(role, repKind string) *convDevice {
+		d := &convDevice{id: w.f.newUser(t, role, repKind), store: map[string]convRecord{}, overlay: map[string]map[string]any{}}
+		w.devices = append(w.devices, d)
+		return d
+	}
+	w.manager = dev(fieldsync.RoleManager, "")
+	w.processors = []*convDevice{dev(fieldsync.RoleProcessor, ""), dev(fieldsync.RoleProcessor, "")}
+	w.reps = []*convDevice{dev(fieldsync.RoleRep, "hospital"), dev(fieldsync.RoleRep, "hospital"), dev(fieldsync.RoleRep, "agent")}
+	agent := w.reps[2].id.UserID
+	for i := range 4 {
+		claim := w.f.newClaim(t, w.f.newCustomer(t, agent), []string{"reported", "reported", "collecting", "under_review"}[i])
+		for j := range 2 {
+			w.f.newTask(t, claim, w.reps[(i+j)%len(w.reps)].id.UserID)
+		}
+	}
+	if err := w.f.pool.QueryRow(context.Background(), `SELECT max(version) FROM changes`).Scan(&w.setupVersion); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// queue records an offline edit in d's outbox, based on the version of the record d holds.
+func (w *convWorld) queue(d *convDevice, typ, op string, entity uuid.UUID, fields map[string]any) {
+	w.clock = w.clock.Add(time.Duration(1+w.pick(600)) * time.Second)
+	clientTime := w.clock
+	m := sync.Mutation{ID: w.newID(), Type: typ, Op: op, EntityID: entity, ClientTime: &clientTime}
+	key := typ + ":" + entity.String()
+	if op != "create" {
+		v := d.store[key].version
+		m.BaseVersion = &v
+	}
+	if len(fields) > 0 {
+		m.Fields = map[string]json.RawMessage{}
+		for name, v := range fields {
+			data, err := json.Marshal(v)
+			if err != nil {
+				w.t.Fatal(err)
+			}
+			m.Fields[name] = data
+			if op == "update" {
+				if d.overlay[key] == nil {
+					d.overlay[key] = map[string]any{}
+				}
+				var shown any
+				_ = json.Unmarshal(data, &shown)
+				d.overlay[key][name] = shown
+			}
+		}
+	}
+	d.outbox = append(d.outbox, m)
+	w.mutations[m.ID] = m
+}
+
+var (
+	docKinds = []string{"id_card", "medical_record", "invoice", "discharge_summary", "photo", "other"}
+	finished = map[string]bool{"completed": true, "cannot_complete": true, "cancelled": true}
+)
+
+// repEdit is a field rep working a task of theirs offline.
+func (w *convWorld) repEdit(d *convDevice) {
+	me := d.id.UserID.String()
+	var mine []string
+	for _, k := range d.keys(sync.TypeTask) {
+		if d.view(k)["assignee_id"] == me {
+			mine = append(mine, k)
+		}
+	}
+	if len(mine) == 0 {
+		return
+	}
+	key := mine[w.pick(len(mine))]
+	task, taskID := d.view(key), idOf(key)
+	switch w.pick(11) {
+	case 0, 1, 2: // move the task along
+		next := ""
+		switch task["status"] {
+		case "assigned":
+			next = "accepted"
+			if w.chance(0.15) {
+				next = "cannot_complete"
+			}
+		case "accepted":
+			next = []string{"in_progress", "completed"}[w.pick(2)]
+		case "in_progress":
+			next = "completed"
+			if w.chance(0.2) {
+				next = "cannot_complete"
+			}
+		default:
+			if w.chance(0.3) {
+				next = "in_progress" // not allowed from where the task is: a conflict
+			}
+		}
+		fields := map[string]any{"status": next}
+		switch next {
+		case "":
+			return
+		case "completed":
+			fields["completion_note"] = "All documents collected " + strconv.Itoa(w.pick(1000))
+		case "cannot_complete":
+			fields["cannot_complete_reason"] = "Patient discharged before the visit"
+		}
+		w.queue(d, sync.TypeTask, "update", taskID, fields)
+	case 3, 4: // tick or untick a checklist item
+		items, _ := task["checklist"].([]any)
+		if len(items) == 0 {
+			return
+		}
+		i := w.pick(len(items))
+		item := maps.Clone(items[i].(map[string]any))
+		item["done"] = item["done"] != true
+		if w.chance(0.5) {
+			w.queue(d, sync.TypeTask, "update", taskID, map[string]any{"checklist": []any{item}})
+		} else {
+			list := slices.Clone(items)
+			list[i] = item
+			w.queue(d, sync.TypeTask, "update", taskID, map[string]any{"checklist": list})
+		}
+	case 5:
+		w.queue(d, sync.TypeTaskNote, "create", w.newID(), map[string]any{"task_id": taskID, "body": "Note " + strconv.Itoa(w.pick(1e6))})
+	case 6:
+		w.queue(d, sync.TypeDocument, "create", w.newID(), map[string]any{"claim_id": task["claim_id"], "task_id": taskID,
+			"kind": docKinds[w.pick(len(docKinds))], "file_name": "IMG_" + strconv.Itoa(w.pick(10000)) + ".jpg",
+			"content_type": "image/jpeg", "size_bytes": 1000 + w.pick(1e6)})
+	case 7: // throw away a photo not yet reviewed
+		var docs []string
+		for _, k := range d.keys(sync.TypeDocument) {
+			doc := d.view(k)
+			if doc["uploader_id"] == me && (doc["status"] == "pending_upload" || doc["status"] == "rejected") {
+				docs = append(docs, k)
+			}
+		}
+		if len(docs) > 0 {
+			w.queue(d, sync.TypeDocument, "delete", idOf(docs[w.pick(len(docs))]), nil)
+		}
+	case 8, 9: // the customer gave a new phone number or address
+		customers := d.keys(sync.TypeCustomer)
+		if len(customers) == 0 {
+			return
+		}
+		field := []string{"phone", "address"}[w.pick(2)]
+		w.queue(d, sync.TypeCustomer, "update", idOf(customers[w.pick(len(customers))]), map[string]any{field: field + " " + strconv.Itoa(w.pick(1e6))})
+	case 10: // a field that is the manager's: rejected
+		if w.chance(0.3) {
+			w.queue(d, sync.TypeTask, "update", taskID, map[string]any{"title": "My own title"})
+		}
+	}
+}
+
+// managerEdit is the branch manager at their screen, also offline at times.
+func (w *convWorld) managerEdit(d *convDevice) {
+	tasks := d.keys(sync.TypeTask)
+	if len(tasks) == 0 {
+		return
+	}
+	key := tasks[w.pick(len(tasks))]
+	task, taskID := d.view(key), idOf(key)
+	otherRep := func() string {
+		for {
+			r := w.reps[w.pick(len(w.reps))].id.UserID.String()
+			if r != task["assignee_id"] {
+				return r
+			}
+		}
+	}
+	done := finished[fmt.Sprint(task["status"])]
+	switch w.pick(12) {
+	case 0, 1: // reassign (a finished task too, sometimes: a conflict)
+		if done && w.chance(0.7) {
+			return
+		}
+		w.queue(d, sync.TypeTask, "update", taskID, map[string]any{"assignee_id": otherRep()})
+	case 2:
+		if !done {
+			w.queue(d, sync.TypeTask, "update", taskID, map[string]any{"status": "cancelled"})
+		}
+	case 3: // reopen, perhaps for someone else
+		if done {
+			fields := map[string]any{"status": "assigned"}
+			if task["assignee_id"] == nil || w.chance(0.5) {
+				fields["assignee_id"] = otherRep()
+			}
+			w.queue(d, sync.TypeTask, "update", taskID, fields)
+		}
+	case 4:
+		field := []string{"title", "instructions", "due_at"}[w.pick(3)]
+		var v any = field + " " + strconv.Itoa(w.pick(1e6))
+		if field == "due_at" {
+			v = w.clock.Add(time.Duration(w.pick(72)) * time.Hour)
+		}
+		w.queue(d, sync.TypeTask, "update", taskID, map[string]any{field: v})
+	case 5: // change the checklist: add, drop or relabel an item
+		items, _ := task["checklist"].([]any)
+		list := slices.Clone(items)
+		switch {
+		case len(list) < 2 || w.chance(0.4):
+			list = append(list, map[string]any{"key": "extra_" + strconv.Itoa(w.pick(1000)), "label": "Also photograph this", "done": false})
+		case w.chance(0.5):
+			i := w.pick(len(list))
+			list = slices.Delete(list, i, i+1)
+		default:
+			i := w.pick(len(list))
+			item := maps.Clone(list[i].(map[string]any))
+			item["label"] = "Relabelled " + strconv.Itoa(w.pick(1000))
+			list[i] = item
+		}
+		seen := map[any]bool{}
+		list = slices.DeleteFunc(list, func(it any) bool {
+			k := it.(map[string]any)["key"]
+			dup := seen[k]
+			seen[k] = true
+			return dup
+		})
+		w.queue(d, sync.TypeTask, "update", taskID, map[string]any{"checklist": list})
+	case 6:
+		customers := d.keys(sync.TypeCustomer)
+		field := []string{"name", "phone"}[w.pick(2)]
+		w.queue(d, sync.TypeCustomer, "update", idOf(customers[w.pick(len(customers))]), map[string]any{field: "M " + strconv.Itoa(w.pick(1e6))})
+	case 7: // a new task on a claim still being worked
+		var claims []string
+		for _, k := range d.keys(sync.TypeClaim) {
+			if s := d.view(k)["status"]; s != "paid" && s != "rejected" && s != "approved" {
+				claims = append(claims, k)
+			}
+		}
+		if len(claims) == 0 {
+			return
+		}
+		w.queue(d, sync.TypeTask, "create", w.newID(), map[string]any{"claim_id": idOf(claims[w.pick(len(claims))]), "kind": "follow_up",
+			"title": "Follow up " + strconv.Itoa(w.pick(1000)), "assignee_id": otherRep(),
+			"checklist": []any{map[string]any{"key": "call", "label": "Call the customer", "done": false}}})
+	case 8:
+		w.queue(d, sync.TypeTaskNote, "create", w.newID(), map[string]any{"task_id": taskID, "body": "Manager note " + strconv.Itoa(w.pick(1000))})
+	case 9:
+		docs := d.keys(sync.TypeDocument)
+		if len(docs) > 0 && w.chance(0.5) {
+			w.queue(d, sync.TypeDocument, "delete", idOf(docs[w.pick(len(docs))]), nil)
+		}
+	case 10:
+		claims := d.keys(sync.TypeClaim)
+		w.queue(d, sync.TypeClaim, "update", idOf(claims[w.pick(len(claims))]), map[string]any{"description": "Manager says " + strconv.Itoa(w.pick(1000))})
+	case 11: // a field that is the processor's: rejected
+		claims := d.keys(sync.TypeClaim)
+		w.queue(d, sync.TypeClaim, "update", idOf(claims[w.pick(len(claims))]), map[string]any{"amount_paid": 100})
+	}
+}
+
+// processorEdit is a claims processor working the review queue.
+func (w *convWorld) processorEdit(d *convDevice) {
+	switch w.pick(8) {
+	case 0, 1, 2, 3: // review an uploaded document
+		var docs []string
+		for _, k := range d.keys(sync.TypeDocument) {
+			if d.view(k)["status"] == "uploaded" {
+				docs = append(docs, k)
+			}
+		}
+		if len(docs) == 0 {
+			return
+		}
+		fields := map[string]any{"status": "approved"}
+		if w.chance(0.4) {
+			fields = map[string]any{"status": "rejected", "review_note": "Blurred, photograph it again"}
+		}
+		w.queue(d, sync.TypeDocument, "update", idOf(docs[w.pick(len(docs))]), fields)
+	case 4:
+		claims := d.keys(sync.TypeClaim)
+		if len(claims) > 0 {
+			w.queue(d, sync.TypeClaim, "update", idOf(claims[w.pick(len(claims))]), map[string]any{"description": "Processor says " + strconv.Itoa(w.pick(1000))})
+		}
+	case 5, 6: // decide a claim
+		claims := d.keys(sync.TypeClaim)
+		if len(claims) == 0 {
+			return
+		}
+		key := claims[w.pick(len(claims))]
+		switch d.view(key)["status"] {
+		case "under_review":
+			next := "approved"
+			if w.chance(0.2) {
+				next = "collecting"
+			}
+			w.queue(d, sync.TypeClaim, "update", idOf(key), map[string]any{"status": next})
+		case "approved":
+			w.queue(d, sync.TypeClaim, "update", idOf(key), map[string]any{"status": "paid", "amount_paid": 50000 + w.pick(1e5)})
+		}
+	case 7: // a field that is the manager's: rejected
+		tasks := d.keys(sync.TypeTask)
+		if len(tasks) > 0 && w.chance(0.2) {
+			w.queue(d, sync.TypeTask, "update", idOf(tasks[w.pick(len(tasks))]), map[string]any{"title": "Processor title"})
+		}
+	}
+}
+
+func (w *convWorld) edit(d *convDevice) {
+	switch d.id.Role {
+	case fieldsync.RoleRep:
+		w.repEdit(d)
+	case fieldsync.RoleManager:
+		w.managerEdit(d)
+	case fieldsync.RoleProcessor:
+		w.processorEdit(d)
+	}
+}
+
+// uploadsComplete is the server finishing some pending uploads, as the upload server does: a
+// system command that sets the document uploaded.
+func (w *convWorld) uploadsComplete() {
+	ctx := context.Background()
+	rows, err := w.f.pool.Query(ctx, `SELECT id, uploader_id FROM documents WHERE status = 'pending_upload' AND deleted_at IS NULL ORDER BY id`)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	type doc struct{ id, uploader uuid.UUID }
+	var docs []doc
+	for rows.Next() {
+		var d doc
+		if err := rows.Scan(&d.id, &d.uploader); err != nil {
+			w.t.Fatal(err)
+		}
+		docs = append(docs, d)
+	}
+	rows.Close()
+	for _, d := range docs {
+		if !w.chance(0.6) {
+			continue
+		}
+		fields := map[string]json.RawMessage{"status": json.RawMessage(`"uploaded"`), "object_key": json.RawMessage(`"documents/` + d.id.String() + `"`),
+			"uploaded_at": json.RawMessage(`"` + w.clock.Format(time.RFC3339) + `"`)}
+		r, err := w.f.engine.Command(ctx, sync.SystemIdentity(w.f.branch, d.uploader), sync.Mutation{ID: w.newID(), Type: sync.TypeDocument,
+			Op: "update", EntityID: d.id, Fields: fields})
+		if err != nil {
+			w.t.Fatalf("complete the upload of %s: %v", d.id, err)
+		}
+		w.system = append(w.system, r)
+	}
+}
+
+// push sends d's outbox. With lose set the device never sees the answer: it keeps its outbox
+// and will push the same mutations again.
+func (w *convWorld) push(d *convDevice, lose bool) {
+	if len(d.outbox) == 0 {
+		return
+	}
+	w.stats.pushes++
+	results, err := w.f.engine.Push(context.Background(), d.id, d.outbox)
+	if err != nil {
+		w.t.Fatalf("push of %s: %v", d.id.Name, err)
+	}
+	if len(results) != len(d.outbox) {
+		w.t.Fatalf("push of %s: %d results for %d mutations", d.id.Name, len(results), len(d.outbox))
+	}
+	for i, r := range results {
+		m := d.outbox[i]
+		if r.ID != m.ID {
+			w.t.Fatalf("result %d is for %s, want %s", i, r.ID, m.ID)
+		}
+		if first, ok := w.original[m.ID]; ok {
+			w.stats.replayed++
+			if !sameJSON(w.t, first, r) {
+				w.t.Errorf("a replayed mutation %s (%s %s) got another result:\nfirst:  %s\nreplay: %s", m.ID, m.Op, m.Type, jsonOf(first), jsonOf(r))
+			}
+		} else {
+			w.original[m.ID] = r
+			status := r.Status
+			if r.Error != nil {
+				status += " " + r.Error.Code
+			}
+			w.stats.byStatus[status]++
+		}
+	}
+	if lose {
+		w.stats.lostResponses++
+		return
+	}
+	for i, r := range results {
+		m := d.outbox[i]
+		key := m.Type + ":" + m.EntityID.String()
+		switch {
+		case r.Status == sync.StatusRejected:
+		case m.Op == "delete" && r.Status == sync.StatusApplied:
+			delete(d.store, key)
+		default:
+			// A record the device holds (or has just made) takes the newer copy; an old
+			// result never replaces a newer pull.
+			if held, ok := d.store[key]; (ok && r.Version > held.version) || (!ok && m.Op == "create") {
+				d.store[key] = convRecord{version: r.Version, data: r.Entity}
+			}
+		}
+	}
+	d.outbox = nil
+	clear(d.overlay)
+}
+
+// pull brings d up to date, applying every change to its store.
+func (w *convWorld) pull(d *convDevice) {
+	w.stats.pulls++
+	d.cursor = w.f.pullUntilCaughtUp(w.t, d.id, d.cursor, func(ch sync.Change) error {
+		w.stats.changes++
+		key := ch.Type + ":" + ch.ID.String()
+		switch ch.Op {
+		case "upsert":
+			if held, ok := d.store[key]; ok && held.version > ch.Version {
+				return fmt.Errorf("%s: pull sent %s at version %d, older than the %d the device holds", d.id.Name, key, ch.Version, held.version)
+			}
+			d.store[key] = convRecord{version: ch.Version, data: ch.Data}
+		case "delete":
+			delete(d.store, key)
+		default:
+			return fmt.Errorf("unknown op %q", ch.Op)
+		}
+		return nil
+	})
+}
+
+// run plays rounds of offline work and reconnections, then brings everyone online.
+func (w *convWorld) run(rounds int) {
+	for _, d := range w.devices {
+		w.pull(d)
+	}
+	for range rounds {
+		for _, d := range w.devices {
+			if w.chance(0.75) {
+				for range 1 + w.pick(3) {
+					w.edit(d)
+				}
+			}
+		}
+		w.uploadsComplete()
+		for _, i := range w.rng.Perm(len(w.devices)) {
+			d := w.devices[i]
+			if !w.chance(0.7) {
+				continue // still offline
+			}
+			w.push(d, w.chance(0.25))
+			if w.chance(0.85) {
+				w.pull(d)
+			}
+		}
+	}
+	// Everyone comes back online for good: every outbox is delivered, then every device pulls.
+	for _, i := range w.rng.Perm(len(w.devices)) {
+		w.push(w.devices[i], false)
+	}
+	for _, d := range w.devices {
+		w.pull(d)
+	}
+}
+
+func jsonOf(v any) string {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err.Error()
+	}
+	return string(data)
+}
+
+// sameJSON reports whether a and b encode to the same JSON value, whatever the key order and
+// spacing (records come back from jsonb re-encoded).
+func sameJSON(t *testing.T, a, b any) bool {
+	t.Helper()
+	var x, y any
+	if err := json.Unmarshal([]byte(jsonOf(a)), &x); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(jsonOf(b)), &y); err != nil {
+		t.Fatal(err)
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// checkConverged compares every device's store with a fresh snapshot of its scope, and with
+// the database for the records that define the scope.
+func (w *convWorld) checkConverged() {
+	t := w.t
+	for _, d := range w.devices {
+		want := w.f.snapshotOf(t, d.id)
+		for key, rec := range d.store {
+			data, ok := want[key]
+			switch {
+			case !ok:
+				t.Errorf("%s holds %s, which is not in its scope (anymore)", d.id.Name, key)
+			case !sameJSON(t, rec.data, data):
+				t.Errorf("%s holds %s as\n%s\nthe server has\n%s", d.id.Name, key, rec.data, data)
+			}
+		}
+		for key := range want {
+			if _, ok := d.store[key]; !ok {
+				t.Errorf("%s lacks %s", d.id.Name, key)
+			}
+		}
+		// The scope itself, from the tables rather than the engine's predicates.
+		typ, sql, args := sync.TypeTask, `SELECT 'task:' || id FROM tasks WHERE branch_id = $1 AND deleted_at IS NULL`, []any{w.f.branch}
+		switch d.id.Role {
+		case fieldsync.RoleRep:
+			sql, args = `SELECT 'task:' || id FROM tasks WHERE assignee_id = $1 AND deleted_at IS NULL`, []any{d.id.UserID}
+		case fieldsync.RoleProcessor:
+			typ, sql = sync.TypeClaim, `SELECT 'claim:' || id FROM claims WHERE branch_id = $1 AND status <> 'reported' AND deleted_at IS NULL`
+		}
+		rows, err := w.f.pool.Query(context.Background(), sql, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var scope []string
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				t.Fatal(err)
+			}
+			scope = append(scope, k)
+		}
+		rows.Close()
+		slices.Sort(scope)
+		if got := d.keys(typ); !slices.Equal(got, scope) {
+			t.Errorf("%s holds the %ss %v, its scope is %v", d.id.Name, typ, got, scope)
+		}
+	}
+}
+
+// checkAppliedOnce checks that every mutation was applied at most once: one stored result per
+// mutation id, every version bump of a record explained by exactly one recorded result, every
+// created note and document there once.
+func (w *convWorld) checkAppliedOnce() {
+	t, ctx := w.t, context.Background()
+	var stored int
+	if err := w.f.pool.QueryRow(ctx, `SELECT count(*) FROM applied_mutations`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored != len(w.original) {
+		t.Errorf("applied_mutations holds %d results, the devices pushed %d distinct mutations", stored, len(w.original))
+	}
+	// Every record version after setup, of the types only mutations write (claims also move
+	// on their own as their tasks progress).
+	versions := map[string]map[int64]bool{}
+	rows, err := w.f.pool.Query(ctx, `SELECT entity_type || ':' || entity_id, version FROM changes
+		WHERE op IN ('upsert', 'delete') AND entity_type IN ('task', 'task_note', 'document', 'customer')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var key string
+		var v int64
+		if err := rows.Scan(&key, &v); err != nil {
+			t.Fatal(err)
+		}
+		if versions[key] == nil {
+			versions[key] = map[int64]bool{}
+		}
+		versions[key][v] = true
+	}
+	rows.Close()
+	explained := map[string]map[int64]bool{}
+	explain := func(typ string, id uuid.UUID, r sync.Result) {
+		if r.Status == sync.StatusRejected {
+			return
+		}
+		key := typ + ":" + id.String()
+		if !versions[key][r.Version] && strings.Contains("task task_note document customer", typ) {
+			t.Errorf("%s %s answered version %d of %s, which was never written", r.Status, r.ID, r.Version, key)
+		}
+		if explained[key] == nil {
+			explained[key] = map[int64]bool{}
+		}
+		explained[key][r.Version] = true
+	}
+	creates := map[string]int{}
+	for id, r := range w.original {
+		m := w.mutations[id]
+		explain(m.Type, m.EntityID, r)
+		if m.Op == "create" && r.Status != sync.StatusRejected {
+			creates[m.Type]++
+		}
+	}
+	for _, r := range w.system {
+		explain(sync.TypeDocument, uuidOfEntity(t, r.Entity), r)
+	}
+	for key, vs := range versions {
+		for v := range vs {
+			if v > w.setupVersion && !explained[key][v] {
+				t.Errorf("%s was written at version %d by no mutation's result: applied twice?", key, v)
+			}
+		}
+	}
+	for typ, table := range map[string]string{sync.TypeTaskNote: "task_notes", sync.TypeDocument: "documents"} {
+		var n int
+		if err := w.f.pool.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != creates[typ] {
+			t.Errorf("%d %s rows for %d applied creates", n, typ, creates[typ])
+		}
+	}
+}
+
+func uuidOfEntity(t *testing.T, entity json.RawMessage) uuid.UUID {
+	var e struct {
+		ID uuid.UUID `json:"id"`
+	}
+	if err := json.Unmarshal(entity, &e); err != nil {
+		t.Fatal(err)
+	}
+	return e.ID
+}
+
+// convConflict is a row of the conflicts table.
+type convConflict struct {
+	typ, field, rule, kept string
+	yours, theirs          json.RawMessage
+	mutation               uuid.UUID
+}
+
+// checkConflicts checks that every recorded conflict follows BRIEF.md's rules, and that the
+// table and the results tell the same story.
+func (w *convWorld) checkConflicts() map[string]int {
+	t := w.t
+	rows, err := w.f.pool.Query(context.Background(), `SELECT entity_type, field, rule, kept #>> '{}', coalesce(yours, 'null'), coalesce(theirs, 'null'), mutation_id FROM conflicts`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byMutation := map[uuid.UUID][]convConflict{}
+	byRule := map[string]int{}
+	for rows.Next() {
+		var c convConflict
+		if err := rows.Scan(&c.typ, &c.field, &c.rule, &c.kept, &c.yours, &c.theirs, &c.mutation); err != nil {
+			t.Fatal(err)
+		}
+		byMutation[c.mutation] = append(byMutation[c.mutation], c)
+		byRule[c.rule]++
+		if err := checkConflictRule(c); err != nil {
+			t.Errorf("conflict on %s.%s (rule %s, kept %s, yours %s, theirs %s): %v", c.typ, c.field, c.rule, c.kept, c.yours, c.theirs, err)
+		}
+	}
+	rows.Close()
+
+	results := maps.Clone(w.original)
+	for _, r := range w.system {
+		results[r.ID] = r
+	}
+	for id, cs := range byMutation {
+		if _, ok := results[id]; !ok {
+			t.Errorf("conflicts %v recorded for mutation %s, which no one sent", cs, id)
+		}
+	}
+	for id, r := range results {
+		recorded := byMutation[id]
+		var want, got []string
+		for _, c := range r.Conflicts {
+			want = append(want, c.Field+" "+c.Rule+" "+c.Kept)
+		}
+		for _, c := range recorded {
+			got = append(got, c.field+" "+c.rule+" "+c.kept)
+		}
+		if r.Status == sync.StatusRejected && r.Error.Code == "deleted" {
+			want = []string{"* delete_wins theirs"}
+		}
+		slices.Sort(want)
+		slices.Sort(got)
+		if !slices.Equal(want, got) {
+			t.Errorf("mutation %s (%s) reported conflicts %v, the table holds %v", id, r.Status, want, got)
+		}
+		keptTheirs := slices.ContainsFunc(r.Conflicts, func(c sync.Conflict) bool { return c.Kept == "theirs" })
+		if (r.Status == sync.StatusConflict) != keptTheirs {
+			t.Errorf("mutation %s is %s with conflicts %v", id, r.Status, want)
+		}
+	}
+	return byRule
+}
+
+// checkConflictRule checks one recorded conflict against the rules of BRIEF.md.
+func checkConflictRule(c convConflict) error {
+	var yours, theirs any
+	if err := json.Unmarshal(c.yours, &yours); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(c.theirs, &theirs); err != nil {
+		return err
+	}
+	switch {
+	case c.kept != "yours" && c.kept != "theirs":
+		return fmt.Errorf("kept must be yours or theirs")
+	case c.field == "*":
+		switch {
+		case c.rule == sync.RuleDeleteWins && theirs == "deleted" && c.kept == "theirs":
+		case c.rule == sync.RuleUpdateWins && yours == "deleted" && c.kept == "theirs":
+		default:
+			return fmt.Errorf("a whole-record conflict is delete_wins or update_wins, and the server's side stands")
+		}
+	case c.field == "status":
+		if c.kept != "theirs" {
+			return fmt.Errorf("a status the state machine refuses never replaces the server's")
+		}
+		switch c.rule {
+		case sync.RuleStateMachine:
+		case sync.RuleFirstDecisionWins:
+			if c.typ != sync.TypeDocument || (theirs != "approved" && theirs != "rejected") {
+				return fmt.Errorf("first_decision_wins is for a document already decided")
+			}
+		default:
+			return fmt.Errorf("a status conflict follows the state machine")
+		}
+	case c.field == "assignee_id":
+		if c.typ != sync.TypeTask || c.rule != sync.RuleStateMachine || c.kept != "theirs" {
+			return fmt.Errorf("reassigning a finished task is refused by the state machine")
+		}
+	case strings.HasPrefix(c.field, "checklist."):
+		switch {
+		case c.typ != sync.TypeTask || c.rule != sync.RuleChecklistItem:
+			return fmt.Errorf("checklist items merge by the checklist_item rule")
+		case theirs == nil && c.kept != "theirs":
+			return fmt.Errorf("an item the server no longer has stays gone")
+		case theirs != nil && (yours == theirs || reflect.TypeOf(yours) != reflect.TypeFor[bool]() || reflect.TypeOf(theirs) != reflect.TypeFor[bool]()):
+			// Either side's flag may stand (the engine keeps the server's: the device's
+			// whole list may carry a flag it never touched), but only when they differ.
+			return fmt.Errorf("an item conflicts on its done flag, when the two sides differ")
+		}
+	case c.rule == sync.RuleStateMachine || c.rule == sync.RuleFirstDecisionWins:
+		// A decision's companion (its reason, a payment's amount) is refused with the decision.
+		companion := (c.typ == sync.TypeDocument && c.field == "review_note") ||
+			(c.typ == sync.TypeClaim && (c.field == "decision_note" || c.field == "amount_paid"))
+		if !companion || c.kept != "theirs" || (c.rule == sync.RuleFirstDecisionWins) != (c.typ == sync.TypeDocument) {
+			return fmt.Errorf("only a refused decision's reason or amount goes with the decision")
+		}
+	default:
+		if c.rule != sync.RuleLastWriteWins || c.kept != "yours" {
+			return fmt.Errorf("a plain field is last_write_wins, and the later write (yours) stands")
+		}
+		if !slices.Contains(sync.WritableFields(c.typ), c.field) {
+			return fmt.Errorf("no such writable field")
+		}
+		if reflect.DeepEqual(yours, theirs) {
+			return fmt.Errorf("both sides wrote the same value: no conflict")
+		}
+	}
+	return nil
+}
+
+// TestDevicesConvergeAfterWorkingOffline runs the simulation for a handful of seeds (or the one
+// in FIELDSYNC_SEED, to replay a failure).
+func TestDevicesConvergeAfterWorkingOffline(t *testing.T) {
+	seeds := []uint64{uint64(time.Now().UnixNano())}
+	if s := os.Getenv("FIELDSYNC_SEED"); s != "" {
+		seed, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("FIELDSYNC_SEED=%q: %v", s, err)
+		}
+		seeds = []uint64{seed}
+	} else {
+		for range envInt(t, "FIELDSYNC_CONVERGENCE_SEEDS", 4) - 1 {
+			seeds = append(seeds, seeds[len(seeds)-1]+1)
+		}
+	}
+	rounds := envInt(t, "FIELDSYNC_CONVERGENCE_ROUNDS", 12)
+	for _, seed := range seeds {
+		t.Run(strconv.FormatUint(seed, 10), func(t *testing.T) {
+			t.Logf("seed %d (replay with FIELDSYNC_SEED=%d)", seed, seed)
+			w := newConvWorld(t, seed)
+			w.run(rounds)
+			w.checkConverged()
+			w.checkAppliedOnce()
+			byRule := w.checkConflicts()
+			t.Logf("%d mutations %v, %d system writes; %d pushes (%d responses lost, %d mutations replayed); %d pulls, %d changes; conflicts %v",
+				len(w.original), w.stats.byStatus, len(w.system), w.stats.pushes, w.stats.lostResponses, w.stats.replayed,
+				w.stats.pulls, w.stats.changes, byRule)
+		})
+	}
+}
+
+// TestPushRejectsATakenIDAndGoesOn pushes creates of ids already taken (first in the push, and
+// after other mutations), between mutations that apply and one rejected for its shape: each
+// rejection undoes only itself, the rest applies once, and a replay changes nothing.
+func TestPushRejectsATakenIDAndGoesOn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newEngineFixture(t, 4)
+	manager := f.newUser(t, fieldsync.RoleManager, "")
+	taken, other := f.newCustomer(t, uuid.Nil), f.newCustomer(t, uuid.Nil)
+	task := f.newTask(t, f.newClaim(t, taken, "reported"), uuid.Nil)
+	fresh, note := uuid.New(), uuid.New()
+	var otherVersion int64
+	if err := f.pool.QueryRow(ctx, `SELECT version FROM customers WHERE id = $1`, other).Scan(&otherVersion); err != nil {
+		t.Fatal(err)
+	}
+	raw := func(v any) json.RawMessage {
+		data, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	mutations := []sync.Mutation{
+		{ID: uuid.New(), Type: sync.TypeCustomer, Op: "create", EntityID: taken, Fields: map[string]json.RawMessage{"name": raw("Again")}},
+		{ID: uuid.New(), Type: sync.TypeCustomer, Op: "update", EntityID: other, BaseVersion: &otherVersion, Fields: map[string]json.RawMessage{"phone": raw("+1 555 0199")}},
+		{ID: uuid.New(), Type: sync.TypeCustomer, Op: "create", EntityID: fresh, Fields: map[string]json.RawMessage{"name": raw("New customer")}},
+		{ID: uuid.New(), Type: sync.TypeTask, Op: "update", EntityID: task, BaseVersion: &otherVersion, Fields: map[string]json.RawMessage{"colour": raw("red")}},
+		{ID: uuid.New(), Type: sync.TypeCustomer, Op: "create", EntityID: fresh, Fields: map[string]json.RawMessage{"name": raw("New customer, again")}},
+		{ID: uuid.New(), Type: sync.TypeTaskNote, Op: "create", EntityID: note, Fields: map[string]json.RawMessage{"task_id": raw(task), "body": raw("Called.")}},
+		{ID: uuid.New(), Type: sync.TypeCustomer, Op: "create", EntityID: taken, Fields: map[string]json.RawMessage{"name": raw("Again and again")}},
+	}
+	want := []string{"rejected already_exists", "applied", "applied", "rejected unknown_field", "rejected already_exists", "applied", "rejected already_exists"}
+	outcome := func(results []sync.Result) []string {
+		var out []string
+		for _, r := range results {
+			s := r.Status
+			if r.Error != nil {
+				s += " " + r.Error.Code
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	changes := func() int {
+		var n int
+		if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM changes`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := changes()
+	first, err := f.engine.Push(ctx, manager, mutations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := outcome(first); !slices.Equal(got, want) {
+		t.Fatalf("results %v, want %v", got, want)
+	}
+	if n := changes() - before; n != 3 {
+		t.Errorf("the push logged %d changes, want 3 (an update and two creates)", n)
+	}
+	var name, phone string
+	if err := f.pool.QueryRow(ctx, `SELECT c.name, o.phone FROM customers c, customers o WHERE c.id = $1 AND o.id = $2`, fresh, other).Scan(&name, &phone); err != nil {
+		t.Fatal(err)
+	}
+	if name != "New customer" || phone != "+1 555 0199" {
+		t.Errorf("customer %q, phone %q", name, phone)
+	}
+
+	before = changes()
+	again, err := f.engine.Push(ctx, manager, mutations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameJSON(t, first, again) {
+		t.Errorf("the replay answered\n%s\nthe push answered\n%s", jsonOf(again), jsonOf(first))
+	}
+	if n := changes() - before; n != 0 {
+		t.Errorf("the replay logged %d changes", n)
+	}
+	var stored int
+	if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM applied_mutations`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored != len(mutations) {
+		t.Errorf("%d stored results for %d mutations", stored, len(mutations))
+	}
+}

@@ -1,0 +1,33 @@
+package sync
+
+import (
+	"slices"
+
+	"github.com/fieldsync/fieldsync"
+)
+
+// CursorPosition decodes a cursor token made for id, for tests that check where a device stands:
+// whether it is still walking its first snapshot, and otherwise the (xid, version) of the last
+// change it was served. It returns cursor_expired for a token that is not id's.
+func CursorPosition(token string, id *fieldsync.Identity) (snapshot bool, xid uint64, version int64, err error) {
+	c, err := parseCursor(token, id)
+	if err != nil {
+		return false, 0, 0, err
+	}
+	return c.snapshot, c.xid, c.version, nil
+}
+
+// WritableFields returns the names of the fields of entity type typ that a mutation may write
+// (by some role or by the server), sorted; nil for an unknown type.
+func WritableFields(typ string) []string {
+	ent, ok := entities[typ]
+	if !ok {
+		return nil
+	}
+	names := make([]string, 0, len(ent.fields))
+	for name := range ent.fields {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
