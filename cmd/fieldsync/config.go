@@ -27,6 +27,8 @@ type config struct {
 
 	S3                      media.Config
 	FirebaseCredentialsFile string
+	// FCMEndpoint replaces FCM's endpoint (an emulator, or a test server); empty: Google's.
+	FCMEndpoint string
 
 	MaxBodyBytes            int64
 	MaxUploadBytes          int64
@@ -126,6 +128,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 			UseSSL:    r.boolean("FIELDSYNC_S3_USE_SSL", false),
 		},
 		FirebaseCredentialsFile: r.str("FIELDSYNC_FIREBASE_CREDENTIALS_FILE", ""),
+		FCMEndpoint:             r.str("FIELDSYNC_FCM_ENDPOINT", ""),
 		MaxBodyBytes:            r.integer("FIELDSYNC_MAX_BODY_BYTES", 5<<20),
 		MaxUploadBytes:          r.integer("FIELDSYNC_MAX_UPLOAD_BYTES", 25<<20),
 		LoginFailuresPerLogin:   int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_LOGIN", 5)),
@@ -198,6 +201,9 @@ func (c *config) validateServe() error {
 		if _, err := os.Stat(c.FirebaseCredentialsFile); err != nil {
 			errs = append(errs, fmt.Errorf("FIELDSYNC_FIREBASE_CREDENTIALS_FILE: %w", err))
 		}
+	}
+	if c.FCMEndpoint != "" && !strings.HasPrefix(c.FCMEndpoint, "https://") && !strings.HasPrefix(c.FCMEndpoint, "http://") {
+		errs = append(errs, errors.New("FIELDSYNC_FCM_ENDPOINT must be an http:// or https:// URL (for example https://fcm.googleapis.com/v1)"))
 	}
 	if c.MaxBodyBytes < 64<<10 {
 		errs = append(errs, errors.New("FIELDSYNC_MAX_BODY_BYTES must be at least 65536"))

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/fieldsync/fieldsync/account"
@@ -38,6 +39,12 @@ func openDB(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, errors.New("DATABASE_URL could not be parsed")
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		// pgxpool's default (the number of CPUs, at least 4) throttles pushes and job delivery
+		// on small machines; long-polls hold no connection while they wait. Set pool_max_conns
+		// in DATABASE_URL to choose otherwise.
+		pcfg.MaxConns = 20
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
@@ -116,9 +123,6 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, keys *account.Ke
 		// Not fatal: the store may come up after us. /readyz reports it until it does.
 		log.Warn("object store not ready", "err", err)
 	}
-	if cfg.FirebaseCredentialsFile == "" {
-		log.Info("push notifications are off: FIELDSYNC_FIREBASE_CREDENTIALS_FILE is not set; the in-app inbox still works")
-	}
 	accounts, err := account.NewService(pool, keys, accountConfig(cfg), log)
 	if err != nil {
 		return err
@@ -136,7 +140,10 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, keys *account.Ke
 			river.QueueDefault: {MaxWorkers: 20},
 			QueueMedia:         {MaxWorkers: 2}, // image work is CPU-bound
 		},
-		Logger: log,
+		// An insert wakes a queue at most once per FetchCooldown (100 ms by default): a push
+		// queued just after another would wait for the next poll.
+		FetchCooldown: 20 * time.Millisecond,
+		Logger:        log,
 	})
 	if err != nil {
 		return fmt.Errorf("job queue: %w", err)
@@ -171,6 +178,9 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, keys *account.Ke
 		Notify:   notifyService,
 		Ready:    map[string]server.ReadyCheck{"database": pool.Ping, "object_store": store.Ping},
 	}, log)
+	if err := notifyService.RegisterMetrics(srv.Registry()); err != nil {
+		return err
+	}
 
 	// The background workers stop after the server has drained its requests.
 	background, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))

@@ -1,0 +1,533 @@
+package notify_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	gosync "sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/sync"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// world is a branch with its people, each signed in on devices with push tokens.
+type world struct {
+	manager, processor1, processor2 uuid.UUID
+	hospital, hospital2, agent      uuid.UUID
+	otherManager                    uuid.UUID // of another branch
+	customer                        uuid.UUID
+	tokens                          map[uuid.UUID][]string
+	devices                         map[uuid.UUID][]uuid.UUID
+}
+
+func (b *bundle) world(t testing.TB) *world {
+	t.Helper()
+	w := &world{tokens: map[uuid.UUID][]string{}, devices: map[uuid.UUID][]uuid.UUID{}}
+	w.manager = b.user(t, fieldsync.RoleManager, "", "Maria Manager")
+	w.processor1 = b.user(t, fieldsync.RoleProcessor, "", "Paul Processor")
+	w.processor2 = b.user(t, fieldsync.RoleProcessor, "", "Petra Processor")
+	w.hospital = b.user(t, fieldsync.RoleRep, "hospital", "Hugo Hospital")
+	w.hospital2 = b.user(t, fieldsync.RoleRep, "hospital", "Hanna Hospital")
+	w.agent = b.user(t, fieldsync.RoleRep, "agent", "Alice Agent")
+	// Hanna is off duty, so that intake dispatches to Hugo.
+	if _, err := b.db.Pool.Exec(context.Background(), `UPDATE users SET on_duty = false WHERE id = $1`, w.hospital2); err != nil {
+		t.Fatal(err)
+	}
+	other := uuid.New()
+	if _, err := b.db.Pool.Exec(context.Background(), `INSERT INTO branches (id, name) VALUES ($1, $2)`, other, "Other "+other.String()[:8]); err != nil {
+		t.Fatal(err)
+	}
+	w.otherManager = b.userIn(t, other, fieldsync.RoleManager, "", "Otto Other")
+	for _, u := range []uuid.UUID{w.manager, w.processor1, w.processor2, w.hospital, w.hospital2, w.agent, w.agent, w.otherManager} {
+		d, tok := b.device(t, u)
+		w.devices[u] = append(w.devices[u], d)
+		w.tokens[u] = append(w.tokens[u], tok)
+	}
+	w.customer = b.customer(t, "Jane Doe", w.agent)
+	return w
+}
+
+// byToken groups messages by the token they were sent to.
+func byToken(calls []fcmCall) map[string][]fcmMessage {
+	out := map[string][]fcmMessage{}
+	for _, c := range calls {
+		out[c.Message.Token] = append(out[c.Message.Token], c.Message)
+	}
+	return out
+}
+
+// checkPush checks that each token of user got exactly one message, and that it carries n: its
+// texts, the data to open the record, and the record's collapse key on every platform.
+func checkPush(t *testing.T, w *world, msgs map[string][]fcmMessage, user uuid.UUID, n storedNotification) {
+	t.Helper()
+	for _, tok := range w.tokens[user] {
+		got := msgs[tok]
+		if len(got) != 1 {
+			t.Errorf("token of %s got %d messages, want 1", user, len(got))
+			continue
+		}
+		m := got[0]
+		if m.Notification.Title == "" || !strings.HasPrefix(n.Title, strings.TrimSuffix(m.Notification.Title, "…")) {
+			t.Errorf("push title %q, want the notification's %q", m.Notification.Title, n.Title)
+		}
+		if m.Notification.Body == "" || len([]rune(m.Notification.Body)) > 240 {
+			t.Errorf("push body %q: want 1 to 240 characters", m.Notification.Body)
+		}
+		want := map[string]string{"notification_id": n.ID.String(), "kind": n.Kind, "entity_type": n.EntityType, "entity_id": n.EntityID.String()}
+		for k, v := range want {
+			if m.Data[k] != v {
+				t.Errorf("data[%s] = %q, want %q (data %v)", k, m.Data[k], v, m.Data)
+			}
+		}
+		key := n.EntityType + ":" + n.EntityID.String()
+		if m.Android.CollapseKey != key || m.Android.Notification.Tag != key || m.APNS.Headers["apns-collapse-id"] != key ||
+			m.APNS.Payload.Aps.ThreadID != key || m.Webpush.Notification.Tag != key || len(m.Webpush.Headers["Topic"]) != 32 {
+			t.Errorf("collapse keys: android %q/%q, apns %q/%q, web %q/%q; want %q", m.Android.CollapseKey, m.Android.Notification.Tag,
+				m.APNS.Headers["apns-collapse-id"], m.APNS.Payload.Aps.ThreadID, m.Webpush.Notification.Tag, m.Webpush.Headers["Topic"], key)
+		}
+		if m.Android.Priority != "high" || m.APNS.Headers["apns-priority"] != "10" {
+			t.Errorf("priority: android %q, apns %q", m.Android.Priority, m.APNS.Headers["apns-priority"])
+		}
+	}
+}
+
+// only fails the test if a message went to a token of anyone but users.
+func only(t *testing.T, w *world, msgs map[string][]fcmMessage, users ...uuid.UUID) {
+	t.Helper()
+	allowed := map[string]bool{}
+	for _, u := range users {
+		for _, tok := range w.tokens[u] {
+			allowed[tok] = true
+		}
+	}
+	for tok, ms := range msgs {
+		if !allowed[tok] {
+			t.Errorf("%d message(s) to token %s, who is not to be told (first: %q)", len(ms), tok, ms[0].Notification.Title)
+		}
+	}
+}
+
+func one(t *testing.T, ns []storedNotification, user uuid.UUID, kind string) storedNotification {
+	t.Helper()
+	got := forUser(ns, user)
+	if len(got) != 1 || got[0].Kind != kind {
+		t.Fatalf("notifications of %s: %+v, want one %s", user, got, kind)
+	}
+	return got[0]
+}
+
+func contains(t *testing.T, what, s string, parts ...string) {
+	t.Helper()
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			t.Errorf("%s %q does not say %q", what, s, p)
+		}
+	}
+}
+
+func TestClaimReportedTellsTheDispatchedRepAndTheAgent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w := b.world(t)
+	claim, task := b.report(t, w.customer)
+
+	calls := b.fcm.waitAccepted(t, 3, 10*time.Second) // Hugo's phone and Alice's two
+	b.waitIdle(t, 10*time.Second)
+	ns := b.notifications(t)
+	if len(ns) != 2 {
+		t.Fatalf("%d notifications, want 2: %+v", len(ns), ns)
+	}
+	rep := one(t, ns, w.hospital, "claim_reported")
+	if rep.EntityType != "task" || rep.EntityID != task || rep.Data["claim_id"] != claim.String() || rep.Data["task_id"] != task.String() {
+		t.Errorf("rep's notification is about %s %s (data %v), want task %s of claim %s", rep.EntityType, rep.EntityID, rep.Data, task, claim)
+	}
+	contains(t, "rep's title", rep.Title, "Jane Doe")
+	contains(t, "rep's body", rep.Body, "St Mary's Hospital", "CLM-")
+	agent := one(t, ns, w.agent, "claim_reported")
+	if agent.EntityType != "claim" || agent.EntityID != claim || agent.Data["hospital_rep_name"] != "Hugo Hospital" {
+		t.Errorf("agent's notification is about %s %s (data %v), want claim %s", agent.EntityType, agent.EntityID, agent.Data, claim)
+	}
+	contains(t, "agent's body", agent.Body, "Hugo Hospital", "St Mary's Hospital")
+
+	msgs := byToken(calls)
+	checkPush(t, w, msgs, w.hospital, rep)
+	checkPush(t, w, msgs, w.agent, agent)
+	only(t, w, msgs, w.hospital, w.agent)
+	if len(b.fcm.all()) != 3 {
+		t.Errorf("%d requests to FCM, want 3", len(b.fcm.all()))
+	}
+}
+
+func TestTaskReassignedTellsTheNewAndTheFormerAssignee(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w := b.world(t)
+	_, task := b.report(t, w.customer)
+	b.fcm.waitAccepted(t, 3, 10*time.Second)
+	b.waitIdle(t, 10*time.Second)
+	before := len(b.fcm.all())
+
+	b.command(t, b.as(w.manager, fieldsync.RoleManager), sync.TypeTask, "update", task, map[string]any{"assignee_id": w.hospital2})
+	calls := b.fcm.waitAccepted(t, before+2, 10*time.Second)[before:]
+	b.waitIdle(t, 10*time.Second)
+	ns := b.notifications(t)
+	assigned := one(t, ns, w.hospital2, "task_assigned")
+	contains(t, "assigned title", assigned.Title, "New task", "Visit Jane Doe")
+	var taken storedNotification
+	for _, n := range forUser(ns, w.hospital) {
+		if n.Kind == "task_unassigned" {
+			taken = n
+		}
+	}
+	if taken.ID == uuid.Nil {
+		t.Fatal("the former assignee was not told")
+	}
+	contains(t, "unassigned body", taken.Body, "Hanna Hospital")
+	msgs := byToken(calls)
+	checkPush(t, w, msgs, w.hospital2, assigned)
+	checkPush(t, w, msgs, w.hospital, taken)
+	only(t, w, msgs, w.hospital, w.hospital2)
+	if assigned.EntityID != task || taken.EntityID != task {
+		t.Errorf("notifications about %s and %s, want task %s", assigned.EntityID, taken.EntityID, task)
+	}
+}
+
+func TestTaskCompletedTellsTheManagerAndTheProcessors(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w := b.world(t)
+	_, task := b.report(t, w.customer)
+	rep := b.as(w.hospital, fieldsync.RoleRep)
+	b.command(t, rep, sync.TypeTask, "update", task, map[string]any{"status": "accepted"})
+	b.fcm.waitAccepted(t, 3, 10*time.Second)
+	b.waitIdle(t, 10*time.Second)
+	before := len(b.fcm.all())
+
+	b.command(t, rep, sync.TypeTask, "update", task, map[string]any{"status": "completed", "completion_note": "All four collected."})
+	calls := b.fcm.waitAccepted(t, before+3, 10*time.Second)[before:]
+	b.waitIdle(t, 10*time.Second)
+	ns := b.notifications(t)
+	for _, u := range []uuid.UUID{w.manager, w.processor1, w.processor2} {
+		n := one(t, ns, u, "task_completed")
+		contains(t, "completed body", n.Body, "Hugo Hospital", "ready for review")
+		if n.Data["ready_for_review"] != true {
+			t.Errorf("data %v: want ready_for_review", n.Data)
+		}
+		checkPush(t, w, byToken(calls), u, n)
+	}
+	only(t, w, byToken(calls), w.manager, w.processor1, w.processor2)
+
+	// The second claim's visit cannot be done: they learn why.
+	customer2 := b.customer(t, "John Roe", w.agent)
+	_, task2 := b.report(t, customer2)
+	b.command(t, rep, sync.TypeTask, "update", task2, map[string]any{"status": "cannot_complete", "cannot_complete_reason": "The patient was discharged"})
+	b.waitIdle(t, 10*time.Second)
+	var cannot []storedNotification
+	for _, n := range b.notifications(t) {
+		if n.Kind == "task_cannot_complete" {
+			cannot = append(cannot, n)
+			contains(t, "cannot body", n.Body, "The patient was discharged", "John Roe")
+		}
+	}
+	if len(cannot) != 3 {
+		t.Errorf("%d task_cannot_complete notifications, want 3 (manager and two processors)", len(cannot))
+	}
+}
+
+func TestDocumentRejectedTellsTheUploaderWhy(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w := b.world(t)
+	claim, task := b.report(t, w.customer)
+	rep := b.as(w.hospital, fieldsync.RoleRep)
+	b.command(t, rep, sync.TypeTask, "update", task, map[string]any{"status": "accepted"})
+	doc := uuid.New()
+	b.command(t, rep, sync.TypeDocument, "create", doc, map[string]any{"claim_id": claim, "task_id": task, "kind": "invoice", "file_name": "invoice.jpg"})
+	b.command(t, sync.SystemIdentity(b.branch, w.hospital), sync.TypeDocument, "update", doc, map[string]any{"status": "uploaded", "object_key": "documents/" + doc.String()})
+	b.fcm.waitAccepted(t, 3, 10*time.Second)
+	b.waitIdle(t, 10*time.Second)
+	before := len(b.fcm.all())
+
+	b.command(t, b.as(w.processor1, fieldsync.RoleProcessor), sync.TypeDocument, "update", doc,
+		map[string]any{"status": "rejected", "review_note": "The total is cut off at the bottom."})
+	calls := b.fcm.waitAccepted(t, before+1, 10*time.Second)[before:]
+	b.waitIdle(t, 10*time.Second)
+	var n storedNotification
+	for _, x := range forUser(b.notifications(t), w.hospital) {
+		if x.Kind == "document_rejected" {
+			n = x
+		}
+	}
+	if n.ID == uuid.Nil {
+		t.Fatal("the uploader was not told")
+	}
+	if n.EntityType != "document" || n.EntityID != doc || n.Data["reason"] != "The total is cut off at the bottom." || n.Data["task_id"] != task.String() {
+		t.Errorf("notification about %s %s with data %v", n.EntityType, n.EntityID, n.Data)
+	}
+	contains(t, "title", n.Title, "invoice", "Jane Doe")
+	contains(t, "body", n.Body, "The total is cut off at the bottom", "collect the invoice again")
+	checkPush(t, w, byToken(calls), w.hospital, n)
+	only(t, w, byToken(calls), w.hospital)
+}
+
+func TestClaimPaidTellsTheAgentAndTheManagerWithTheBranchTotals(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w := b.world(t)
+	rep := b.as(w.hospital, fieldsync.RoleRep)
+	proc := b.as(w.processor1, fieldsync.RoleProcessor)
+	pay := func(customer uuid.UUID, amount, premium int64) uuid.UUID {
+		claim, task := b.report(t, customer)
+		b.command(t, rep, sync.TypeTask, "update", task, map[string]any{"status": "accepted"})
+		b.command(t, rep, sync.TypeTask, "update", task, map[string]any{"status": "completed"})
+		b.command(t, proc, sync.TypeClaim, "update", claim, map[string]any{"status": "approved", "premium": premium})
+		b.command(t, proc, sync.TypeClaim, "update", claim, map[string]any{"status": "paid", "amount_paid": amount})
+		return claim
+	}
+	first := pay(w.customer, 120000, 50000)
+	second := pay(b.customer(t, "John Roe", w.agent), 30050, 0)
+	b.waitIdle(t, 15*time.Second)
+
+	paid := func(user, claim uuid.UUID) storedNotification {
+		t.Helper()
+		for _, n := range forUser(b.notifications(t), user) {
+			if n.Kind == "claim_paid" && n.EntityID == claim {
+				return n
+			}
+		}
+		t.Fatalf("%s was not told that claim %s was paid", user, claim)
+		return storedNotification{}
+	}
+	month := time.Now().UTC().Format("January 2006")
+	m1 := paid(w.manager, first)
+	contains(t, "manager's title", m1.Title, "1,200.00")
+	contains(t, "manager's body", m1.Body, "1,200.00 paid to Jane Doe", "240% of the 500.00 premium", "Paid in "+month+": 1,200.00 on 1 claim(s)")
+	m2 := paid(w.manager, second)
+	contains(t, "manager's body", m2.Body, "300.50 paid to John Roe", "Paid in "+month+": 1,500.50 on 2 claim(s)", "240% of the premiums where known")
+	if m2.Data["period_total_paid"] != float64(150050) || m2.Data["period_claims_paid"] != float64(2) {
+		t.Errorf("manager's data %v: want the period's totals", m2.Data)
+	}
+	a := paid(w.agent, first)
+	contains(t, "agent's body", a.Body, "Jane Doe", "1,200.00")
+	if a.EntityType != "claim" || a.Data["claim_number"] == "" {
+		t.Errorf("agent's notification %+v", a)
+	}
+	for _, u := range []uuid.UUID{w.processor1, w.processor2, w.otherManager} {
+		for _, n := range forUser(b.notifications(t), u) {
+			if n.Kind == "claim_paid" {
+				t.Errorf("%s was told a claim was paid", u)
+			}
+		}
+	}
+	for _, n := range []storedNotification{m1, m2, a} {
+		got := 0
+		for _, c := range b.fcm.accepted() {
+			if c.Message.Data["notification_id"] == n.ID.String() {
+				got++
+			}
+		}
+		if want := len(b.tokensOf(t, n.UserID)); got != want {
+			t.Errorf("notification %s pushed %d times, want %d (one per device)", n.Title, got, want)
+		}
+	}
+}
+
+func (b *bundle) tokensOf(t testing.TB, user uuid.UUID) []string {
+	t.Helper()
+	rows, err := b.db.Pool.Query(context.Background(), `SELECT push_token FROM devices WHERE user_id = $1 AND push_token IS NOT NULL`, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return toks
+}
+
+func TestAChangeThatRollsBackNotifiesNobody(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w := b.world(t)
+	// A later part of the same transaction fails after the notification rules ran.
+	var failing gosync.Bool
+	failing.Store(true)
+	b.engine.AddHook(func(ctx context.Context, tx pgx.Tx, ev sync.Event) error {
+		if failing.Load() {
+			return errors.New("a later step failed")
+		}
+		return nil
+	})
+	if _, err := b.engine.ReportClaim(context.Background(), b.integration, sync.ClaimReport{CustomerID: w.customer,
+		PolicyNumber: "POL-1", Kind: "hospitalisation", Hospitalised: true, Hospital: "St Mary's"}); err == nil {
+		t.Fatal("the report succeeded, want the failing hook's error")
+	}
+	// Long enough for a worker to have picked up anything queued.
+	time.Sleep(time.Second)
+	if ns := b.notifications(t); len(ns) != 0 {
+		t.Errorf("%d notifications written for a change that rolled back", len(ns))
+	}
+	if jobs := b.pushJobs(t); len(jobs) != 0 {
+		t.Errorf("push jobs %v queued for a change that rolled back", jobs)
+	}
+	if calls := b.fcm.all(); len(calls) != 0 {
+		t.Errorf("%d messages sent for a change that rolled back", len(calls))
+	}
+
+	// The same report, committed, is told: the test could have seen a message.
+	failing.Store(false)
+	b.report(t, w.customer)
+	b.fcm.waitAccepted(t, 3, 10*time.Second)
+}
+
+func TestPushOffStillFillsTheInbox(t *testing.T) {
+	t.Parallel()
+	b := setup(t, pushOff)
+	w := b.world(t)
+	b.report(t, w.customer)
+	time.Sleep(500 * time.Millisecond)
+	if ns := b.notifications(t); len(ns) != 2 {
+		t.Errorf("%d notifications, want 2", len(ns))
+	}
+	if jobs := b.pushJobs(t); len(jobs) != 0 {
+		t.Errorf("push jobs %v queued with push off", jobs)
+	}
+	if calls := b.fcm.all(); len(calls) != 0 {
+		t.Errorf("%d messages sent with push off", len(calls))
+	}
+}
+
+func TestOnlyActiveDevicesOfEnabledUsersArePushed(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w := b.world(t)
+	ctx := context.Background()
+	// Alice signed out of her second phone (its session is revoked, its token kept); Hugo's phone
+	// was revoked by an administrator.
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := b.db.Pool.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(`UPDATE sessions SET revoked_at = now(), revoke_reason = 'logout' WHERE device_id = $1`, w.devices[w.agent][1])
+	exec(`UPDATE devices SET revoked_at = now() WHERE id = $1`, w.devices[w.hospital][0])
+	b.report(t, w.customer)
+	b.waitIdle(t, 10*time.Second)
+	msgs := byToken(b.fcm.accepted())
+	if len(msgs) != 1 || len(msgs[w.tokens[w.agent][0]]) != 1 {
+		t.Errorf("pushed to %d tokens, want only Alice's signed-in phone: %v", len(msgs), msgs)
+	}
+	if n := len(b.notifications(t)); n != 2 {
+		t.Errorf("%d notifications, want 2: the inbox does not depend on devices", n)
+	}
+
+	// A disabled user is told nothing at all.
+	exec(`UPDATE users SET disabled_at = now() WHERE id = $1`, w.processor2)
+	rep := b.as(w.hospital, fieldsync.RoleRep)
+	_, task := b.report(t, b.customer(t, "John Roe", w.agent))
+	b.command(t, rep, sync.TypeTask, "update", task, map[string]any{"status": "accepted"})
+	b.command(t, rep, sync.TypeTask, "update", task, map[string]any{"status": "completed"})
+	b.waitIdle(t, 10*time.Second)
+	if got := forUser(b.notifications(t), w.processor2); len(got) != 0 {
+		t.Errorf("a disabled user got %d notifications", len(got))
+	}
+}
+
+func TestAStormOfChangesToOneTaskCollapses(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w := b.world(t)
+	_, task := b.report(t, w.customer)
+	mgr := b.as(w.manager, fieldsync.RoleManager)
+	for i := range 6 {
+		to := w.hospital2
+		if i%2 == 1 {
+			to = w.hospital
+		}
+		b.command(t, mgr, sync.TypeTask, "update", task, map[string]any{"assignee_id": to})
+	}
+	b.waitIdle(t, 15*time.Second)
+	key := "task:" + task.String()
+	for _, c := range b.fcm.accepted() {
+		if c.Message.Data["entity_id"] == task.String() && (c.Message.Android.CollapseKey != key || c.Message.APNS.Headers["apns-collapse-id"] != key) {
+			t.Fatalf("a message about the task has collapse key %q, want %q", c.Message.Android.CollapseKey, key)
+		}
+	}
+	if n := len(b.fcm.accepted()); n != 3+12 {
+		t.Errorf("%d messages, want 15 (each one collapses on the phone into the task's latest)", n)
+	}
+}
+
+func TestLongTextsFitALockScreenAndFCMsLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w := b.world(t)
+	claim, task := b.report(t, w.customer)
+	rep := b.as(w.hospital, fieldsync.RoleRep)
+	b.command(t, rep, sync.TypeTask, "update", task, map[string]any{"status": "accepted"})
+	doc := uuid.New()
+	b.command(t, rep, sync.TypeDocument, "create", doc, map[string]any{"claim_id": claim, "task_id": task, "kind": "medical_record"})
+	b.command(t, sync.SystemIdentity(b.branch, w.hospital), sync.TypeDocument, "update", doc, map[string]any{"status": "uploaded", "object_key": "k"})
+	reason := strings.Repeat("Ошибка в документе 𝄞 ", 100)[:1990] // multi-byte, near the 2,000 limit
+	reason = strings.ToValidUTF8(reason, "")
+	b.command(t, b.as(w.processor1, fieldsync.RoleProcessor), sync.TypeDocument, "update", doc, map[string]any{"status": "rejected", "review_note": reason})
+	b.waitIdle(t, 10*time.Second)
+	for _, c := range b.fcm.accepted() {
+		if c.Message.Data["kind"] != "document_rejected" {
+			continue
+		}
+		size := len(c.Message.Notification.Title) + len(c.Message.Notification.Body)
+		for k, v := range c.Message.Data {
+			size += len(k) + len(v)
+		}
+		if size > 4096 || len([]rune(c.Message.Notification.Body)) > 240 || len([]rune(c.Message.Notification.Title)) > 65 {
+			t.Errorf("payload %d bytes, body %d characters, title %d characters", size, len([]rune(c.Message.Notification.Body)),
+				len([]rune(c.Message.Notification.Title)))
+		}
+		return
+	}
+	t.Fatal("no document_rejected message")
+}
+
+func TestATaskCreatedWithAnAssigneeOrReopenedTellsTheAssignee(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w := b.world(t)
+	claim, _ := b.report(t, w.customer)
+	mgr := b.as(w.manager, fieldsync.RoleManager)
+	due := time.Date(2026, 11, 24, 14, 0, 0, 0, time.UTC)
+	task := uuid.New()
+	b.command(t, mgr, sync.TypeTask, "create", task, map[string]any{"claim_id": claim, "kind": "follow_up", "title": "Call the family",
+		"assignee_id": w.agent, "due_at": due, "location_address": "12 Rose Street"})
+	b.waitIdle(t, 10*time.Second)
+	var created storedNotification
+	for _, n := range forUser(b.notifications(t), w.agent) {
+		if n.Kind == "task_assigned" {
+			created = n
+		}
+	}
+	if created.EntityID != task {
+		t.Fatalf("the assignee of a new task was not told")
+	}
+	contains(t, "body", created.Body, "Jane Doe", "Due Tue 24 Nov, 14:00 UTC", "12 Rose Street")
+
+	// Given up, then reopened by the manager: the assignee is told it is theirs again.
+	agent := b.as(w.agent, fieldsync.RoleRep)
+	b.command(t, agent, sync.TypeTask, "update", task, map[string]any{"status": "cannot_complete", "cannot_complete_reason": "No answer"})
+	b.command(t, mgr, sync.TypeTask, "update", task, map[string]any{"status": "assigned"})
+	b.waitIdle(t, 10*time.Second)
+	reopened := 0
+	for _, n := range forUser(b.notifications(t), w.agent) {
+		if n.Kind == "task_assigned" && strings.HasPrefix(n.Title, "Task reopened: Call the family") {
+			reopened++
+		}
+	}
+	if reopened != 1 {
+		t.Errorf("%d reopened notifications, want 1", reopened)
+	}
+}

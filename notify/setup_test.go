@@ -1,0 +1,314 @@
+package notify_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/internal/testenv"
+	"github.com/fieldsync/fieldsync/notify"
+	"github.com/fieldsync/fieldsync/sync"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// bundle is what a test gets from setup: a database of its own, the sync engine with the
+// notification hook, one replica delivering through the real firebase SDK to a fake FCM, and a
+// branch to work in.
+type bundle struct {
+	db          *testenv.Database
+	engine      *sync.Engine
+	fcm         *fakeFCM
+	svc         *notify.Service
+	jobs        *river.Client[pgx.Tx]
+	branch      uuid.UUID
+	integration *fieldsync.Identity
+}
+
+type options struct {
+	pushOff  bool
+	noWorker bool // queue deliveries, but work none (River not started)
+	cfg      notify.Config
+}
+
+func pushOff(o *options)  { o.pushOff = true }
+func noWorker(o *options) { o.noWorker = true }
+
+func setup(t testing.TB, opts ...func(*options)) *bundle {
+	t.Helper()
+	o := options{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	b := &bundle{db: testenv.DB(t), fcm: newFakeFCM(t)}
+	log := slog.New(slog.DiscardHandler)
+	b.engine = sync.New(b.db.Pool, sync.Config{ScopeWindow: 30 * 24 * time.Hour}, log)
+	if err := b.engine.Prepare(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := o.cfg
+	if !o.pushOff {
+		cfg.Sender = b.fcm.sender(t)
+	}
+	b.svc, b.jobs = b.replica(t, "replica-a", cfg, !o.noWorker)
+	b.engine.AddHook(b.svc.Hook)
+
+	ctx := context.Background()
+	b.branch = uuid.New()
+	if _, err := b.db.Pool.Exec(ctx, `INSERT INTO branches (id, name) VALUES ($1, $2)`, b.branch, "Branch "+b.branch.String()[:8]); err != nil {
+		t.Fatal(err)
+	}
+	integ := uuid.New()
+	if _, err := b.db.Pool.Exec(ctx, `INSERT INTO users (id, role, name, login, password_hash) VALUES ($1, 'integration', 'Call centre', $2, 'x')`,
+		integ, "cc-"+integ.String()[:8]); err != nil {
+		t.Fatal(err)
+	}
+	b.integration = &fieldsync.Identity{UserID: integ, Role: fieldsync.RoleIntegration, Name: "Call centre"}
+	return b
+}
+
+// replica starts another delivery replica over the test's database: a pool, a River client and a
+// notification service of its own, as another server process would have. When start is false the
+// River client is made but not started.
+func (b *bundle) replica(t testing.TB, name string, cfg notify.Config, start bool) (*notify.Service, *river.Client[pgx.Tx]) {
+	t.Helper()
+	return b.replicaWith(t, name, cfg, start, 6)
+}
+
+// replicaWith is replica with a pool of conns connections.
+func (b *bundle) replicaWith(t testing.TB, name string, cfg notify.Config, start bool, conns int32) (*notify.Service, *river.Client[pgx.Tx]) {
+	t.Helper()
+	pcfg, err := pgxpool.ParseConfig(b.db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcfg.MaxConns = conns
+	pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	log := slog.New(slog.DiscardHandler)
+	workers := river.NewWorkers()
+	jobs, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		ID:                   name,
+		Workers:              workers,
+		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
+		Logger:               log,
+		RescueStuckJobsAfter: time.Minute,
+		FetchCooldown:        20 * time.Millisecond, // as cmd/fieldsync configures it
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := notify.New(pool, jobs, workers, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if start {
+		b.start(t, jobs)
+	}
+	return svc, jobs
+}
+
+// start starts a River client and stops it when the test ends.
+func (b *bundle) start(t testing.TB, jobs *river.Client[pgx.Tx]) {
+	t.Helper()
+	if err := jobs.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = jobs.StopAndCancel(ctx)
+	})
+}
+
+// user creates an enabled user of the branch (repKind "agent" or "hospital" for reps).
+func (b *bundle) user(t testing.TB, role, repKind, name string) uuid.UUID {
+	t.Helper()
+	return b.userIn(t, b.branch, role, repKind, name)
+}
+
+func (b *bundle) userIn(t testing.TB, branch uuid.UUID, role, repKind, name string) uuid.UUID {
+	t.Helper()
+	id := uuid.New()
+	var kind any
+	if repKind != "" {
+		kind = repKind
+	}
+	_, err := b.db.Pool.Exec(context.Background(), `INSERT INTO users (id, branch_id, role, rep_kind, name, login, password_hash)
+		VALUES ($1, $2, $3, $4, $5, $6, 'x')`, id, branch, role, kind, name, role+"-"+id.String()[:8])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// device signs user in on a new device with a push token, and returns the device and token.
+func (b *bundle) device(t testing.TB, user uuid.UUID) (uuid.UUID, string) {
+	t.Helper()
+	ctx := context.Background()
+	id, token := uuid.New(), "token-"+uuid.NewString()
+	if _, err := b.db.Pool.Exec(ctx, `INSERT INTO devices (id, user_id, platform, push_token, push_platform, push_token_at)
+		VALUES ($1, $2, 'android', $3, 'android', now())`, id, user, token); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.db.Pool.Exec(ctx, `INSERT INTO sessions (id, user_id, device_id) VALUES ($1, $2, $3)`, uuid.New(), user, id); err != nil {
+		t.Fatal(err)
+	}
+	return id, token
+}
+
+// customer creates a customer of the branch looked after by agent.
+func (b *bundle) customer(t testing.TB, name string, agent uuid.UUID) uuid.UUID {
+	t.Helper()
+	id := uuid.New()
+	if _, err := b.db.Pool.Exec(context.Background(), `INSERT INTO customers (id, branch_id, name, agent_id) VALUES ($1, $2, $3, $4)`,
+		id, b.branch, name, agent); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// report reports a hospitalised claim for customer, as the call centre does, and returns the
+// claim and the dispatched hospital visit.
+func (b *bundle) report(t testing.TB, customer uuid.UUID) (claim, task uuid.UUID) {
+	t.Helper()
+	r, err := b.engine.ReportClaim(context.Background(), b.integration, sync.ClaimReport{CustomerID: customer, PolicyNumber: "POL-1",
+		Kind: "hospitalisation", Hospitalised: true, Hospital: "St Mary's Hospital", Description: "Admitted last night"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c, k struct {
+		ID uuid.UUID `json:"id"`
+	}
+	if err := json.Unmarshal(r.Claim, &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(r.Task, &k); err != nil {
+		t.Fatal(err)
+	}
+	return c.ID, k.ID
+}
+
+func (b *bundle) as(user uuid.UUID, role string) *fieldsync.Identity {
+	return &fieldsync.Identity{UserID: user, Role: role, BranchID: b.branch, Name: role}
+}
+
+// command applies one update as id and fails the test if it is not applied.
+func (b *bundle) command(t testing.TB, id *fieldsync.Identity, typ, op string, entity uuid.UUID, fields map[string]any) sync.Result {
+	t.Helper()
+	raw := map[string]json.RawMessage{}
+	for k, v := range fields {
+		data, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw[k] = data
+	}
+	r, err := b.engine.Command(context.Background(), id, sync.Mutation{Type: typ, Op: op, EntityID: entity, Fields: raw})
+	if err != nil {
+		t.Fatalf("%s %s %s: %v", op, typ, entity, err)
+	}
+	if r.Status == sync.StatusRejected || r.Status == sync.StatusConflict {
+		t.Fatalf("%s %s %s: %s %+v %+v", op, typ, entity, r.Status, r.Error, r.Conflicts)
+	}
+	return r
+}
+
+// storedNotification is a row of the notifications table.
+type storedNotification struct {
+	ID         uuid.UUID
+	UserID     uuid.UUID
+	Kind       string
+	Title      string
+	Body       string
+	EntityType string
+	EntityID   uuid.UUID
+	Data       map[string]any
+}
+
+// notifications returns the notifications written so far, oldest first.
+func (b *bundle) notifications(t testing.TB) []storedNotification {
+	t.Helper()
+	rows, err := b.db.Pool.Query(context.Background(), `SELECT id, user_id, kind, title, body, entity_type, entity_id, data
+		FROM notifications ORDER BY created_at, id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[storedNotification])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// forUser returns the notifications of user.
+func forUser(ns []storedNotification, user uuid.UUID) []storedNotification {
+	var out []storedNotification
+	for _, n := range ns {
+		if n.UserID == user {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// pushJobs counts the push jobs by state.
+func (b *bundle) pushJobs(t testing.TB) map[string]int {
+	t.Helper()
+	rows, err := b.db.Pool.Query(context.Background(), `SELECT state::text, count(*)::int FROM river_job WHERE queue = $1 GROUP BY 1`, notify.QueuePush)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[s] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// waitIdle waits until no push job is left to work (every one completed, cancelled or discarded).
+func (b *bundle) waitIdle(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		jobs := b.pushJobs(t)
+		if jobs["available"]+jobs["running"]+jobs["retryable"]+jobs["scheduled"]+jobs["pending"] == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("push jobs still waiting after %s: %v", timeout, jobs)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// deliveryState returns the recorded outcome of pushing notification to device ("" if none).
+func (b *bundle) deliveryState(t testing.TB, notification, device uuid.UUID) string {
+	t.Helper()
+	var state string
+	err := b.db.Pool.QueryRow(context.Background(), `SELECT state FROM notification_deliveries WHERE notification_id = $1 AND device_id = $2`,
+		notification, device).Scan(&state)
+	if err != nil && err != pgx.ErrNoRows {
+		t.Fatal(err)
+	}
+	return state
+}

@@ -1,0 +1,150 @@
+package notify
+
+import (
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+func TestMoney(t *testing.T) {
+	for cents, want := range map[int64]string{0: "0.00", 5: "0.05", 100: "1.00", 123456: "1,234.56", 100000000: "1,000,000.00", -2550: "-25.50"} {
+		if got := money(cents); got != want {
+			t.Errorf("money(%d) = %q, want %q", cents, got, want)
+		}
+	}
+}
+
+func TestPercent(t *testing.T) {
+	for _, tc := range []struct {
+		part, whole int64
+		want        string
+	}{{1, 2, "50%"}, {120000, 50000, "240%"}, {1, 3, "33%"}, {2, 3, "67%"}, {1 << 50, 1 << 49, "200%"}} {
+		if got := percent(tc.part, tc.whole); got != tc.want {
+			t.Errorf("percent(%d, %d) = %q, want %q", tc.part, tc.whole, got, tc.want)
+		}
+	}
+}
+
+func TestClip(t *testing.T) {
+	if got := clip("  short  ", 10); got != "short" {
+		t.Errorf("clip kept %q", got)
+	}
+	got := clip(strings.Repeat("é", 300), 240)
+	if n := utf8.RuneCountInString(got); n != 240 || !strings.HasSuffix(got, "…") || !utf8.ValidString(got) {
+		t.Errorf("clip to 240: %d characters, %q...", n, got[:10])
+	}
+}
+
+func TestFitPayloadCutsAtACharacterBoundary(t *testing.T) {
+	data := map[string]string{"notification_id": strings.Repeat("x", 36), "kind": "document_rejected"}
+	for _, body := range []string{strings.Repeat("a", 5000), strings.Repeat("𝄞", 2000), strings.Repeat("日本", 1500)} {
+		title, got := fitPayload("Document rejected", body, data, maxPayload)
+		if size := payloadSize(title, got, data); size > maxPayload {
+			t.Errorf("payload %d bytes, want at most %d", size, maxPayload)
+		}
+		if !utf8.ValidString(got) || !strings.HasSuffix(got, "…") || title != "Document rejected" {
+			t.Errorf("fitted body is not valid text ending in an ellipsis, or the title was cut: %q", title)
+		}
+		if payloadSize(title, got, data) < maxPayload-8 {
+			t.Errorf("cut more than needed: %d bytes", payloadSize(title, got, data))
+		}
+	}
+	// A title alone too long loses its body first, then is cut itself.
+	title, body := fitPayload(strings.Repeat("t", 5000), "body", nil, 100)
+	if body != "" || len(title) > 100 || !strings.HasSuffix(title, "…") {
+		t.Errorf("got title of %d bytes and body %q", len(title), body)
+	}
+	// A payload within the limit is left alone.
+	if title, body := fitPayload("t", "b", data, maxPayload); title != "t" || body != "b" {
+		t.Errorf("changed a small payload: %q %q", title, body)
+	}
+}
+
+func TestBackoffGrowsAndIsCapped(t *testing.T) {
+	prev := time.Duration(0)
+	for attempt := 1; attempt <= 30; attempt++ {
+		d := backoff(attempt)
+		base := maxBackoff
+		if attempt <= 12 {
+			base = min(time.Second<<(attempt-1), maxBackoff)
+		}
+		if d < base*9/10 || d > base*11/10 {
+			t.Errorf("attempt %d: backoff %s, want %s ± 10%%", attempt, d, base)
+		}
+		if attempt <= 11 && d <= prev*7/10 {
+			t.Errorf("attempt %d: backoff %s after %s", attempt, d, prev)
+		}
+		prev = d
+	}
+	var total time.Duration
+	for attempt := 1; attempt < 25; attempt++ {
+		total += min(time.Second<<min(attempt-1, 12), maxBackoff)
+	}
+	if total < 6*time.Hour || total > 10*time.Hour {
+		t.Errorf("25 attempts span %s; the doc says about 7 hours", total)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	for h, want := range map[string]time.Duration{
+		"":                              0,
+		"3":                             3 * time.Second,
+		"0":                             0,
+		"soon":                          0,
+		"Mon, 23 Nov 2026 08:00:30 GMT": 30 * time.Second,
+		"Mon, 23 Nov 2026 07:00:00 GMT": 0,
+	} {
+		if got := retryAfter(h, now); got != want {
+			t.Errorf("retryAfter(%q) = %s, want %s", h, got, want)
+		}
+	}
+}
+
+func TestEventIDs(t *testing.T) {
+	c := cursor{h: 1234567}
+	h, err := parseEventID(c.eventID(position{xid: 1234570, version: 89}))
+	if err != nil || h != c.h {
+		t.Fatalf("round trip: %d, %v", h, err)
+	}
+	for _, bad := range []string{"", "12", "1-2", "a-1-2", "1-b-2", "1--1-2", "-1-2-3", "1-2-3-4", strings.Repeat("9", 81) + "-1-1",
+		"99999999999999999999999-1-1"} {
+		if _, err := parseEventID(bad); err == nil {
+			t.Errorf("parseEventID(%q) accepted", bad)
+		}
+	}
+}
+
+func TestParseSnapshot(t *testing.T) {
+	for text, want := range map[string]snapshot{
+		"100:105:":           {xmin: 100},
+		"100:105:100,103":    {xmin: 100, running: []string{"100", "103"}},
+		"7612:7612:":         {xmin: 7612},
+		"7612:7640:7612,763": {xmin: 7612, running: []string{"7612", "763"}},
+	} {
+		got, err := parseSnapshot(text)
+		if err != nil || got.xmin != want.xmin || strings.Join(got.running, ",") != strings.Join(want.running, ",") {
+			t.Errorf("parseSnapshot(%q) = %+v, %v; want %+v", text, got, err, want)
+		}
+	}
+	if _, err := parseSnapshot("garbage"); err == nil {
+		t.Error("parseSnapshot accepted garbage")
+	}
+}
+
+func FuzzParseEventID(f *testing.F) {
+	f.Add("1234-1240-56")
+	f.Add("0-0-0")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		h, err := parseEventID(s)
+		if err != nil {
+			return
+		}
+		again, err := parseEventID(cursor{h: h}.eventID(position{xid: h, version: 1}))
+		if err != nil || again != h {
+			t.Errorf("%q parsed to horizon %d, which does not round-trip", s, h)
+		}
+	})
+}
