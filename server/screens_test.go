@@ -703,11 +703,11 @@ func TestScreenClaimDetail(t *testing.T) {
 		}
 	}
 
-	// A processor holds no notes (BRIEF.md: not in their scope), the rest the same.
+	// A processor reviewing the claim reads the field's notes too, the rest the same.
 	var pd detail
 	w.get(w.processor, "/v1/claims/"+claim.String(), &pd)
-	if len(pd.Notes) != 0 || pd.Notes == nil {
-		t.Fatalf("a processor sees notes: %v", pd.Notes)
+	if len(pd.Notes) != len(d.Notes) || len(pd.Notes) == 0 {
+		t.Fatalf("a processor sees notes %v, the manager %v", pd.Notes, d.Notes)
 	}
 	screenWantOrder(t, "processor's tasks", list(pd.Tasks), t1, t2)
 	screenWantSet(t, "processor's documents", list(pd.Documents), d1, d2)

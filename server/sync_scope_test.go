@@ -255,7 +255,7 @@ func TestSyncReviewQueueMovesForProcessors(t *testing.T) {
 	if data := wantUpsert(t, "processor", in, "claim", claim1); data["status"] != "collecting" {
 		t.Fatalf("claim: %v", data)
 	}
-	wantAbsent(t, "processor", in, "task_note", note) // notes are the field's, not the processors'
+	wantUpsert(t, "processor", in, "task_note", note) // the field's notes come with the claim under review
 
 	// Completing the only task puts claim 1 under review; the processor reviews and pays it.
 	b.pushOne(t, rep, "applied", updateOp("task", task1, b.version(t, "tasks", task1), syncFields{"status": "completed"}))

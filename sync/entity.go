@@ -218,11 +218,12 @@ var scopes = map[string]map[string]string{
 		TypeUser:         "t.branch_id = $2",
 	},
 	processor: {
-		TypeClaim:        strings.Replace(processorClaim("t"), " AND t.deleted_at IS NULL", "", 1),
-		TypeTask:         "EXISTS (SELECT 1 FROM claims c WHERE c.id = t.claim_id AND " + processorClaim("c") + ")",
-		TypeDocument:     "EXISTS (SELECT 1 FROM claims c WHERE c.id = t.claim_id AND " + processorClaim("c") + ")",
-		TypeCustomer:     "EXISTS (SELECT 1 FROM claims c WHERE c.customer_id = t.id AND " + processorClaim("c") + ")",
-		TypeTaskNote:     "false",
+		TypeClaim:    strings.Replace(processorClaim("t"), " AND t.deleted_at IS NULL", "", 1),
+		TypeTask:     "EXISTS (SELECT 1 FROM claims c WHERE c.id = t.claim_id AND " + processorClaim("c") + ")",
+		TypeDocument: "EXISTS (SELECT 1 FROM claims c WHERE c.id = t.claim_id AND " + processorClaim("c") + ")",
+		TypeCustomer: "EXISTS (SELECT 1 FROM claims c WHERE c.customer_id = t.id AND " + processorClaim("c") + ")",
+		// The field's notes come with the claim: a processor reviewing it reads what the rep saw.
+		TypeTaskNote:     "EXISTS (SELECT 1 FROM tasks x JOIN claims c ON c.id = x.claim_id WHERE x.id = t.task_id AND x.deleted_at IS NULL AND " + processorClaim("c") + ")",
 		TypeNotification: "(t.user_id = $1 AND (t.read_at IS NULL OR t.read_at > now() - $3::interval))",
 		TypeUser:         "t.branch_id = $2",
 	},
