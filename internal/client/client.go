@@ -32,6 +32,11 @@ type Client struct {
 	access  string
 	refresh string
 	user    User
+
+	// refreshing serialises refreshes: two requests that find the access token expired at once
+	// must not both spend the same refresh token (the second would be taken for a thief's, and
+	// the session revoked).
+	refreshing gosync.Mutex
 }
 
 // Device is the app install the client signs in from.
@@ -62,11 +67,14 @@ type Error struct {
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
 
 // Retryable reports whether the same request may succeed later (the network or the server, not
-// the request, was at fault).
+// the request, was at fault). An upload's upload_superseded and offset_mismatch are: another
+// request for the upload (often this phone's own, half-dead after a lost connection, which the
+// server cannot tell from a live one) held it or moved it on, and Resume, which asks the server's
+// offset first, carries on. The official tus clients retry a 409 the same way.
 func Retryable(err error) bool {
 	var e *Error
 	if errors.As(err, &e) {
-		return e.Status >= 500 || e.Status == http.StatusTooManyRequests
+		return e.Status >= 500 || e.Status == http.StatusTooManyRequests || e.Code == "upload_superseded" || e.Code == "offset_mismatch"
 	}
 	return err != nil && !errors.Is(err, context.Canceled)
 }
@@ -141,18 +149,63 @@ func (c *Client) Refresh(ctx context.Context) error {
 	return nil
 }
 
+// refreshUnless refreshes the tokens unless the access token is no longer stale (another request
+// refreshed it meanwhile).
+func (c *Client) refreshUnless(ctx context.Context, stale string) error {
+	c.refreshing.Lock()
+	defer c.refreshing.Unlock()
+	if c.AccessToken() != stale {
+		return nil
+	}
+	return c.Refresh(ctx)
+}
+
+// expired reports whether err is the server's answer to an expired access token.
+func expired(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == "token_expired"
+}
+
 // Do sends an authenticated JSON request and decodes the answer into out (when not nil). An
 // expired access token is refreshed once and the request sent again.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
-	err := c.send(ctx, method, path, c.AccessToken(), body, out)
-	var e *Error
-	if errors.As(err, &e) && e.Code == "token_expired" {
-		if err := c.Refresh(ctx); err != nil {
+	token := c.AccessToken()
+	err := c.send(ctx, method, path, token, body, out)
+	if expired(err) {
+		if err := c.refreshUnless(ctx, token); err != nil {
 			return err
 		}
 		err = c.send(ctx, method, path, c.AccessToken(), body, out)
 	}
 	return err
+}
+
+// doRaw sends the request build makes with the access token, refreshing an expired token once
+// like Do, and returns the answer whatever its status, for the caller to read and close. build is
+// called again for the second attempt, so that a body is sent whole each time.
+func (c *Client) doRaw(ctx context.Context, build func(token string) (*http.Request, error)) (*http.Response, error) {
+	token := c.AccessToken()
+	for attempt := 0; ; attempt++ {
+		req, err := build(token)
+		if err != nil {
+			return nil, err
+		}
+		res, err := c.http.Do(req)
+		if err != nil || res.StatusCode != http.StatusUnauthorized || attempt > 0 {
+			return res, err
+		}
+		err = decodeError(res)
+		res.Body.Close()
+		// An answer to HEAD has no body, so no error code: it may be an expired token as well as
+		// an ended session. A refresh tells them apart (it fails for an ended session).
+		if !expired(err) && req.Method != http.MethodHead {
+			return nil, err
+		}
+		if err := c.refreshUnless(ctx, token); err != nil {
+			return nil, err
+		}
+		token = c.AccessToken()
+	}
 }
 
 func (c *Client) send(ctx context.Context, method, path, token string, body, out any) error {

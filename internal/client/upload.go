@@ -27,19 +27,21 @@ const tusVersion = "1.0.0"
 // CreateUpload announces an upload of size bytes for the document (which the device created by
 // push, status pending_upload).
 func (c *Client) CreateUpload(ctx context.Context, documentID uuid.UUID, size int64, fileName string) (*Upload, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/uploads/", nil)
-	if err != nil {
-		return nil, err
-	}
 	b64 := base64.StdEncoding.EncodeToString
 	meta := "document_id " + b64([]byte(documentID.String()))
 	if fileName != "" {
 		meta += ",filename " + b64([]byte(fileName))
 	}
-	c.tusHeaders(req)
-	req.Header.Set("Upload-Length", strconv.FormatInt(size, 10))
-	req.Header.Set("Upload-Metadata", meta)
-	res, err := c.http.Do(req)
+	res, err := c.doRaw(ctx, func(token string) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/uploads/", nil)
+		if err != nil {
+			return nil, err
+		}
+		tusHeaders(req, token)
+		req.Header.Set("Upload-Length", strconv.FormatInt(size, 10))
+		req.Header.Set("Upload-Metadata", meta)
+		return req, nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -54,19 +56,21 @@ func (c *Client) CreateUpload(ctx context.Context, documentID uuid.UUID, size in
 	return &Upload{URL: loc.String(), DocumentID: documentID, Size: size}, nil
 }
 
-func (c *Client) tusHeaders(req *http.Request) {
+func tusHeaders(req *http.Request, token string) {
 	req.Header.Set("Tus-Resumable", tusVersion)
-	req.Header.Set("Authorization", "Bearer "+c.AccessToken())
+	req.Header.Set("Authorization", "Bearer "+token)
 }
 
 // Offset asks the server how many bytes of the upload it holds.
 func (c *Client) Offset(ctx context.Context, u *Upload) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u.URL, nil)
-	if err != nil {
-		return 0, err
-	}
-	c.tusHeaders(req)
-	res, err := c.http.Do(req)
+	res, err := c.doRaw(ctx, func(token string) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodHead, u.URL, nil)
+		if err != nil {
+			return nil, err
+		}
+		tusHeaders(req, token)
+		return req, nil
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -80,24 +84,26 @@ func (c *Client) Offset(ctx context.Context, u *Upload) (int64, error) {
 // SendChunk sends data as the bytes at offset, with its SHA-256 so the server refuses a chunk
 // damaged on the way (460). It returns the server's new offset.
 func (c *Client) SendChunk(ctx context.Context, u *Upload, offset int64, data []byte) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, u.URL, bytes.NewReader(data))
-	if err != nil {
-		return 0, err
-	}
 	sum := sha256.Sum256(data)
-	c.tusHeaders(req)
-	req.Header.Set("Content-Type", "application/offset+octet-stream")
-	req.Header.Set("Upload-Offset", strconv.FormatInt(offset, 10))
-	req.Header.Set("Upload-Checksum", "sha256 "+base64.StdEncoding.EncodeToString(sum[:]))
-	res, err := c.http.Do(req)
+	res, err := c.doRaw(ctx, func(token string) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPatch, u.URL, bytes.NewReader(data))
+		if err != nil {
+			return nil, err
+		}
+		tusHeaders(req, token)
+		req.Header.Set("Content-Type", "application/offset+octet-stream")
+		req.Header.Set("Upload-Offset", strconv.FormatInt(offset, 10))
+		req.Header.Set("Upload-Checksum", "sha256 "+base64.StdEncoding.EncodeToString(sum[:]))
+		return req, nil
+	})
 	if err != nil {
 		return 0, err
 	}
 	defer res.Body.Close()
-	_, _ = io.Copy(io.Discard, res.Body)
 	if res.StatusCode != http.StatusNoContent {
-		return 0, decodeError(res)
+		return 0, decodeError(res) // reads the body: the error's code is in it
 	}
+	_, _ = io.Copy(io.Discard, res.Body)
 	return strconv.ParseInt(res.Header.Get("Upload-Offset"), 10, 64)
 }
 

@@ -1,0 +1,532 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"reflect"
+	"slices"
+	"strings"
+	gosync "sync"
+	"testing"
+	"time"
+
+	"github.com/fieldsync/fieldsync/internal/client"
+	"github.com/google/uuid"
+)
+
+// The scenario's phones and screens: each is a device as an app keeps it (the records of its
+// scope, its pull cursor, its outbox of queued writes) over internal/client. A phone may have a
+// flaky network in front of it.
+
+// pullLimit is small so that every pull of the scenario, snapshots included, comes in pages.
+const pullLimit = 7
+
+// device is one app install: who is signed in, the local copy of their scope, the cursor, and the
+// writes made offline that wait for the network.
+type device struct {
+	t      *testing.T
+	name   string
+	c      *client.Client
+	link   *flakyNet // nil: a steady connection
+	store  map[string]map[uuid.UUID]json.RawMessage
+	cursor string
+	outbox []client.Mutation
+	// pushAttempts counts every push request sent, retries included.
+	pushAttempts int
+}
+
+func newDevice(t *testing.T, baseURL, name string, link *flakyNet) *device {
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if link != nil {
+		hc.Transport = link
+	}
+	d := &device{t: t, name: name, link: link, store: map[string]map[uuid.UUID]json.RawMessage{}}
+	d.c = client.New(baseURL, hc, client.Device{ID: uuid.New(), Platform: "android", Name: name + "'s phone", AppVersion: "1.4.0"})
+	return d
+}
+
+// signIn logs the device in, registers its push token and takes its first snapshot.
+func (d *device) signIn(ctx context.Context, login, password, pushToken string) {
+	d.t.Helper()
+	if err := d.c.Login(ctx, login, password); err != nil {
+		d.t.Fatalf("%s: login: %v", d.name, err)
+	}
+	if pushToken != "" {
+		err := d.c.Do(ctx, http.MethodPut, "/v1/devices/current/push-token", map[string]string{"token": pushToken, "platform": "android"}, nil)
+		if err != nil {
+			d.t.Fatalf("%s: push token: %v", d.name, err)
+		}
+	}
+	d.mustSync(ctx)
+}
+
+// id is the signed-in user's id.
+func (d *device) id() uuid.UUID { return d.c.User().ID }
+
+// queue puts a write in the outbox, as an app does whether or not it is online.
+func (d *device) queue(typ, op string, entity uuid.UUID, fields map[string]any) uuid.UUID {
+	d.t.Helper()
+	m := client.Mutation{ID: uuid.Must(uuid.NewV7()), Type: typ, Op: op, EntityID: entity, Fields: fields, ClientTime: time.Now().UTC()}
+	if op != "create" {
+		m.BaseVersion = d.version(typ, entity)
+	}
+	d.outbox = append(d.outbox, m)
+	return m.ID
+}
+
+// sync pushes the outbox, then pulls until the device is up to date. A push whose answer does not
+// arrive is sent again, the same mutations with the same ids, as long as the network is to blame.
+// It returns the push's results by mutation id.
+func (d *device) sync(ctx context.Context) (map[uuid.UUID]client.Result, error) {
+	results := map[uuid.UUID]client.Result{}
+	if len(d.outbox) > 0 {
+		muts := d.outbox
+		var res []client.Result
+		var err error
+		for attempt := 1; ; attempt++ {
+			d.pushAttempts++
+			res, err = d.c.Push(ctx, muts)
+			if err == nil || !client.Retryable(err) || attempt == 5 || ctx.Err() != nil {
+				break
+			}
+			select { // an app backs off; the scenario need not wait long
+			case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+			case <-ctx.Done():
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("push: %w", err)
+		}
+		if len(res) != len(muts) {
+			return nil, fmt.Errorf("push: %d results for %d mutations", len(res), len(muts))
+		}
+		for i, r := range res {
+			if r.ID != muts[i].ID {
+				return nil, fmt.Errorf("push: result %d is for %s, want %s", i, r.ID, muts[i].ID)
+			}
+			results[r.ID] = r
+			if r.Status != "rejected" && len(r.Entity) > 0 {
+				d.keep(muts[i].Type, muts[i].EntityID, r.Entity)
+			}
+		}
+		d.outbox = nil
+	}
+	return results, d.pull(ctx, 0)
+}
+
+func (d *device) mustSync(ctx context.Context) map[uuid.UUID]client.Result {
+	d.t.Helper()
+	res, err := d.sync(ctx)
+	if err != nil {
+		d.t.Fatalf("%s: sync: %v", d.name, err)
+	}
+	return res
+}
+
+// syncUntil syncs until cond holds. A change is served to pulls once every transaction older than
+// its own has ended (sync/doc.go), so a change that has committed (and been pushed about) may
+// reach a pull a moment later: a device told of it pulls, long-polling, until it has it.
+func (d *device) syncUntil(ctx context.Context, what string, cond func() bool) map[uuid.UUID]client.Result {
+	d.t.Helper()
+	res := d.mustSync(ctx)
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			d.t.Fatalf("%s's device: still not %s after 20s", d.name, what)
+		}
+		if err := d.pull(ctx, time.Second); err != nil {
+			d.t.Fatalf("%s: %v", d.name, err)
+		}
+	}
+	return res
+}
+
+// converged waits until the device holds exactly what a fresh install of its user would pull,
+// and returns how its copy differs from the server's if it never does.
+func (d *device) converged(ctx context.Context, timeout time.Duration) string {
+	d.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if err := d.pull(ctx, 0); err != nil {
+			d.t.Fatalf("%s: %v", d.name, err)
+		}
+		fresh, err := d.snapshot(ctx)
+		if err != nil {
+			d.t.Fatalf("%s: snapshot: %v", d.name, err)
+		}
+		s := diff(d.t, d.store, fresh)
+		if s == "" || time.Now().After(deadline) {
+			return s
+		}
+		// The snapshot reads the tables; the change log may still hold back a change behind an
+		// older open transaction (anyone's: the database is shared): pull again when it is served.
+		if err := d.pull(ctx, time.Second); err != nil {
+			d.t.Fatalf("%s: %v", d.name, err)
+		}
+	}
+}
+
+// pull applies every change since the cursor, page by page, until the server says there is no
+// more. With wait, the first page long-polls for a change when there is none yet.
+func (d *device) pull(ctx context.Context, wait time.Duration) error {
+	for {
+		page, err := d.c.Pull(ctx, d.cursor, pullLimit, wait)
+		wait = 0
+		if err != nil {
+			return fmt.Errorf("pull: %w", err)
+		}
+		for _, ch := range page.Changes {
+			switch ch.Op {
+			case "upsert":
+				d.put(ch.Type, ch.ID, ch.Data)
+			case "delete":
+				delete(d.store[ch.Type], ch.ID)
+			default:
+				return fmt.Errorf("pull: change with op %q", ch.Op)
+			}
+		}
+		d.cursor = page.Cursor
+		if !page.HasMore {
+			return nil
+		}
+	}
+}
+
+func (d *device) put(typ string, id uuid.UUID, data json.RawMessage) {
+	if d.store[typ] == nil {
+		d.store[typ] = map[uuid.UUID]json.RawMessage{}
+	}
+	d.store[typ][id] = data
+}
+
+// keep stores a record a write answered with, unless the device already holds a newer one.
+func (d *device) keep(typ string, id uuid.UUID, data json.RawMessage) {
+	if cur, ok := d.store[typ][id]; ok && versionOf(cur) > versionOf(data) {
+		return
+	}
+	d.put(typ, id, data)
+}
+
+func versionOf(data json.RawMessage) int64 {
+	var v struct {
+		Version int64 `json:"version"`
+	}
+	_ = json.Unmarshal(data, &v)
+	return v.Version
+}
+
+// record returns the device's copy of a record, failing the test if it has none.
+func (d *device) record(typ string, id uuid.UUID) map[string]any {
+	d.t.Helper()
+	data, ok := d.store[typ][id]
+	if !ok {
+		d.t.Fatalf("%s's device holds no %s %s", d.name, typ, id)
+	}
+	return decode(d.t, data)
+}
+
+func (d *device) has(typ string, id uuid.UUID) bool {
+	_, ok := d.store[typ][id]
+	return ok
+}
+
+// field returns a field of the device's copy of a record (nil when it holds none).
+func (d *device) field(typ string, id uuid.UUID, name string) any {
+	data, ok := d.store[typ][id]
+	if !ok {
+		return nil
+	}
+	return decode(d.t, data)[name]
+}
+
+func (d *device) version(typ string, id uuid.UUID) int64 {
+	d.t.Helper()
+	data, ok := d.store[typ][id]
+	if !ok {
+		d.t.Fatalf("%s's device holds no %s %s to write to", d.name, typ, id)
+	}
+	return versionOf(data)
+}
+
+// records returns the device's records of a type that match, in no particular order.
+func (d *device) records(typ string, match func(map[string]any) bool) []map[string]any {
+	var out []map[string]any
+	for _, data := range d.store[typ] {
+		r := decode(d.t, data)
+		if match == nil || match(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// inbox returns the device's notifications of kind about an entity.
+func (d *device) inbox(kind string, entity uuid.UUID) []map[string]any {
+	return d.records("notification", func(n map[string]any) bool {
+		return n["kind"] == kind && n["entity_id"] == entity.String()
+	})
+}
+
+// command sends a screen's command and keeps the record it answers with.
+func (d *device) command(ctx context.Context, typ, path string, body any) map[string]any {
+	d.t.Helper()
+	var res client.Result
+	if err := d.c.Do(ctx, http.MethodPost, path, body, &res); err != nil {
+		d.t.Fatalf("%s: POST %s: %v", d.name, path, err)
+	}
+	if res.Status != "applied" && res.Status != "merged" {
+		d.t.Fatalf("%s: POST %s: %s %+v", d.name, path, res.Status, res)
+	}
+	entity := decode(d.t, res.Entity)
+	id, err := uuid.Parse(fmt.Sprint(entity["id"]))
+	if err != nil {
+		d.t.Fatalf("%s: POST %s answered a record without an id: %s", d.name, path, res.Entity)
+	}
+	d.keep(typ, id, res.Entity) // res.ID is the command's mutation id
+	return entity
+}
+
+// snapshot pulls the user's whole scope afresh, as a new install would.
+func (d *device) snapshot(ctx context.Context) (map[string]map[uuid.UUID]json.RawMessage, error) {
+	out := map[string]map[uuid.UUID]json.RawMessage{}
+	cursor := ""
+	for {
+		page, err := d.c.Pull(ctx, cursor, pullLimit, 0)
+		if err != nil {
+			return nil, err
+		}
+		for _, ch := range page.Changes {
+			if ch.Op != "upsert" {
+				return nil, fmt.Errorf("a snapshot holds a %s of %s %s", ch.Op, ch.Type, ch.ID)
+			}
+			if out[ch.Type] == nil {
+				out[ch.Type] = map[uuid.UUID]json.RawMessage{}
+			}
+			out[ch.Type][ch.ID] = ch.Data
+		}
+		cursor = page.Cursor
+		if !page.HasMore {
+			return out, nil
+		}
+	}
+}
+
+// diff describes how a device's copy differs from a snapshot ("" when they are equal).
+func diff(t *testing.T, have, want map[string]map[uuid.UUID]json.RawMessage) string {
+	var b strings.Builder
+	types := slices.Sorted(maps.Keys(want))
+	for typ := range have {
+		if _, ok := want[typ]; !ok {
+			types = append(types, typ)
+		}
+	}
+	for _, typ := range types {
+		for id, w := range want[typ] {
+			h, ok := have[typ][id]
+			switch {
+			case !ok:
+				fmt.Fprintf(&b, "  missing %s %s\n", typ, id)
+			case !reflect.DeepEqual(decode(t, h), decode(t, w)):
+				fmt.Fprintf(&b, "  %s %s differs:\n    device: %s\n    server: %s\n", typ, id, h, w)
+			}
+		}
+		for id := range have[typ] {
+			if _, ok := want[typ][id]; !ok {
+				fmt.Fprintf(&b, "  extra %s %s: %s\n", typ, id, have[typ][id])
+			}
+		}
+	}
+	return b.String()
+}
+
+func decode(t *testing.T, data []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("decode %s: %v", data, err)
+	}
+	return m
+}
+
+// upload sends a document's bytes with tus in chunks, resuming from the server's offset after
+// every failure the network causes. It returns how many times it had to resume.
+func (d *device) upload(ctx context.Context, doc uuid.UUID, data []byte, fileName string, chunk int) int {
+	d.t.Helper()
+	var u *client.Upload
+	var err error
+	for attempt := 1; attempt <= 5; attempt++ {
+		if u, err = d.c.CreateUpload(ctx, doc, int64(len(data)), fileName); err == nil || !client.Retryable(err) {
+			break
+		}
+	}
+	if err != nil {
+		d.t.Fatalf("%s: create upload of %s: %v", d.name, doc, err)
+	}
+	resumes := 0
+	for {
+		err := d.c.Resume(ctx, u, bytes.NewReader(data), chunk)
+		if err == nil {
+			return resumes
+		}
+		if !client.Retryable(err) || resumes == 5 {
+			d.t.Fatalf("%s: upload of %s: %v (after %d resumes)", d.name, doc, err, resumes)
+		}
+		resumes++
+	}
+}
+
+// flakyNet is a phone's bad connection: while offline nothing gets through; otherwise it lets
+// requests through except for the faults queued for them, each striking the next matching
+// request once.
+type flakyNet struct {
+	base http.RoundTripper
+
+	mu      gosync.Mutex
+	offline bool
+	faults  []*fault
+	lost    []lostResponse
+}
+
+// faultKind is how a request goes wrong.
+type faultKind int
+
+const (
+	// refused: the request never reaches the server (no signal, connection refused).
+	refused faultKind = iota
+	// answerLost: the server handles the request and answers, but the answer never arrives.
+	answerLost
+	// bodyCut: the connection drops partway through the request's body.
+	bodyCut
+)
+
+// fault is one failure waiting for the request it will strike.
+type fault struct {
+	kind     faultKind
+	method   string
+	path     string // prefix of the request's path
+	cutAfter int64  // bodyCut: bytes of the body that get through
+	skip     int    // matching requests to let through first
+}
+
+// lostResponse is an answer the server gave that the phone never saw.
+type lostResponse struct {
+	method, path string
+	status       int
+	body         []byte
+}
+
+var errNoNetwork = errors.New("dial tcp: connect: network is unreachable")
+
+func newFlakyNet() *flakyNet { return &flakyNet{base: http.DefaultTransport.(*http.Transport).Clone()} }
+
+func (n *flakyNet) setOffline(off bool) {
+	n.mu.Lock()
+	n.offline = off
+	n.mu.Unlock()
+}
+
+func (n *flakyNet) inject(f fault) {
+	n.mu.Lock()
+	n.faults = append(n.faults, &f)
+	n.mu.Unlock()
+}
+
+// pending returns how many injected faults have not struck yet.
+func (n *flakyNet) pending() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.faults)
+}
+
+func (n *flakyNet) lostAnswers() []lostResponse {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.lost)
+}
+
+func (n *flakyNet) RoundTrip(req *http.Request) (*http.Response, error) {
+	n.mu.Lock()
+	offline := n.offline
+	var f *fault
+	if !offline {
+		for i, c := range n.faults {
+			if c.method == req.Method && strings.HasPrefix(req.URL.Path, c.path) {
+				if c.skip > 0 {
+					c.skip--
+					break
+				}
+				f = c
+				n.faults = slices.Delete(n.faults, i, i+1)
+				break
+			}
+		}
+	}
+	n.mu.Unlock()
+
+	closeBody := func() {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+	}
+	switch {
+	case offline:
+		closeBody()
+		return nil, errNoNetwork
+	case f == nil:
+		return n.base.RoundTrip(req)
+	case f.kind == refused:
+		closeBody()
+		return nil, errors.New("dial tcp: connect: connection refused")
+	case f.kind == answerLost:
+		res, err := n.base.RoundTrip(req)
+		if err != nil {
+			return nil, err
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		n.mu.Lock()
+		n.lost = append(n.lost, lostResponse{method: req.Method, path: req.URL.Path, status: res.StatusCode, body: body})
+		n.mu.Unlock()
+		return nil, errors.New("read tcp: connection reset by peer")
+	default: // bodyCut
+		cut := req.Clone(req.Context())
+		cut.Body = &cutBody{r: req.Body, left: f.cutAfter}
+		cut.GetBody = nil // the transport must not send the whole body again on its own
+		res, err := n.base.RoundTrip(cut)
+		if err == nil {
+			// The server answered before noticing: the phone still lost the connection.
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			return nil, errors.New("write tcp: broken pipe")
+		}
+		return nil, err
+	}
+}
+
+// cutBody is a request body whose connection drops after left bytes.
+type cutBody struct {
+	r    io.ReadCloser
+	left int64
+}
+
+var errCut = errors.New("write tcp: connection reset by peer")
+
+func (b *cutBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, errCut
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *cutBody) Close() error { return b.r.Close() }
