@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"firebase.google.com/go/v4/messaging"
+	"github.com/fieldsync/fieldsync/internal/branchwake"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -97,7 +98,7 @@ type Service struct {
 	cfg      Config
 	log      *slog.Logger
 	metrics  *metrics
-	hub      *hub
+	hub      *branchwake.Hub
 	outcomes outcomeWriter
 	sends    chan struct{} // a slot per push in flight
 	stopping chan struct{} // closed when Run ends: send nothing new
@@ -111,7 +112,7 @@ type Service struct {
 // the sync engine and run Run for the event stream. It fails if the queue cannot be added.
 func New(db *pgxpool.Pool, jobs *river.Client[pgx.Tx], workers *river.Workers, cfg Config, log *slog.Logger) (*Service, error) {
 	cfg.setDefaults()
-	s := &Service{db: db, jobs: jobs, cfg: cfg, log: log, metrics: newMetrics(), hub: newHub(), NowFunc: time.Now,
+	s := &Service{db: db, jobs: jobs, cfg: cfg, log: log, metrics: newMetrics(), hub: branchwake.New(), NowFunc: time.Now,
 		sends: make(chan struct{}, cfg.MaxSends), stopping: make(chan struct{})}
 	if jobs == nil || workers == nil {
 		return nil, errors.New("notify: a job queue client and its workers are required")
@@ -144,7 +145,7 @@ func (s *Service) RegisterMetrics(reg prometheus.Registerer) error {
 // rather than keep the job until they have sent everything.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.stopOnce.Do(func() { close(s.stopping) })
-	return s.hub.listen(ctx, s.db, s.log)
+	return s.hub.Listen(ctx, s.db, s.log, "event stream listener")
 }
 
 // metrics are the Prometheus collectors of push delivery and the event stream.

@@ -149,7 +149,7 @@ func (s *Service) Stream(ctx context.Context, id *fieldsync.Identity, lastEventI
 	s.metrics.streams.Inc()
 	defer s.metrics.streams.Dec()
 
-	wake := s.hub.subscribe(id.BranchID)
+	wake := s.hub.Subscribe(id.BranchID)
 	if !resume {
 		// From now: what has committed is the client's to pull; what is running is to come.
 		cur, err := s.frontier(ctx, id.BranchID)
@@ -176,7 +176,7 @@ func (s *Service) Stream(ctx context.Context, id *fieldsync.Identity, lastEventI
 			return streamErr(ctx, err)
 		}
 		if more {
-			wake = s.hub.subscribe(id.BranchID)
+			wake = s.hub.Subscribe(id.BranchID)
 			continue
 		}
 		select {
@@ -189,7 +189,7 @@ func (s *Service) Stream(ctx context.Context, id *fieldsync.Identity, lastEventI
 		case <-ctx.Done():
 			return nil
 		}
-		wake = s.hub.subscribe(id.BranchID)
+		wake = s.hub.Subscribe(id.BranchID)
 	}
 }
 

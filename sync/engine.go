@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/fieldsync/fieldsync/internal/branchwake"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -29,7 +30,7 @@ type Engine struct {
 	db    *pgxpool.Pool
 	cfg   Config
 	log   *slog.Logger
-	hub   *hub
+	hub   *branchwake.Hub
 	hooks []HookFunc
 	// NowFunc returns the current time, for tests.
 	NowFunc func() time.Time
@@ -49,7 +50,7 @@ func New(db *pgxpool.Pool, cfg Config, log *slog.Logger) *Engine {
 	if cfg.ChangeRetention <= 0 {
 		cfg.ChangeRetention = 90 * 24 * time.Hour
 	}
-	return &Engine{db: db, cfg: cfg, log: log, hub: newHub(), NowFunc: time.Now}
+	return &Engine{db: db, cfg: cfg, log: log, hub: branchwake.New(), NowFunc: time.Now}
 }
 
 // HookFunc runs inside the transaction of every applied mutation, after the write: notification
@@ -72,7 +73,7 @@ func (e *Engine) Prepare(ctx context.Context) error {
 // change-log pruning) until ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
-	go func() { errc <- e.hub.listen(ctx, e.db, e.log) }()
+	go func() { errc <- e.hub.Listen(ctx, e.db, e.log, "change listener") }()
 	go func() { errc <- e.runJanitor(ctx) }()
 	var first error
 	for range 2 {

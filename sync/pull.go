@@ -79,7 +79,7 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 	for {
 		var wake <-chan struct{}
 		if wait > 0 && !c.snapshot {
-			wake = e.hub.subscribe(id.BranchID)
+			wake = e.hub.Subscribe(id.BranchID)
 		}
 		emitted, next, more, err := e.pullPage(ctx, id, c, limit, emit)
 		if err != nil {
