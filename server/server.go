@@ -99,13 +99,10 @@ func New(cfg Config, deps Deps, log *slog.Logger) *Server {
 			MaxAge: 600,
 		}))
 	}
-	e.Use(middleware.GzipWithConfig(middleware.GzipConfig{
-		MinLength: 1024,
-		// Prometheus compresses its own output; streams must not wait on a gzip buffer.
-		// tus answers are headers only, and must reach the client as sent.
-		Skipper: func(c echo.Context) bool {
-			return c.Path() == "/metrics" || c.Path() == "/v1/events" || isUploadPath(c.Request().URL.Path)
-		},
+	// Prometheus compresses its own output; streams must not wait on a gzip buffer.
+	// tus answers are headers only, and must reach the client as sent.
+	e.Use(gzipAnswers(1024, func(c echo.Context) bool {
+		return c.Path() == "/metrics" || c.Path() == "/v1/events" || isUploadPath(c.Request().URL.Path)
 	}))
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
 		Limit: fmt.Sprintf("%dB", cfg.MaxBodyBytes),

@@ -32,6 +32,11 @@ func cmdServe(ctx context.Context, cfg config, args []string, stderr io.Writer) 
 		return err
 	}
 	defer ln.Close()
+	stopPprof, err := startPprof(cfg.PprofAddr, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	pool, err := openDB(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err

@@ -29,6 +29,9 @@ type config struct {
 	FirebaseCredentialsFile string
 	// FCMEndpoint replaces FCM's endpoint (an emulator, or a test server); empty: Google's.
 	FCMEndpoint string
+	// PprofAddr, if set, is a loopback address where serve exposes net/http/pprof (profiling; the
+	// load tool's --cpuprofile). Empty: no profiling endpoint.
+	PprofAddr string
 
 	MaxBodyBytes            int64
 	MaxUploadBytes          int64
@@ -129,6 +132,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		},
 		FirebaseCredentialsFile: r.str("FIELDSYNC_FIREBASE_CREDENTIALS_FILE", ""),
 		FCMEndpoint:             r.str("FIELDSYNC_FCM_ENDPOINT", ""),
+		PprofAddr:               r.str("FIELDSYNC_PPROF_ADDR", ""),
 		MaxBodyBytes:            r.integer("FIELDSYNC_MAX_BODY_BYTES", 5<<20),
 		MaxUploadBytes:          r.integer("FIELDSYNC_MAX_UPLOAD_BYTES", 25<<20),
 		LoginFailuresPerLogin:   int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_LOGIN", 5)),
@@ -201,6 +205,9 @@ func (c *config) validateServe() error {
 		if _, err := os.Stat(c.FirebaseCredentialsFile); err != nil {
 			errs = append(errs, fmt.Errorf("FIELDSYNC_FIREBASE_CREDENTIALS_FILE: %w", err))
 		}
+	}
+	if err := validPprofAddr(c.PprofAddr); err != nil {
+		errs = append(errs, err)
 	}
 	if c.FCMEndpoint != "" && !strings.HasPrefix(c.FCMEndpoint, "https://") && !strings.HasPrefix(c.FCMEndpoint, "http://") {
 		errs = append(errs, errors.New("FIELDSYNC_FCM_ENDPOINT must be an http:// or https:// URL (for example https://fcm.googleapis.com/v1)"))

@@ -28,6 +28,10 @@ Usage:
                                          set a new password and end the user's sessions
   fieldsync demo                         seed a demo branch, users, customers and a claim; prints the logins
   fieldsync keygen -o FILE               write a new Ed25519 key for signing access tokens
+  fieldsync sim [--server URL] [--devices N] [--duration D] [--seed N] [--flaky F] [--login L,...] [--password P]
+                                         simulate phones against a running server (make dev) and check that they converge
+  fieldsync bench [--quick] [--devices N] [--writers N] [--duration D] [--out FILE] [--cpuprofile FILE]
+                                         measure a server (started for the run, over a database and bucket of its own) against raw baselines
 `
 
 // errUsage marks a command line that could not be understood; main exits with 2 for it.
@@ -74,8 +78,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdUser(ctx, cfg, rest, stdin, stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, cfg, rest, stdout, stderr)
+	case "bench":
+		return cmdBench(ctx, cfg, rest, stdout, stderr)
 	case "keygen":
 		return cmdKeygen(rest, stderr)
+	case "sim":
+		return cmdSim(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,27 @@
+// Package loadtest is the load tool behind `fieldsync bench`: it measures a running fieldsync
+// server through its public API, each figure next to a raw baseline of the same work measured in
+// the same run, and judges the goals of issue 6.
+//
+// The phases, in order (Run):
+//
+//   - notify: a manager reassigns tasks one at a time; the delay from the commit (the push's
+//     answer) to the fake FCM receiving each of the two pushes it causes.
+//   - push: pushes of 100 mutations, a device per database connection of the server, against
+//     raw pgx writing the same rows of the same tables with as many connections.
+//   - pull: a manager's page of 1,000 changed tasks, against raw pgx reading the same rows' JSON.
+//   - snapshot: a rep's initial sync (5,000 records, pages of 500), against raw pgx reading the
+//     same records.
+//   - upload: tus uploads of 20 MiB documents, against minio-go's PutObject of the same bytes to
+//     the same bucket.
+//   - longpoll: 1,000 devices long-poll while 100 of them push a small mutation every second;
+//     the writers' latency, and each note's delivery to its writer's own long-poll.
+//
+// The server runs in a process of its own (Target.ServerPID), so that its CPU time and memory are
+// read from /proc apart from the load generators', which run here; the table shows, per phase,
+// the CPU cores the server, this process and the whole machine used, so that a figure measured
+// while something else was busy says so.
+//
+// Fixtures are written with plain SQL in the server's database (which must be the tool's own:
+// `fieldsync bench` makes one per run), so that the triggers version and log them as every write;
+// users sign in through the API, as phones do.
+package loadtest

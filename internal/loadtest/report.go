@@ -1,0 +1,302 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is everything one run measured. It is written as JSON (--out) and as a table.
+type Report struct {
+	Started     time.Time   `json:"started"`
+	Seconds     float64     `json:"seconds"`
+	Options     Options     `json:"options"`
+	Environment Environment `json:"environment"`
+
+	Push         Throughput   `json:"push"`
+	Pull         Throughput   `json:"pull"`
+	InitialSync  InitialSync  `json:"initial_sync"`
+	Upload       Throughput   `json:"upload"`
+	Notification Notification `json:"notification"`
+	LongPoll     LongPoll     `json:"long_poll"`
+	Server       ServerUsage  `json:"server"`
+
+	// Goals are the targets of issue 6, each met or missed.
+	Goals []Goal `json:"goals"`
+}
+
+// Environment is where the run happened.
+type Environment struct {
+	CPUs     int    `json:"cpus"`
+	GOOS     string `json:"goos"`
+	GOARCH   string `json:"goarch"`
+	Go       string `json:"go"`
+	Postgres string `json:"postgres"`
+	// PoolConns is the server's PostgreSQL pool size (pgxpool's default unless DATABASE_URL sets
+	// pool_max_conns); the raw baselines get a pool of the same size and as many workers.
+	PoolConns int `json:"pool_conns"`
+	// Server says how the server ran: a child process (`fieldsync serve`), measured from /proc.
+	Server string `json:"server"`
+}
+
+// Throughput is one operation through the API next to the same work done directly (raw pgx, or
+// minio-go), with the same concurrency, for the same time.
+type Throughput struct {
+	Unit        string  `json:"unit"`
+	API         float64 `json:"api"`
+	Baseline    float64 `json:"baseline"`
+	Ratio       float64 `json:"ratio"` // API / Baseline
+	APIName     string  `json:"api_name"`
+	BaseName    string  `json:"baseline_name"`
+	Concurrency int     `json:"concurrency"`
+	// Size is what one operation carries: mutations per push, changes per pull, bytes per file.
+	Size int64 `json:"size"`
+	// Ops are how many operations each side completed.
+	APIOps  int64 `json:"api_ops"`
+	BaseOps int64 `json:"baseline_ops"`
+	// ServerCPUPerUnit is the server's CPU time per mutation, change or MB through the API, in
+	// microseconds: steadier than the rates when other work shares the machine.
+	ServerCPUPerUnit float64 `json:"server_cpu_us_per_unit"`
+	// Server is what the server process used while the API side ran.
+	Server Usage `json:"server"`
+}
+
+// perUnit sets ServerCPUPerUnit from the server's CPU time over units of work.
+func (t *Throughput) perUnit(units float64) {
+	if units > 0 {
+		t.ServerCPUPerUnit = round(t.Server.CPUSeconds*1e6/units, 1)
+	}
+}
+
+// InitialSync is a rep's first sync: the snapshot of their whole scope, through the API in
+// pages, against reading the same rows' JSON straight from PostgreSQL.
+type InitialSync struct {
+	Records     int     `json:"records"`
+	Pages       int     `json:"pages"`
+	PageLimit   int     `json:"page_limit"`
+	Runs        int     `json:"runs"`
+	APISeconds  float64 `json:"api_seconds"`      // median of Runs
+	BaseSeconds float64 `json:"baseline_seconds"` // median of Runs
+	Ratio       float64 `json:"ratio"`            // baseline time / API time: the API's speed as a fraction of raw
+	Server      Usage   `json:"server"`
+}
+
+// Notification is the delay from a change's commit to the fake FCM receiving its push.
+type Notification struct {
+	Events   int     `json:"events"`
+	Messages int     `json:"messages"`
+	Missing  int     `json:"missing"`
+	Latency  Latency `json:"latency"`
+	Server   Usage   `json:"server"`
+}
+
+// LongPoll is the load test: devices long-polling while writers push small mutations.
+type LongPoll struct {
+	Devices     int     `json:"devices"`
+	Users       int     `json:"users"`
+	Branches    int     `json:"branches"`
+	Writers     int     `json:"writers"`
+	WaitSeconds int     `json:"wait_seconds"`
+	Seconds     float64 `json:"seconds"`
+	// Logins is how long signing in every device took (argon2id per login).
+	LoginSeconds float64 `json:"login_seconds"`
+	// Pushes are the writers' requests; Latency is theirs.
+	Pushes       int64   `json:"pushes"`
+	PushesPerSec float64 `json:"pushes_per_second"`
+	PushErrors   int64   `json:"push_errors"`
+	Latency      Latency `json:"latency"`
+	PollAnswers  int64   `json:"poll_answers"`
+	PollErrors   int64   `json:"poll_errors"`
+	PollsHeld    int64   `json:"polls_held"` // long-polls open when the writers stopped
+	Delivery     Latency `json:"delivery"`   // writer's push sent → the note reaching the writer's long-poll
+	// DBTransactionsPerSec is the database's transactions (statements, mostly) per second while
+	// the writers wrote: what the long-polls woken by each write cost it.
+	DBTransactionsPerSec float64 `json:"db_transactions_per_second"`
+	Server               Usage   `json:"server"`
+	ServerStartup        Usage   `json:"server_startup"` // logins and first snapshots of every device
+}
+
+// Usage is what the server process used during a phase.
+type Usage struct {
+	WallSeconds float64 `json:"wall_seconds"`
+	CPUSeconds  float64 `json:"cpu_seconds"`
+	CPUCores    float64 `json:"cpu_cores"` // CPU seconds per second
+	// BenchCores is what the load tool's own process used (clients, baselines, the fake FCM);
+	// MachineCores is every process's, PostgreSQL and the object store among them.
+	BenchCores   float64 `json:"bench_cores"`
+	MachineCores float64 `json:"machine_cores"`
+	PeakRSSMB    float64 `json:"peak_rss_mb"`
+}
+
+// ServerUsage is what the server process used over the whole run.
+type ServerUsage struct {
+	PID        int     `json:"pid"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// PeakRSSMB is the kernel's high-water mark of the process's resident memory (VmHWM), from
+	// start to end: no peak between samples escapes it.
+	PeakRSSMB float64 `json:"peak_rss_mb"`
+	Error     string  `json:"error,omitempty"`
+}
+
+// Goal is one target and whether the run met it.
+type Goal struct {
+	Name     string  `json:"name"`
+	Target   string  `json:"target"`
+	Measured string  `json:"measured"`
+	Value    float64 `json:"value"`
+	Met      bool    `json:"met"`
+	// NotRun is set when the phase that measures the goal was left out (Options.Phases).
+	NotRun bool `json:"not_run,omitempty"`
+}
+
+// The goals of issue 6.
+const (
+	GoalPushRatio   = 0.50
+	GoalPullRatio   = 0.60
+	GoalUploadRatio = 0.80
+	GoalWriterP99MS = 100
+	GoalServerMB    = 300
+)
+
+func (r *Report) judge(ran func(phase string) bool) {
+	r.Goals = []Goal{
+		{Name: "push", Target: "≥ " + pct(GoalPushRatio) + " of raw pgx", Measured: pct(r.Push.Ratio), Value: r.Push.Ratio, Met: r.Push.Ratio >= GoalPushRatio},
+		{Name: "pull", Target: "≥ " + pct(GoalPullRatio) + " of raw pgx", Measured: pct(r.Pull.Ratio), Value: r.Pull.Ratio, Met: r.Pull.Ratio >= GoalPullRatio},
+		{Name: "upload", Target: "≥ " + pct(GoalUploadRatio) + " of direct PutObject", Measured: pct(r.Upload.Ratio), Value: r.Upload.Ratio, Met: r.Upload.Ratio >= GoalUploadRatio},
+		{Name: "writers_p99", Target: fmt.Sprintf("p99 < %d ms with %d long-polling devices", GoalWriterP99MS, r.LongPoll.Devices),
+			Measured: fmt.Sprintf("%.1f ms", r.LongPoll.Latency.P99), Value: r.LongPoll.Latency.P99,
+			Met: r.LongPoll.Latency.Count > 0 && r.LongPoll.PushErrors == 0 && r.LongPoll.Latency.P99 < GoalWriterP99MS},
+		{Name: "server_memory", Target: fmt.Sprintf("peak RSS < %d MB", GoalServerMB), Measured: fmt.Sprintf("%.0f MB", r.Server.PeakRSSMB),
+			Value: r.Server.PeakRSSMB, Met: r.Server.Error == "" && r.Server.PeakRSSMB > 0 && r.Server.PeakRSSMB < GoalServerMB},
+	}
+	phaseOf := map[string]string{"push": "push", "pull": "pull", "upload": "upload", "writers_p99": "longpoll"}
+	for i, g := range r.Goals {
+		if p, ok := phaseOf[g.Name]; ok && !ran(p) {
+			r.Goals[i] = Goal{Name: g.Name, Target: g.Target, Measured: "not run", NotRun: true}
+		}
+	}
+}
+
+// Missed returns the names of the goals the run missed.
+func (r *Report) Missed() []string {
+	var out []string
+	for _, g := range r.Goals {
+		if !g.Met && !g.NotRun {
+			out = append(out, g.Name)
+		}
+	}
+	return out
+}
+
+// WriteJSON writes the report to path, indented.
+func (r *Report) WriteJSON(path string) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+func metStr(g Goal) string {
+	switch {
+	case g.NotRun:
+		return "not run"
+	case g.Met:
+		return "met"
+	}
+	return "MISSED"
+}
+
+func goal(r *Report, name string) Goal {
+	for _, g := range r.Goals {
+		if g.Name == name {
+			return g
+		}
+	}
+	return Goal{}
+}
+
+// WriteTable writes the report for a person: each figure next to its baseline, the ratio, the
+// goal it is held to, and where the CPU went meanwhile (the server; the load tool's own process,
+// clients and baselines; the whole machine, PostgreSQL and the object store included).
+func (r *Report) WriteTable(w io.Writer) error {
+	e := r.Environment
+	fmt.Fprintf(w, "fieldsync bench, %s: %d CPUs, %s/%s, %s, %s; server: %s, %d database connections\n\n",
+		r.Started.UTC().Format("2006-01-02 15:04 UTC"), e.CPUs, e.GOOS, e.GOARCH, e.Go, e.Postgres, e.Server, e.PoolConns)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "measure\tfieldsync\traw baseline\tratio\tgoal\t\tserver CPU per unit\tCPU cores: server/tool/machine\tserver RSS")
+	use := func(u Usage) string {
+		return fmt.Sprintf("%.2f / %.2f / %.2f\t%.0f MB", u.CPUCores, u.BenchCores, u.MachineCores, u.PeakRSSMB)
+	}
+	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
+	ran := func(name string) bool { return !goal(r, name).NotRun }
+	tp := func(label string, t Throughput, g Goal, unitAPI, unitBase, unit string) {
+		row(label, num(t.API)+" "+unitAPI, num(t.Baseline)+" "+unitBase, pct(t.Ratio), g.Target, metStr(g),
+			fmt.Sprintf("%.0f µs per %s", t.ServerCPUPerUnit, unit), use(t.Server))
+	}
+	if ran("push") {
+		tp(fmt.Sprintf("push (%d mutations a push, %d at once)", r.Push.Size, r.Push.Concurrency), r.Push, goal(r, "push"), "mutations/s", "rows/s pgx", "mutation")
+	}
+	if ran("pull") {
+		tp(fmt.Sprintf("pull (%d changes a page, %d at once)", r.Pull.Size, r.Pull.Concurrency), r.Pull, goal(r, "pull"), "changes/s", "rows/s pgx", "change")
+	}
+	if s := r.InitialSync; s.Records > 0 {
+		row(fmt.Sprintf("initial sync of a rep (%d records, %d pages of %d)", s.Records, s.Pages, s.PageLimit),
+			fmt.Sprintf("%.3f s", s.APISeconds), fmt.Sprintf("%.3f s pgx", s.BaseSeconds), pct(s.Ratio), "", "", "", use(s.Server))
+	}
+	if ran("upload") {
+		tp(fmt.Sprintf("upload (%s files, %d at once)", size(r.Upload.Size), r.Upload.Concurrency), r.Upload, goal(r, "upload"), "MB/s tus", "MB/s PutObject", "MB")
+	}
+	if n := r.Notification; n.Events > 0 {
+		row(fmt.Sprintf("notification, commit → FCM request (%d messages, %d missing)", n.Messages, n.Missing),
+			fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", n.Latency.P50, n.Latency.P99), "", "", "", "", "", use(n.Server))
+	}
+	if l := r.LongPoll; ran("writers_p99") {
+		g := goal(r, "writers_p99")
+		row(fmt.Sprintf("writers' pushes (%d devices long-polling, %d writers, %.0f pushes/s)", l.Devices, l.Writers, l.PushesPerSec),
+			fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", l.Latency.P50, l.Latency.P99), "", "", g.Target, metStr(g), "", use(l.Server))
+		row("  a note's delivery, push → the writer's long-poll", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", l.Delivery.P50, l.Delivery.P99), "", "", "", "", "", "\t")
+		row(fmt.Sprintf("  sign-in and first sync of the %d devices", l.Devices), fmt.Sprintf("%.1f s", l.ServerStartup.WallSeconds), "", "", "", "", "", use(l.ServerStartup))
+	}
+	g := goal(r, "server_memory")
+	row("server memory, whole run (VmHWM)", fmt.Sprintf("%.0f MB", r.Server.PeakRSSMB), "", "", g.Target, metStr(g),
+		fmt.Sprintf("%.1f s in all", r.Server.CPUSeconds), "\t")
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if l := r.LongPoll; l.Devices > 0 {
+		fmt.Fprintf(w, "\nlong-poll load: %d users in %d branches, wait=%ds, %.0f s; %d pushes (%d errors), %d poll answers (%d errors), %d long-polls open at the end; database: %.0f transactions/s (%.0f a push)\n",
+			l.Users, l.Branches, l.WaitSeconds, l.Seconds, l.Pushes, l.PushErrors, l.PollAnswers, l.PollErrors, l.PollsHeld,
+			l.DBTransactionsPerSec, l.DBTransactionsPerSec/max(l.PushesPerSec, 1))
+	}
+	if r.Server.Error != "" {
+		fmt.Fprintf(w, "server CPU and memory not measured: %s\n", r.Server.Error)
+	}
+	if missed := r.Missed(); len(missed) > 0 {
+		fmt.Fprintf(w, "goals missed: %s\n", strings.Join(missed, ", "))
+	} else {
+		fmt.Fprintln(w, "every goal run was met")
+	}
+	return nil
+}
+
+func pct(x float64) string { return fmt.Sprintf("%.0f%%", x*100) }
+
+// num formats a rate for the table: no decimals above 100, one below.
+func num(x float64) string {
+	if x >= 100 {
+		return fmt.Sprintf("%.0f", x)
+	}
+	return fmt.Sprintf("%.1f", x)
+}
+
+func size(bytes int64) string {
+	if bytes >= 1<<20 {
+		return fmt.Sprintf("%d MiB", bytes>>20)
+	}
+	return fmt.Sprintf("%d KiB", bytes>>10)
+}
