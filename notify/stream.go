@@ -149,7 +149,9 @@ func (s *Service) Stream(ctx context.Context, id *fieldsync.Identity, lastEventI
 	s.metrics.streams.Inc()
 	defer s.metrics.streams.Dec()
 
-	wake := s.hub.Subscribe(id.BranchID)
+	watcher := s.hub.Watch(id.BranchID, id.UserID, id.Role)
+	defer watcher.Close()
+	wake := watcher.Ready()
 	if !resume {
 		// From now: what has committed is the client's to pull; what is running is to come.
 		cur, err := s.frontier(ctx, id.BranchID)
@@ -176,7 +178,8 @@ func (s *Service) Stream(ctx context.Context, id *fieldsync.Identity, lastEventI
 			return streamErr(ctx, err)
 		}
 		if more {
-			wake = s.hub.Subscribe(id.BranchID)
+			watcher.Rearm()
+			wake = watcher.Ready()
 			continue
 		}
 		select {
@@ -189,7 +192,8 @@ func (s *Service) Stream(ctx context.Context, id *fieldsync.Identity, lastEventI
 		case <-ctx.Done():
 			return nil
 		}
-		wake = s.hub.Subscribe(id.BranchID)
+		watcher.Rearm()
+		wake = watcher.Ready()
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/internal/branchwake"
 	"github.com/google/uuid"
 )
 
@@ -76,10 +77,16 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	backoff := 25 * time.Millisecond
+	var watcher *branchwake.Watcher
+	if wait > 0 && !c.snapshot {
+		watcher = e.hub.Watch(id.BranchID, id.UserID, id.Role)
+		defer watcher.Close()
+	}
 	for {
 		var wake <-chan struct{}
-		if wait > 0 && !c.snapshot {
-			wake = e.hub.Subscribe(id.BranchID)
+		if watcher != nil {
+			watcher.Rearm()
+			wake = watcher.Ready()
 		}
 		emitted, next, more, err := e.pullPage(ctx, id, c, limit, emit)
 		if err != nil {
