@@ -21,6 +21,7 @@ import (
 	"github.com/fieldsync/fieldsync/internal/loadtest"
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/minio/minio-go/v7"
 )
 
@@ -146,6 +147,9 @@ func cmdBench(ctx context.Context, cfg config, args []string, stdout, stderr io.
 		"FIELDSYNC_PPROF_ADDR":                "",
 	}
 	target := loadtest.Target{BaseURL: fmt.Sprintf("http://127.0.0.1:%d", port), DatabaseURL: dbURL, S3: s3, FCM: fcm, Progress: stderr}
+	if pcfg, err := pgxpool.ParseConfig(dbURL); err == nil {
+		target.PoolConns = int(poolConns(dbURL, pcfg.MaxConns))
+	}
 	if cpuprofile != "" {
 		pport, err := devenv.FreePort()
 		if err != nil {

@@ -33,6 +33,16 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
+// poolConns is the server's pool size for DATABASE_URL: pool_max_conns when the URL sets it, else
+// 20. pgxpool's own default (the number of CPUs, at least 4) throttles pushes and job delivery on
+// small machines; long-polls hold no connection while they wait.
+func poolConns(url string, parsed int32) int32 {
+	if strings.Contains(url, "pool_max_conns") {
+		return parsed
+	}
+	return 20
+}
+
 // openDB connects to PostgreSQL and checks the connection, so a wrong DATABASE_URL fails at start.
 // The error never contains the URL, which may hold a password.
 func openDB(ctx context.Context, url string) (*pgxpool.Pool, error) {
@@ -40,12 +50,7 @@ func openDB(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, errors.New("DATABASE_URL could not be parsed")
 	}
-	if !strings.Contains(url, "pool_max_conns") {
-		// pgxpool's default (the number of CPUs, at least 4) throttles pushes and job delivery
-		// on small machines; long-polls hold no connection while they wait. Set pool_max_conns
-		// in DATABASE_URL to choose otherwise.
-		pcfg.MaxConns = 20
-	}
+	pcfg.MaxConns = poolConns(url, pcfg.MaxConns)
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to PostgreSQL at %s: %w", pcfg.ConnConfig.Host, err)

@@ -95,6 +95,8 @@ type Target struct {
 	S3 media.Config
 	// FCM is the fake push service the server sends to.
 	FCM *fakefcm.Server
+	// PoolConns is the server's PostgreSQL pool size (0: pgxpool's default for DatabaseURL).
+	PoolConns int
 	// ServerPID is the server's process, whose CPU time and memory are read from /proc.
 	ServerPID int
 	// PprofURL is the server's net/http/pprof listener (FIELDSYNC_PPROF_ADDR), for
@@ -137,8 +139,12 @@ func Run(ctx context.Context, t Target, o Options) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse the database URL: %w", err)
 	}
-	// The server's pool is pgxpool's default for this URL; the baselines get one as large.
-	conns := int(pcfg.MaxConns)
+	// The baselines get a pool as large as the server's.
+	conns := t.PoolConns
+	if conns <= 0 {
+		conns = int(pcfg.MaxConns)
+	}
+	pcfg.MaxConns = int32(conns)
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the database: %w", err)

@@ -36,8 +36,8 @@ type Environment struct {
 	GOARCH   string `json:"goarch"`
 	Go       string `json:"go"`
 	Postgres string `json:"postgres"`
-	// PoolConns is the server's PostgreSQL pool size (pgxpool's default unless DATABASE_URL sets
-	// pool_max_conns); the raw baselines get a pool of the same size and as many workers.
+	// PoolConns is the server's PostgreSQL pool size (20 unless DATABASE_URL sets pool_max_conns);
+	// the raw baselines get a pool of the same size and as many workers.
 	PoolConns int `json:"pool_conns"`
 	// Server says how the server ran: a child process (`fieldsync serve`), measured from /proc.
 	Server string `json:"server"`
