@@ -2,11 +2,15 @@ package server
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/fieldsync/fieldsync"
 	"github.com/fieldsync/fieldsync/account"
+	"github.com/fieldsync/fieldsync/sync"
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 )
 
@@ -39,4 +43,28 @@ func FuzzDecodeJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestAppendChangeIsTheSameJSON: the hand-written pull entry decodes to exactly what
+// json.Marshal of the change would.
+func TestAppendChangeIsTheSameJSON(t *testing.T) {
+	for _, ch := range []sync.Change{
+		{Type: "task", ID: uuid.New(), Op: "upsert", Version: 42, Data: json.RawMessage(`{"id": "x", "title": "Visit \"Ana\"", "n": [1, 2]}`)},
+		{Type: "document", ID: uuid.New(), Op: "delete", Reason: "out_of_scope"},
+	} {
+		want, err := json.Marshal(ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, b any
+		if err := json.Unmarshal(appendChange(nil, ch), &a); err != nil {
+			t.Fatalf("not JSON: %s", appendChange(nil, ch))
+		}
+		if err := json.Unmarshal(want, &b); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("got %s, want %s", appendChange(nil, ch), want)
+		}
+	}
 }

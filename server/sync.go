@@ -39,6 +39,7 @@ func (s *Server) handlePull(c echo.Context) error {
 	req := sync.PullRequest{Cursor: c.QueryParam("cursor"), Limit: limit, Wait: time.Duration(wait) * time.Second}
 	res := c.Response()
 	started, count := false, 0
+	var buf []byte
 	start := func() error {
 		res.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 		res.Header().Set(echo.HeaderCacheControl, "no-store")
@@ -53,15 +54,13 @@ func (s *Server) handlePull(c echo.Context) error {
 				return err
 			}
 		}
-		data, err := json.Marshal(ch)
-		if err != nil {
-			return err
-		}
+		buf = buf[:0]
 		if count > 0 {
-			data = append([]byte{','}, data...)
+			buf = append(buf, ',')
 		}
+		buf = appendChange(buf, ch)
 		count++
-		_, err = res.Write(data)
+		_, err := res.Write(buf)
 		return err
 	}
 	next, more, err := s.engine.Pull(c.Request().Context(), identity(c), req, emit)
@@ -115,4 +114,31 @@ func (s *Server) handleReportClaim(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusCreated, out)
+}
+
+// appendChange appends the JSON of one pull entry. The record's data is the database's JSON,
+// written as it comes: json.Marshal would validate and compact every record again, which was the
+// largest part of a pull's CPU time. The other members are ids and fixed words.
+func appendChange(buf []byte, ch sync.Change) []byte {
+	buf = append(buf, `{"type":"`...)
+	buf = append(buf, ch.Type...)
+	buf = append(buf, `","id":"`...)
+	buf = append(buf, ch.ID.String()...)
+	buf = append(buf, `","op":"`...)
+	buf = append(buf, ch.Op...)
+	buf = append(buf, '"')
+	if ch.Version != 0 {
+		buf = append(buf, `,"version":`...)
+		buf = strconv.AppendInt(buf, ch.Version, 10)
+	}
+	if ch.Reason != "" {
+		buf = append(buf, `,"reason":"`...)
+		buf = append(buf, ch.Reason...)
+		buf = append(buf, '"')
+	}
+	if len(ch.Data) > 0 {
+		buf = append(buf, `,"data":`...)
+		buf = append(buf, ch.Data...)
+	}
+	return append(buf, '}')
 }
