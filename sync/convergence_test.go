@@ -43,6 +43,8 @@ type convDevice struct {
 	overlay map[string]map[string]any
 	outbox  []sync.Mutation
 	cursor  string
+	// removed are the records a pull deleted: a late push result must not bring them back.
+	removed map[string]bool
 }
 
 // view returns the record as the device shows it: its stored data with queued edits over it.
@@ -115,7 +117,8 @@ func newConvWorld(t *testing.T, seed uint64) *convWorld {
 	w.f = newEngineFixture(t, 8)
 	w.f.newID = w.newID
 	dev := func(role, repKind string) *convDevice {
-		d := &convDevice{id: w.f.newUser(t, role, repKind), store: map[string]convRecord{}, overlay: map[string]map[string]any{}}
+		d := &convDevice{id: w.f.newUser(t, role, repKind), store: map[string]convRecord{}, overlay: map[string]map[string]any{},
+			removed: map[string]bool{}}
 		w.devices = append(w.devices, d)
 		return d
 	}
@@ -498,8 +501,9 @@ func (w *convWorld) push(d *convDevice, lose bool) {
 			delete(d.store, key)
 		default:
 			// A record the device holds (or has just made) takes the newer copy; an old
-			// result never replaces a newer pull.
-			if held, ok := d.store[key]; (ok && r.Version > held.version) || (!ok && m.Op == "create") {
+			// result never replaces a newer pull, and never revives a record a pull removed
+			// since (a replayed create's result is the original one, from before the removal).
+			if held, ok := d.store[key]; (ok && r.Version > held.version) || (!ok && m.Op == "create" && !d.removed[key]) {
 				d.store[key] = convRecord{version: r.Version, data: r.Entity}
 			}
 		}
@@ -522,6 +526,7 @@ func (w *convWorld) pull(d *convDevice) {
 			d.store[key] = convRecord{version: ch.Version, data: ch.Data}
 		case "delete":
 			delete(d.store, key)
+			d.removed[key] = true
 		default:
 			return fmt.Errorf("unknown op %q", ch.Op)
 		}

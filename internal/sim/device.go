@@ -89,7 +89,9 @@ type Device struct {
 	cursor   string
 	// seen is non-nil while a snapshot is being pulled: the records it brought. When it ends,
 	// whatever the store holds that it did not bring is gone from the scope and is dropped.
-	seen    map[Key]bool
+	seen map[Key]bool
+	// removed are the records a pull deleted, so that a late push result cannot revive them.
+	removed map[Key]bool
 	photos  []*photo
 	reports []*report
 	// retakes are the rejected documents the user photographed again.
@@ -120,7 +122,7 @@ func NewDevice(cfg Config) *Device {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	d := &Device{cfg: cfg, name: cfg.Name, stats: cfg.Stats, log: cfg.Log.With("device", cfg.Name),
-		store: map[Key]Record{}, lost: map[uuid.UUID]client.Result{}}
+		store: map[Key]Record{}, removed: map[Key]bool{}, lost: map[uuid.UUID]client.Result{}}
 	d.net = NewNetwork(cfg.Transport, cfg.Seed)
 	d.net.setOnDrop(d.dropped)
 	dev := client.Device{ID: uuid.New(), Platform: "android", Name: "sim " + cfg.Name, AppVersion: "sim"}
@@ -330,7 +332,13 @@ func (d *Device) keep(k Key, version int64, data json.RawMessage) {
 	if len(data) == 0 {
 		return
 	}
-	if cur, ok := d.store[k]; ok && cur.Version > version {
+	cur, ok := d.store[k]
+	if ok && cur.Version > version {
+		return
+	}
+	if !ok && d.removed[k] {
+		// A pull removed it after this result was made (a replayed push answers with the
+		// result stored when it was first applied): it must not come back.
 		return
 	}
 	d.store[k] = Record{Version: version, Data: data}
@@ -444,6 +452,11 @@ func (d *Device) pull(ctx context.Context) error {
 		d.stats.add(func(t *Totals) { t.Pulls++; t.Changes += len(page.Changes) })
 		for _, c := range page.Changes {
 			apply(d.store, c)
+			if c.Op == "delete" {
+				d.removed[Key{c.Type, c.ID}] = true
+			} else {
+				delete(d.removed, Key{c.Type, c.ID})
+			}
 			if d.seen != nil && c.Op == "upsert" {
 				d.seen[Key{c.Type, c.ID}] = true
 			}
