@@ -78,8 +78,8 @@ func (s *Server) handleRevokeDevice(c echo.Context) error {
 // pathUUID returns the path parameter name as a UUID, or an invalid_value error naming it.
 func pathUUID(c echo.Context, name string) (uuid.UUID, error) {
 	id, err := uuid.Parse(c.Param(name))
-	if err != nil {
-		return uuid.Nil, fieldsync.InvalidField(name, "%s must be a UUID.", name)
+	if err != nil || id == uuid.Nil {
+		return uuid.Nil, fieldsync.InvalidField(name, "The %s in the path must be a UUID.", name)
 	}
 	return id, nil
 }

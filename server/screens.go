@@ -98,15 +98,6 @@ func queryTime(c echo.Context, name string, endOfDay bool) (time.Time, error) {
 	return time.Time{}, fieldsync.InvalidField(name, "%s must be an RFC 3339 time or a date (YYYY-MM-DD), from year 2000 to 2200.", name)
 }
 
-// pathID reads the :id of a path.
-func pathID(c echo.Context) (uuid.UUID, error) {
-	id, err := uuid.Parse(c.Param("id"))
-	if err != nil || id == uuid.Nil {
-		return uuid.Nil, fieldsync.InvalidField("id", "The id in the path must be a UUID.")
-	}
-	return id, nil
-}
-
 func (s *Server) handleReviewQueue(c echo.Context) error {
 	if err := checkQueryParams(c, "limit", "after"); err != nil {
 		return err
@@ -142,7 +133,7 @@ func (s *Server) handleFindClaim(c echo.Context) error {
 	if err := checkQueryParams(c); err != nil {
 		return err
 	}
-	id, err := pathID(c)
+	id, err := pathUUID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -267,7 +258,7 @@ func isNull(raw json.RawMessage) bool {
 
 // handleAssignTask assigns a task, or reassigns it to another rep of the branch.
 func (s *Server) handleAssignTask(c echo.Context) error {
-	id, err := pathID(c)
+	id, err := pathUUID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -286,7 +277,7 @@ type baseRequest struct {
 }
 
 func (s *Server) handleCancelTask(c echo.Context) error {
-	id, err := pathID(c)
+	id, err := pathUUID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -305,7 +296,7 @@ type reopenRequest struct {
 // handleReopenTask reopens a finished task: assigned to assignee_id when given, else to whoever
 // held it, else open. An assignee_id of null reopens it open, for nobody.
 func (s *Server) handleReopenTask(c echo.Context) error {
-	id, err := pathID(c)
+	id, err := pathUUID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -342,7 +333,7 @@ func (r *decisionRequest) fields(noteField string) (map[string]any, error) {
 // handleReviewDocument approves or rejects an uploaded document. A rejection needs a note (the
 // rep is told why); a document already decided keeps its first decision (a conflict).
 func (s *Server) handleReviewDocument(c echo.Context) error {
-	id, err := pathID(c)
+	id, err := pathUUID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -359,7 +350,7 @@ func (s *Server) handleReviewDocument(c echo.Context) error {
 
 // handleDecideClaim approves or rejects a claim, by the claim's state machine.
 func (s *Server) handleDecideClaim(c echo.Context) error {
-	id, err := pathID(c)
+	id, err := pathUUID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -382,7 +373,7 @@ type paymentRequest struct {
 // handleRecordPayment records the payment of an approved claim: it becomes paid, with the amount
 // and the time.
 func (s *Server) handleRecordPayment(c echo.Context) error {
-	id, err := pathID(c)
+	id, err := pathUUID(c, "id")
 	if err != nil {
 		return err
 	}
