@@ -84,7 +84,7 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (uuid.UUID, error)
 	if err := validateText("name", nu.Name, true, 200); err != nil {
 		return uuid.Nil, err
 	}
-	hash, err := s.hashNewPassword(nu.Password)
+	hash, err := s.hashNewPassword(ctx, nu.Password)
 	if err != nil {
 		return uuid.Nil, err
 	}
@@ -110,18 +110,27 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (uuid.UUID, error)
 	return id, nil
 }
 
-func (s *Service) hashNewPassword(password string) (string, error) {
+// hashNewPassword checks a new password's length and hashes it in one of the hash slots.
+func (s *Service) hashNewPassword(ctx context.Context, password string) (string, error) {
 	if len([]rune(password)) < MinPasswordChars {
 		return "", fieldsync.InvalidField("password", "password must be at least %d characters.", MinPasswordChars)
 	}
 	if len(password) > MaxPasswordBytes {
 		return "", fieldsync.InvalidField("password", "password must be at most %d bytes.", MaxPasswordBytes)
 	}
-	return HashPassword(password, s.cfg.Password)
+	var hash string
+	var herr error
+	if err := s.withHashSlot(ctx, func() { hash, herr = HashPassword(password, s.cfg.Password) }); err != nil {
+		return "", err
+	}
+	return hash, herr
 }
 
 // FindUserIDByLogin returns the id of the user with login (ignoring case).
 func (s *Service) FindUserIDByLogin(ctx context.Context, login string) (uuid.UUID, error) {
+	if err := validateText("login", login, true, 100); err != nil {
+		return uuid.Nil, err
+	}
 	var id uuid.UUID
 	err := s.db.QueryRow(ctx, `SELECT id FROM users WHERE lower(login) = lower($1)`, login).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -140,7 +149,7 @@ func (s *Service) DisableUser(ctx context.Context, userID uuid.UUID) error {
 
 // ResetPassword gives a user a new password and ends every session of theirs.
 func (s *Service) ResetPassword(ctx context.Context, userID uuid.UUID, password string) error {
-	hash, err := s.hashNewPassword(password)
+	hash, err := s.hashNewPassword(ctx, password)
 	if err != nil {
 		return err
 	}

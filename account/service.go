@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/fieldsync/fieldsync"
@@ -25,7 +27,22 @@ type Config struct {
 	RefreshTokenTTL time.Duration
 	Password        PasswordParams
 	Throttle        ThrottleConfig
+	// HashConcurrency bounds the argon2id hashes running at once in this process, each holding
+	// Password.MemoryKiB of memory: a flood of logins then waits for a slot instead of taking the
+	// server's memory. Zero means DefaultHashConcurrency.
+	HashConcurrency int
+	// HashWait is how long a login waits for a hash slot before it is refused with 503
+	// server_busy. Zero means DefaultHashWait.
+	HashWait time.Duration
 }
+
+// DefaultHashConcurrency is the default bound on concurrent password hashes: 4 × 19 MiB with the
+// default parameters, and about 130 logins a second at 30 ms each, far more than field staff need.
+const DefaultHashConcurrency = 4
+
+// DefaultHashWait is how long a login waits for a hash slot by default: long enough to ride out a
+// burst (a shift starting), short enough that a flood is refused before it piles up requests.
+const DefaultHashWait = 2 * time.Second
 
 // Service logs people in and out, rotates their tokens, and authenticates their requests.
 type Service struct {
@@ -37,8 +54,15 @@ type Service struct {
 	// dummyHash is verified against when a login does not exist, so that an unknown login takes as
 	// long to refuse as a wrong password and logins cannot be discovered by timing.
 	dummyHash string
+	// hashSlots holds a token for each password hash running (see Config.HashConcurrency).
+	hashSlots   chan struct{}
+	hashWait    time.Duration
+	hashWaiting atomic.Int64
 	// NowFunc returns the current time; tests move it to expire tokens.
 	NowFunc func() time.Time
+	// VerifyPasswordFunc checks a password against a stored hash (VerifyPassword); tests replace
+	// it to hold a hash slot while they look.
+	VerifyPasswordFunc func(password, hash string) (bool, error)
 }
 
 // NewService returns a Service over db signing with keys.
@@ -47,9 +71,55 @@ func NewService(db *pgxpool.Pool, keys *Keys, cfg Config, log *slog.Logger) (*Se
 	if err != nil {
 		return nil, err
 	}
+	slots, wait := cfg.HashConcurrency, cfg.HashWait
+	if slots <= 0 {
+		slots = DefaultHashConcurrency
+	}
+	if wait <= 0 {
+		wait = DefaultHashWait
+	}
 	return &Service{db: db, keys: keys, cfg: cfg, log: log, throttle: &throttle{db: db, cfg: cfg.Throttle},
-		dummyHash: dummy, NowFunc: time.Now}, nil
+		dummyHash: dummy, hashSlots: make(chan struct{}, slots), hashWait: wait,
+		NowFunc: time.Now, VerifyPasswordFunc: VerifyPassword}, nil
 }
+
+// withHashSlot runs hash once one of the process's hash slots is free. If none frees up within
+// the wait, it returns 503 server_busy with Retry-After: the client retries later, and the
+// server's memory stays bounded whatever the number of logins in flight.
+func (s *Service) withHashSlot(ctx context.Context, hash func()) error {
+	select {
+	case s.hashSlots <- struct{}{}:
+	default:
+		if err := s.waitHashSlot(ctx); err != nil {
+			return err
+		}
+	}
+	defer func() { <-s.hashSlots }()
+	hash()
+	return nil
+}
+
+// waitHashSlot takes a hash slot when one frees up, or fails after the wait.
+func (s *Service) waitHashSlot(ctx context.Context) error {
+	s.hashWaiting.Add(1)
+	defer s.hashWaiting.Add(-1)
+	wait := time.NewTimer(s.hashWait)
+	defer wait.Stop()
+	select {
+	case s.hashSlots <- struct{}{}:
+		return nil
+	case <-wait.C:
+		e := fieldsync.Errorf(fieldsync.EUNAVAILABLE, "server_busy", "The server is busy signing people in; try again shortly.")
+		e.RetryAfter = time.Second
+		return e
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// HashesWaiting returns how many password checks are waiting for a hash slot now: a gauge of how
+// far logins outrun Config.HashConcurrency.
+func (s *Service) HashesWaiting() int { return int(s.hashWaiting.Load()) }
 
 // Device is the app install a login happens on.
 type Device struct {
@@ -88,12 +158,16 @@ var errInvalidCredentials = fieldsync.Errorf(fieldsync.EUNAUTHORIZED, "invalid_c
 
 func validPlatform(p string) bool { return p == "android" || p == "ios" || p == "web" }
 
-// validateText returns an invalid_value error naming field when s is not valid UTF-8, is longer
-// than max characters, or is empty when required.
+// validateText returns an invalid_value error naming field when s is not valid UTF-8, holds a
+// control character, is longer than max characters, or is empty when required. It is the one rule
+// for every short text the account package stores: PostgreSQL refuses NUL in text (which would be
+// a 500), and the others have no place in a name, a login or a token.
 func validateText(field, s string, required bool, max int) error {
 	switch {
 	case !utf8.ValidString(s):
 		return fieldsync.InvalidField(field, "%s must be valid UTF-8.", field)
+	case strings.ContainsFunc(s, unicode.IsControl):
+		return fieldsync.InvalidField(field, "%s must not contain control characters.", field)
 	case required && strings.TrimSpace(s) == "":
 		return fieldsync.InvalidField(field, "%s is required.", field)
 	case utf8.RuneCountInString(s) > max:
@@ -132,34 +206,23 @@ func (s *Service) Login(ctx context.Context, req LoginRequest, addr string) (*To
 		return nil, err
 	}
 	keys := throttleKeys(req.Login, addr)
-	if err := s.throttle.check(ctx, keys); err != nil {
+	// The attempt counts as a failure before the password is hashed, so that concurrent guesses
+	// cannot all pass a limit that a count after the hash has not reached yet.
+	attempt, err := s.throttle.reserve(ctx, keys)
+	if err != nil {
 		return nil, err
 	}
-
-	var u User
-	var hash string
-	var disabled bool
-	err := s.db.QueryRow(ctx, `
-		SELECT id, name, role, coalesce(branch_id, '00000000-0000-0000-0000-000000000000'), password_hash,
-		       disabled_at IS NOT NULL
-		FROM users WHERE lower(login) = lower($1)`, req.Login).
-		Scan(&u.ID, &u.Name, &u.Role, &u.BranchID, &hash, &disabled)
-	if errors.Is(err, pgx.ErrNoRows) {
-		_, _ = VerifyPassword(req.Password, s.dummyHash)
-		return nil, s.failLogin(ctx, keys, errInvalidCredentials)
+	u, err := s.checkCredentials(ctx, req)
+	if errors.Is(err, errInvalidCredentials) {
+		return nil, err // a failure: it stays counted
+	}
+	// Anything else was not a failed guess (the right password, a busy or failing server): the
+	// attempt is given back, and a success clears its login's count as well.
+	if rerr := s.throttle.release(ctx, attempt); rerr != nil {
+		return nil, errors.Join(err, rerr)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("find user: %w", err)
-	}
-	ok, err := VerifyPassword(req.Password, hash)
-	if err != nil {
-		return nil, fmt.Errorf("verify password of user %s: %w", u.ID, err)
-	}
-	if !ok {
-		return nil, s.failLogin(ctx, keys, errInvalidCredentials)
-	}
-	if disabled {
-		return nil, fieldsync.Errorf(fieldsync.EFORBIDDEN, "user_disabled", "This account is disabled.")
+		return nil, err
 	}
 	if err := s.throttle.reset(ctx, keys[0]); err != nil {
 		return nil, err
@@ -190,12 +253,41 @@ func (s *Service) Login(ctx context.Context, req LoginRequest, addr string) (*To
 	return tokens, nil
 }
 
-// failLogin records a failed attempt against every throttle key and returns cause.
-func (s *Service) failLogin(ctx context.Context, keys []string, cause error) error {
-	if err := s.throttle.recordFailure(ctx, keys); err != nil {
-		return err
+// checkCredentials returns the user whose login and password req gives, errInvalidCredentials
+// if there is none, or user_disabled. An unknown login is hashed too, against dummyHash, so that
+// it takes as long to refuse as a wrong password; both hashes wait for a hash slot.
+func (s *Service) checkCredentials(ctx context.Context, req LoginRequest) (User, error) {
+	var u User
+	var hash string
+	var disabled bool
+	err := s.db.QueryRow(ctx, `
+		SELECT id, name, role, coalesce(branch_id, '00000000-0000-0000-0000-000000000000'), password_hash,
+		       disabled_at IS NOT NULL
+		FROM users WHERE lower(login) = lower($1)`, req.Login).
+		Scan(&u.ID, &u.Name, &u.Role, &u.BranchID, &hash, &disabled)
+	known := err == nil
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		hash = s.dummyHash
+	case err != nil:
+		return User{}, fmt.Errorf("find user: %w", err)
 	}
-	return cause
+	var ok bool
+	var verr error
+	if err := s.withHashSlot(ctx, func() { ok, verr = s.VerifyPasswordFunc(req.Password, hash) }); err != nil {
+		return User{}, err
+	}
+	switch {
+	case !known:
+		return User{}, errInvalidCredentials
+	case verr != nil:
+		return User{}, fmt.Errorf("verify password of user %s: %w", u.ID, verr)
+	case !ok:
+		return User{}, errInvalidCredentials
+	case disabled:
+		return User{}, fieldsync.Errorf(fieldsync.EFORBIDDEN, "user_disabled", "This account is disabled.")
+	}
+	return u, nil
 }
 
 // upsertDevice registers the device for user, or takes it over from another user (a shared phone):
@@ -401,8 +493,11 @@ type PushToken struct {
 // SetPushToken stores the push token of the identity's device. A token names one app install, so
 // if another device row held it (the app was reinstalled), it is taken from that row.
 func (s *Service) SetPushToken(ctx context.Context, id *fieldsync.Identity, pt PushToken) error {
-	if pt.Token == "" || len(pt.Token) > 4096 || !utf8.ValidString(pt.Token) {
-		return fieldsync.InvalidField("token", "token must be 1 to 4096 bytes of text.")
+	if err := validateText("token", pt.Token, true, 4096); err != nil {
+		return err
+	}
+	if len(pt.Token) > 4096 {
+		return fieldsync.InvalidField("token", "token must be at most 4096 bytes.")
 	}
 	if !validPlatform(pt.Platform) {
 		return fieldsync.InvalidField("platform", "platform must be android, ios or web.")

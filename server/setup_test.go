@@ -41,6 +41,8 @@ type bundle struct {
 
 type setupOptions struct {
 	perLogin, perAddress int
+	hashSlots            int
+	hashWait             time.Duration
 	maxBody              int64
 	ready                map[string]server.ReadyCheck
 }
@@ -64,8 +66,10 @@ func setup(t *testing.T, opts ...func(*setupOptions)) *bundle {
 		Tokens:          account.TokenConfig{Issuer: "fieldsync-test", Audience: "fieldsync-api", TTL: 15 * time.Minute},
 		RefreshTokenTTL: 24 * time.Hour,
 		// The cheapest argon2id parameters: tests log in hundreds of times.
-		Password: account.PasswordParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1},
-		Throttle: account.ThrottleConfig{PerLogin: o.perLogin, PerAddress: o.perAddress, Window: time.Minute},
+		Password:        account.PasswordParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1},
+		Throttle:        account.ThrottleConfig{PerLogin: o.perLogin, PerAddress: o.perAddress, Window: time.Minute},
+		HashConcurrency: o.hashSlots,
+		HashWait:        o.hashWait,
 	}, log)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fieldsync/fieldsync/account"
 	"github.com/fieldsync/fieldsync/media"
 )
 
@@ -38,6 +39,7 @@ type config struct {
 	LoginFailuresPerLogin   int
 	LoginFailuresPerAddress int
 	LoginWindow             time.Duration
+	LoginConcurrency        int
 
 	ScopeWindow time.Duration
 
@@ -138,6 +140,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		LoginFailuresPerLogin:   int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_LOGIN", 5)),
 		LoginFailuresPerAddress: int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_ADDRESS", 50)),
 		LoginWindow:             r.duration("FIELDSYNC_LOGIN_WINDOW", 15*time.Minute),
+		LoginConcurrency:        int(r.integer("FIELDSYNC_LOGIN_CONCURRENCY", account.DefaultHashConcurrency)),
 		ScopeWindow:             r.duration("FIELDSYNC_SCOPE_WINDOW", 30*24*time.Hour),
 		CORSOrigins:             r.list("FIELDSYNC_CORS_ORIGINS"),
 		ShutdownTimeout:         r.duration("FIELDSYNC_SHUTDOWN_TIMEOUT", 30*time.Second),
@@ -223,6 +226,9 @@ func (c *config) validateServe() error {
 	}
 	if c.LoginWindow < time.Second {
 		errs = append(errs, errors.New("FIELDSYNC_LOGIN_WINDOW must be at least 1s"))
+	}
+	if c.LoginConcurrency < 1 {
+		errs = append(errs, errors.New("FIELDSYNC_LOGIN_CONCURRENCY must be at least 1"))
 	}
 	if c.ScopeWindow < time.Minute {
 		errs = append(errs, errors.New("FIELDSYNC_SCOPE_WINDOW must be at least 1m (30 days is the default)"))

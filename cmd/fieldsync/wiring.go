@@ -115,6 +115,7 @@ func accountConfig(cfg config) account.Config {
 		Password:        account.DefaultPasswordParams,
 		Throttle: account.ThrottleConfig{PerLogin: cfg.LoginFailuresPerLogin, PerAddress: cfg.LoginFailuresPerAddress,
 			Window: cfg.LoginWindow},
+		HashConcurrency: cfg.LoginConcurrency,
 	}
 }
 
