@@ -2,6 +2,7 @@ package account
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,12 +48,14 @@ func FuzzParseAccessToken(f *testing.F) {
 	})
 }
 
-// FuzzLoginRequestValidate checks that validation never panics and that it reports every failure
-// as invalid_value naming a field.
+// FuzzLoginRequestValidate checks that validation never panics, that it reports every failure
+// as invalid_value naming a field, and that nothing it lets through holds a NUL, which PostgreSQL
+// would refuse to store (a 500).
 func FuzzLoginRequestValidate(f *testing.F) {
 	f.Add("rep", "secret", "android", "Pixel 8", "1.2.3", true)
 	f.Add("", "", "", "", "", false)
 	f.Add("\xff", "p", "ios", "", "", true)
+	f.Add("re\x00p", "secret", "android", "Pixel\x00", "1.2.3\x00", true)
 	f.Fuzz(func(t *testing.T, login, password, platform, name, appVersion string, withID bool) {
 		r := LoginRequest{Login: login, Password: password, Device: Device{Platform: platform, Name: name, AppVersion: appVersion}}
 		if withID {
@@ -60,6 +63,9 @@ func FuzzLoginRequestValidate(f *testing.F) {
 		}
 		err := r.validate()
 		if err == nil {
+			if strings.ContainsRune(login+name+appVersion, 0) {
+				t.Fatalf("accepted a NUL in %q %q %q", login, name, appVersion)
+			}
 			return
 		}
 		var fe *fieldsync.Error
