@@ -43,15 +43,20 @@ type setupOptions struct {
 	perLogin, perAddress int
 	hashSlots            int
 	hashWait             time.Duration
+	password             account.PasswordParams // the cheapest argon2id parameters if zero
 	maxBody              int64
 	ready                map[string]server.ReadyCheck
 }
 
-func setup(t *testing.T, opts ...func(*setupOptions)) *bundle {
+func setup(t testing.TB, opts ...func(*setupOptions)) *bundle {
 	t.Helper()
 	o := setupOptions{perLogin: 5, perAddress: 50, maxBody: 64 << 10}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.password == (account.PasswordParams{}) {
+		// The cheapest argon2id parameters: tests log in hundreds of times.
+		o.password = account.PasswordParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
 	}
 	b := &bundle{db: testenv.DB(t)}
 	var err error
@@ -65,8 +70,7 @@ func setup(t *testing.T, opts ...func(*setupOptions)) *bundle {
 	b.accounts, err = account.NewService(b.db.Pool, b.keys, account.Config{
 		Tokens:          account.TokenConfig{Issuer: "fieldsync-test", Audience: "fieldsync-api", TTL: 15 * time.Minute},
 		RefreshTokenTTL: 24 * time.Hour,
-		// The cheapest argon2id parameters: tests log in hundreds of times.
-		Password:        account.PasswordParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1},
+		Password:        o.password,
 		Throttle:        account.ThrottleConfig{PerLogin: o.perLogin, PerAddress: o.perAddress, Window: time.Minute},
 		HashConcurrency: o.hashSlots,
 		HashWait:        o.hashWait,
