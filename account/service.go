@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config are the account service's settings.
@@ -58,6 +59,7 @@ type Service struct {
 	hashSlots   chan struct{}
 	hashWait    time.Duration
 	hashWaiting atomic.Int64
+	hashBusy    prometheus.Counter
 	// NowFunc returns the current time; tests move it to expire tokens.
 	NowFunc func() time.Time
 	// VerifyPasswordFunc checks a password against a stored hash (VerifyPassword); tests replace
@@ -80,6 +82,10 @@ func NewService(db *pgxpool.Pool, keys *Keys, cfg Config, log *slog.Logger) (*Se
 	}
 	return &Service{db: db, keys: keys, cfg: cfg, log: log, throttle: &throttle{db: db, cfg: cfg.Throttle},
 		dummyHash: dummy, hashSlots: make(chan struct{}, slots), hashWait: wait,
+		hashBusy: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fieldsync_login_busy_total",
+			Help: "Logins refused with 503 server_busy: no password-hash slot freed up in time.",
+		}),
 		NowFunc: time.Now, VerifyPasswordFunc: VerifyPassword}, nil
 }
 
@@ -109,6 +115,7 @@ func (s *Service) waitHashSlot(ctx context.Context) error {
 	case s.hashSlots <- struct{}{}:
 		return nil
 	case <-wait.C:
+		s.hashBusy.Inc()
 		e := fieldsync.Errorf(fieldsync.EUNAVAILABLE, "server_busy", "The server is busy signing people in; try again shortly.")
 		e.RetryAfter = time.Second
 		return e

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/account"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // send is do without the testing.T, for requests made from several goroutines at once.
@@ -218,6 +219,23 @@ func TestLoginIsRefusedWhenNoHashSlotFrees(t *testing.T) {
 	}
 	close(release)
 	expect(t, <-answer, http.StatusOK, "")
+	reg := prometheus.NewRegistry()
+	if err := b.accounts.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := -1.0
+	for _, f := range families {
+		if f.GetName() == "fieldsync_login_busy_total" {
+			busy = f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if busy != 1 {
+		t.Fatalf("fieldsync_login_busy_total %v, want 1", busy)
+	}
 	// With one failure allowed per login, a busy refusal that had counted would lock this out.
 	b.login(t, second)
 }

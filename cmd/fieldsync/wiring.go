@@ -187,6 +187,9 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, keys *account.Ke
 	if err := notifyService.RegisterMetrics(srv.Registry()); err != nil {
 		return err
 	}
+	if err := accounts.RegisterMetrics(srv.Registry()); err != nil {
+		return err
+	}
 
 	// The background workers stop after the server has drained its requests.
 	background, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
