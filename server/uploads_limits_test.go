@@ -231,7 +231,7 @@ func TestUploadCapsPerUserAndDevice(t *testing.T) {
 // through once a buffer is free.
 func TestUploadWaitsForABufferOnlySoLong(t *testing.T) {
 	t.Parallel()
-	e := upSetup(t, tuned(func(o *media.Options) { o.MaxBufferedParts, o.BufferWait = 1, 200 * time.Millisecond }))
+	e := upSetup(t, tuned(func(o *media.Options) { o.MaxBufferedParts, o.BufferWait = 1, 200*time.Millisecond }))
 	hog := e.newCase(t)
 	url := e.create(t, e.srv.URL, hog.rep.token, e.newDocument(t, hog, nil), 1<<20)
 	conn := openPatch(t, url, hog.rep.token, 0, 1<<20, jpegFile(1<<10, 1))
