@@ -342,7 +342,8 @@ func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	if !ok {
 		status = http.StatusInternalServerError
 	}
-	if status >= 500 {
+	// server_busy is load, not a fault: logging each one would add to it.
+	if status >= 500 && fe != errServerBusy {
 		s.log.ErrorContext(r.Context(), "upload request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.String("request_id", w.Header().Get("X-Request-Id")), slog.Any("err", err))
 	}
