@@ -8,4 +8,8 @@ type Config struct {
 	Bucket    string
 	Region    string // optional; empty lets the client discover it
 	UseSSL    bool
+	// PublicEndpoint is the store's address as clients reach it (https://files.example.com), for
+	// the presigned download URLs handed to them; empty: Endpoint. It is only signed for, never
+	// contacted: the proxy in front of the store must pass the Host header on unchanged.
+	PublicEndpoint string
 }

@@ -22,6 +22,14 @@
 // half-dead request; the old request can then store nothing that counts: part numbers are never
 // reused and trailing objects have keys of their own.
 //
+// # One client cannot hold the server
+//
+// Part buffers (5 MiB each) are few by design. A user, and each of their devices, may have only so
+// many upload requests in progress (429 too_many_uploads beyond); a request waits for a buffer
+// only so long (503 server_busy); and a body that sends nothing for the idle timeout is ended
+// (408 body_idle_timeout) with what arrived kept, through a read deadline on the connection pushed
+// forward at every read, so a stalled phone gives its buffer back and resumes from Upload-Offset.
+//
 // # Completion
 //
 // When the last byte is stored, the upload is checked (size, whole-file SHA-256 against the one
@@ -29,4 +37,6 @@
 // multipart upload is completed to a key the server made, and in one transaction the document is
 // set uploaded through the sync engine and a processing job is queued (River). A completion that
 // fails for want of the store or the database is finished later by any replica's cleanup loop.
+// The document's other unfinished uploads (a creation whose answer the phone never got) are then
+// dropped with their multipart uploads.
 package media

@@ -121,7 +121,7 @@ func (s *Service) complete(ctx context.Context, u *upload, claim uuid.UUID) erro
 		fields = map[string]any{"status": "uploaded", "object_key": objectKey, "size_bytes": u.Length, "content_type": contentType,
 			"sha256": sum, "uploaded_at": now, "thumbnail_key": nil, "width": nil, "height": nil, "captured_at": nil, "gps_lat": nil, "gps_lng": nil}
 		if doc.FileName == "" {
-			if name := cleanFileName(u.Metadata["filename"]); name != "" {
+			if name := sync.CleanFileName(u.Metadata["filename"]); name != "" {
 				fields["file_name"] = name
 			}
 		}
@@ -167,6 +167,7 @@ func (s *Service) complete(ctx context.Context, u *upload, claim uuid.UUID) erro
 		}
 		return err
 	}
+	s.dropOtherUploads(ctx, u)
 	// Leftovers: trailing objects, and the file (and thumbnail) this one replaced.
 	leftovers := []string{}
 	if !sameBytes && doc.ObjectKey != nil {
@@ -183,6 +184,33 @@ func (s *Service) complete(ctx context.Context, u *upload, claim uuid.UUID) erro
 	}
 	s.log.Info("document uploaded", "document_id", doc.ID, "upload_id", u.ID, "bytes", u.Length, "content_type", contentType, "same_bytes", sameBytes)
 	return nil
+}
+
+// dropOtherUploads discards the document's other unfinished uploads once u completed: a client
+// whose creation answer was lost creates the upload again, and the first would otherwise hold its
+// multipart upload until it expired. An upload a request is writing (claimed) is left to that
+// request: its completion will find the document has its file. A failure is logged; the cleanup
+// loop removes what is left when it expires.
+func (s *Service) dropOtherUploads(ctx context.Context, u *upload) {
+	rows, err := s.db.Query(ctx, `UPDATE uploads SET claim = $3, updated_at = now()
+		WHERE document_id = $1 AND id <> $2 AND state = 'receiving' AND claim IS NULL
+		RETURNING `+uploadColumns, u.DocumentID, u.ID, uuid.New())
+	if err != nil {
+		s.log.Warn("find the document's other uploads", "document_id", u.DocumentID, "err", err)
+		return
+	}
+	others, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*upload, error) { return scanUpload(r) })
+	if err != nil {
+		s.log.Warn("find the document's other uploads", "document_id", u.DocumentID, "err", err)
+		return
+	}
+	for _, o := range others {
+		if err := s.discard(ctx, o); err != nil {
+			s.log.Warn("discard the document's other upload", "upload_id", o.ID, "err", err)
+			continue
+		}
+		s.log.Info("unfinished upload dropped: the document has its file", "upload_id", o.ID, "document_id", u.DocumentID)
+	}
 }
 
 // mutation builds the server's update of a document.

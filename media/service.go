@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fieldsync/fieldsync/sync"
@@ -21,6 +25,13 @@ const (
 	DefaultDownloadTTL    = 5 * time.Minute
 	DefaultStoreTimeout   = 30 * time.Second
 	DefaultJobQueue       = "media"
+	// DefaultUploadsPerUser and DefaultUploadsPerDevice cap the upload requests (PATCH, or a
+	// creation with data) one user, and one of their devices, may have in progress at once.
+	DefaultUploadsPerUser   = 4
+	DefaultUploadsPerDevice = 2
+	DefaultBufferedParts    = 64
+	DefaultBufferWait       = 10 * time.Second
+	DefaultBodyIdleTimeout  = 30 * time.Second
 	// partSize is the size of every S3 part but an upload's last: S3's smallest.
 	partSize = 5 << 20
 )
@@ -49,8 +60,27 @@ type Options struct {
 	// JobQueue is the River queue of processing jobs ("media").
 	JobQueue string
 	// MaxBufferedParts bounds the part buffers (5 MiB each) of PATCH requests in flight, and so
-	// the memory uploads take; a request beyond waits for a buffer (64).
+	// the memory uploads take; a request beyond waits for a buffer, at most BufferWait (64).
 	MaxBufferedParts int64
+	// BufferWait is how long a request waits for a part buffer before it is answered 503
+	// server_busy with Retry-After: no request waits forever behind others (10 seconds).
+	BufferWait time.Duration
+	// UploadsPerUser and UploadsPerDevice cap the upload requests in progress on this replica for
+	// one user and one device (4 and 2): one user cannot take every part buffer. A request beyond
+	// is answered 429 too_many_uploads with Retry-After.
+	UploadsPerUser   int
+	UploadsPerDevice int
+	// BodyIdleTimeout ends an upload request whose body sends nothing for this long: the bytes
+	// received are kept (the client resumes from Upload-Offset) and its part buffer is freed for
+	// others (30 seconds).
+	BodyIdleTimeout time.Duration
+	// PublicURL is the server's address as clients reach it (https://sync.example.com), from which
+	// upload URLs (the tus Location) are built. Empty: the request's own scheme and Host, with
+	// X-Forwarded-Proto and X-Forwarded-Host believed only from TrustedProxies.
+	PublicURL string
+	// TrustedProxies are the networks of the load balancers whose X-Forwarded-* headers are
+	// believed.
+	TrustedProxies []*net.IPNet
 	// CleanupInterval is how often Run looks for expired and unfinished uploads (1 minute).
 	CleanupInterval time.Duration
 }
@@ -64,6 +94,10 @@ type Service struct {
 	log     *slog.Logger
 	opts    Options
 	buffers *semaphore.Weighted
+	// bufferedParts counts the part buffers held, for Stats.
+	bufferedParts atomic.Int64
+	inflight      *inflight
+	publicURL     *url.URL
 	// NowFunc returns the current time, for tests.
 	NowFunc func() time.Time
 }
@@ -96,13 +130,63 @@ func NewService(o Options) (*Service, error) {
 		o.JobQueue = DefaultJobQueue
 	}
 	if o.MaxBufferedParts <= 0 {
-		o.MaxBufferedParts = 64
+		o.MaxBufferedParts = DefaultBufferedParts
+	}
+	if o.BufferWait <= 0 {
+		o.BufferWait = DefaultBufferWait
+	}
+	if o.UploadsPerUser <= 0 {
+		o.UploadsPerUser = DefaultUploadsPerUser
+	}
+	if o.UploadsPerDevice <= 0 {
+		o.UploadsPerDevice = DefaultUploadsPerDevice
+	}
+	if o.BodyIdleTimeout <= 0 {
+		o.BodyIdleTimeout = DefaultBodyIdleTimeout
+	}
+	var public *url.URL
+	if o.PublicURL != "" {
+		var err error
+		if public, err = ParsePublicURL(o.PublicURL); err != nil {
+			return nil, fmt.Errorf("media: public URL: %w", err)
+		}
 	}
 	if o.CleanupInterval <= 0 {
 		o.CleanupInterval = time.Minute
 	}
 	return &Service{db: o.DB, engine: o.Engine, store: o.Store, jobs: o.Jobs, log: o.Log, opts: o,
-		buffers: semaphore.NewWeighted(o.MaxBufferedParts), NowFunc: time.Now}, nil
+		buffers: semaphore.NewWeighted(o.MaxBufferedParts), inflight: newInflight(o.UploadsPerUser, o.UploadsPerDevice),
+		publicURL: public, NowFunc: time.Now}, nil
+}
+
+// ParsePublicURL checks a public base URL (FIELDSYNC_PUBLIC_URL, FIELDSYNC_S3_PUBLIC_ENDPOINT):
+// http or https, a host, nothing after the path. It returns the URL without a trailing slash.
+func ParsePublicURL(v string) (*url.URL, error) {
+	u, err := url.Parse(v)
+	switch {
+	case err != nil:
+		return nil, err
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("%q must start with https:// (or http://)", v)
+	case u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		return nil, fmt.Errorf("%q must be a scheme and a host, and at most a path", v)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.RawPath = ""
+	return u, nil
+}
+
+// Stats are the service's figures of the moment, for metrics and tests.
+type Stats struct {
+	// BufferedParts is the number of part buffers held by requests in progress.
+	BufferedParts int64
+	// UploadRequests is the number of upload requests (PATCH, creation with data) in progress.
+	UploadRequests int
+}
+
+// Stats returns the service's figures of the moment.
+func (s *Service) Stats() Stats {
+	return Stats{BufferedParts: s.bufferedParts.Load(), UploadRequests: s.inflight.total()}
 }
 
 // RegisterWorkers adds the service's job workers (document processing) to workers.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	gosync "sync"
 	"time"
 
 	"github.com/fieldsync/fieldsync"
@@ -19,9 +20,16 @@ type Store struct {
 	client *minio.Client
 	core   minio.Core
 	bucket string
+	cfg    Config
+	// public is the parsed PublicEndpoint (nil: presign with client). presigner, a client for it,
+	// is made on first use, once the region is known.
+	public    *url.URL
+	mu        gosync.Mutex
+	presigner *minio.Client
 }
 
-// NewStore returns a Store for cfg. It does not contact the store; Ping does.
+// NewStore returns a Store for cfg. It does not contact the store; Ping does. It returns an
+// error if an endpoint is malformed.
 func NewStore(cfg Config) (*Store, error) {
 	client, err := minio.New(cfg.Endpoint, &minio.Options{
 		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
@@ -31,7 +39,51 @@ func NewStore(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("object store client for %s: %w", cfg.Endpoint, err)
 	}
-	return &Store{client: client, core: minio.Core{Client: client}, bucket: cfg.Bucket}, nil
+	s := &Store{client: client, core: minio.Core{Client: client}, bucket: cfg.Bucket, cfg: cfg}
+	if cfg.PublicEndpoint != "" {
+		if s.public, err = ParsePublicURL(cfg.PublicEndpoint); err != nil {
+			return nil, fmt.Errorf("public endpoint: %w", err)
+		}
+		if s.public.Path != "" {
+			return nil, fmt.Errorf("public endpoint %q: an S3 endpoint has no path", cfg.PublicEndpoint)
+		}
+	}
+	return s, nil
+}
+
+// presignClient returns the client that signs download URLs: the one for PublicEndpoint when set.
+// That client is given the region explicitly (the configured one, or the one the store itself
+// reports, asked once), since a client without one would ask the public endpoint: signing must
+// never reach out to it.
+func (s *Store) presignClient(ctx context.Context) (*minio.Client, error) {
+	if s.public == nil {
+		return s.client, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.presigner != nil {
+		return s.presigner, nil
+	}
+	region := s.cfg.Region
+	if region == "" {
+		var err error
+		if region, err = s.client.GetBucketLocation(ctx, s.bucket); err != nil {
+			return nil, fmt.Errorf("region of bucket %s: %w", s.bucket, err)
+		}
+		if region == "" {
+			region = "us-east-1" // S3's answer for its first region
+		}
+	}
+	c, err := minio.New(s.public.Host, &minio.Options{
+		Creds:  credentials.NewStaticV4(s.cfg.AccessKey, s.cfg.SecretKey, ""),
+		Secure: s.public.Scheme == "https",
+		Region: region,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("object store client for %s: %w", s.public.Host, err)
+	}
+	s.presigner = c
+	return c, nil
 }
 
 // Client returns the underlying minio-go client.
@@ -202,7 +254,11 @@ func (s *Store) presign(ctx context.Context, key string, ttl time.Duration, cont
 	if fileName != "" {
 		params.Set("response-content-disposition", contentDisposition(fileName))
 	}
-	u, err := s.client.PresignedGetObject(ctx, s.bucket, key, ttl, params)
+	c, err := s.presignClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := c.PresignedGetObject(ctx, s.bucket, key, ttl, params)
 	if err != nil {
 		return nil, fmt.Errorf("presign %s: %w", key, err)
 	}

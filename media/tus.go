@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -112,16 +114,26 @@ func (s *Service) tusCreate(w http.ResponseWriter, r *http.Request, caller *fiel
 			return err
 		}
 	}
+	if withData {
+		// Counted before the upload is created: a creation turned away changes nothing.
+		done, err := s.inflight.admit(caller)
+		if err != nil {
+			return err
+		}
+		defer done()
+	}
 	u, err := s.createUpload(r.Context(), caller, length, md)
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", uploadURL(r, u.ID))
+	w.Header().Set("Location", s.uploadURL(r, u.ID))
 	w.Header().Set("Upload-Expires", uploadExpires(u))
 	if withData {
 		// creation-with-upload: the body is the first PATCH. A failure of it is answered as such;
 		// the upload exists (Location says where) and can be resumed.
-		wrote, err := s.write(r.Context(), caller, u.ID, 0, r.Body, r.ContentLength, ck)
+		body := newIdleBody(w, r.Body, s.opts.BodyIdleTimeout)
+		wrote, err := s.write(r.Context(), caller, u.ID, 0, body, r.ContentLength, ck)
+		body.done()
 		if err != nil {
 			return err
 		}
@@ -171,7 +183,14 @@ func (s *Service) tusPatch(w http.ResponseWriter, r *http.Request, caller *field
 	if err != nil {
 		return err
 	}
-	u, err := s.write(r.Context(), caller, id, offset, r.Body, r.ContentLength, ck)
+	done, err := s.inflight.admit(caller)
+	if err != nil {
+		return err
+	}
+	defer done()
+	body := newIdleBody(w, r.Body, s.opts.BodyIdleTimeout)
+	u, err := s.write(r.Context(), caller, id, offset, body, r.ContentLength, ck)
+	body.done()
 	if u != nil {
 		setOffsetHeaders(w, u)
 	}
@@ -209,13 +228,81 @@ func requireOffsetStream(r *http.Request) error {
 }
 
 // uploadURL is the absolute URL of upload id, under the path the creation was posted to. Clients
-// resolve a relative Location too, but not every version of every client did.
-func uploadURL(r *http.Request, id uuid.UUID) string {
-	scheme := "http"
-	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+// resolve a relative Location too, but not every version of every client did. It is built on
+// PublicURL when set. Otherwise it is the request's own scheme and Host; X-Forwarded-Proto and
+// X-Forwarded-Host are believed only from a trusted proxy, since anyone else could point a
+// phone's upload at a server of their choosing.
+func (s *Service) uploadURL(r *http.Request, id uuid.UUID) string {
+	path := strings.TrimSuffix(r.URL.Path, "/") + "/" + id.String()
+	if s.publicURL != nil {
+		return s.publicURL.String() + path
+	}
+	scheme, host := "http", r.Host
+	if r.TLS != nil {
 		scheme = "https"
 	}
-	return scheme + "://" + r.Host + strings.TrimSuffix(r.URL.Path, "/") + "/" + id.String()
+	if s.fromTrustedProxy(r) {
+		if p := forwardedProto(r.Header.Get("X-Forwarded-Proto")); p != "" {
+			scheme = p
+		}
+		if h := forwardedHost(r.Header.Get("X-Forwarded-Host")); h != "" {
+			host = h
+		}
+	}
+	return scheme + "://" + host + path
+}
+
+// fromTrustedProxy reports whether the request's peer is in TrustedProxies.
+func (s *Service) fromTrustedProxy(r *http.Request) bool {
+	if len(s.opts.TrustedProxies) == 0 {
+		return false
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return false
+	}
+	for _, n := range s.opts.TrustedProxies {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardedProto reads X-Forwarded-Proto as the first proxy set it: "http" or "https", or "" for
+// anything else.
+func forwardedProto(v string) string {
+	first, _, _ := strings.Cut(v, ",")
+	switch p := strings.ToLower(strings.TrimSpace(first)); p {
+	case "http", "https":
+		return p
+	}
+	return ""
+}
+
+// forwardedHost reads X-Forwarded-Host as the first proxy set it: a host and optional port, or ""
+// if it is not one.
+func forwardedHost(v string) string {
+	first, _, _ := strings.Cut(v, ",")
+	h := strings.TrimSpace(first)
+	if h == "" || len(h) > 255 {
+		return ""
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(".-:[]", c) >= 0) {
+			return ""
+		}
+	}
+	// And it must read back as a URL's host, with a name.
+	if u, err := url.Parse("http://" + h + "/"); err != nil || u.Host != h || u.Hostname() == "" {
+		return ""
+	}
+	return h
 }
 
 // statusByKind maps the domain's error kinds, and the protocol's own, to statuses.
@@ -233,6 +320,7 @@ var statusByKind = map[string]int{
 	"precondition_failed":    http.StatusPreconditionFailed,
 	"unsupported_media_type": http.StatusUnsupportedMediaType,
 	"checksum_mismatch":      statusChecksum,
+	kindRequestTimeout:       http.StatusRequestTimeout,
 }
 
 // writeError answers err in the API's error shape ({"error": {"code", "message", "details"}}).
@@ -254,7 +342,8 @@ func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	if !ok {
 		status = http.StatusInternalServerError
 	}
-	if status >= 500 {
+	// server_busy is load, not a fault: logging each one would add to it.
+	if status >= 500 && fe != errServerBusy {
 		s.log.ErrorContext(r.Context(), "upload request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.String("request_id", w.Header().Get("X-Request-Id")), slog.Any("err", err))
 	}

@@ -1,11 +1,13 @@
 package media
 
 import (
+	"bytes"
 	"crypto/sha1" //nolint:gosec // tus's checksum extension names sha1; it checks transport, not trust
 	"crypto/sha256"
 	"encoding/base64"
 	"hash"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/fieldsync/fieldsync"
 )
@@ -43,7 +45,8 @@ func parseOffset(header, v string) (int64, error) {
 
 // parseMetadata reads Upload-Metadata: comma-separated pairs of a key and, after one space, its
 // value in standard base64; a key may come alone (an empty value). Keys are unique, non-empty, and
-// hold no spaces or commas.
+// hold no spaces or commas. Values are UTF-8 text without NUL; a value that is not names its key
+// in the error's details ("field").
 func parseMetadata(v string) (map[string]string, error) {
 	md := map[string]string{}
 	if strings.TrimSpace(v) == "" {
@@ -72,6 +75,12 @@ func parseMetadata(v string) (map[string]string, error) {
 			}
 			if len(decoded) > maxMetadataValue {
 				return nil, invalidHeader("Upload-Metadata", "The value of %q in Upload-Metadata is too long.", key)
+			}
+			// Values are kept as text (and JSON, which holds no NUL): they must be text.
+			if !utf8.Valid(decoded) || bytes.IndexByte(decoded, 0) >= 0 {
+				e := invalidHeader("Upload-Metadata", "The value of %q in Upload-Metadata must be UTF-8 text without NUL characters.", key)
+				e.Details["field"] = key
+				return nil, e
 			}
 		}
 		md[key] = string(decoded)

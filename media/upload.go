@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/fieldsync/fieldsync"
 	"github.com/google/uuid"
@@ -224,26 +223,6 @@ func isSHA256Hex(v string) bool {
 		}
 	}
 	return true
-}
-
-// cleanFileName makes a client's file name fit the document: valid UTF-8, no path, no control
-// characters, at most 255 characters.
-func cleanFileName(name string) string {
-	name = strings.ToValidUTF8(name, "")
-	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
-		name = name[i+1:]
-	}
-	name = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, name)
-	for utf8.RuneCountInString(name) > 255 {
-		_, size := utf8.DecodeLastRuneInString(name)
-		name = name[:len(name)-size]
-	}
-	return strings.TrimSpace(name)
 }
 
 // contentDisposition is an inline Content-Disposition naming fileName (RFC 6266, with the UTF-8

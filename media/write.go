@@ -147,11 +147,11 @@ func (s *Service) releaseClaim(ctx context.Context, id, claim uuid.UUID) {
 // receive streams body into the store in parts and commits what it stored.
 func (s *Service) receive(ctx context.Context, u *upload, claim uuid.UUID, partNo int, rawBody io.Reader, ck *checksum) (*upload, error) {
 	// A part buffer, bounded in number: the memory of uploads in flight has a ceiling.
-	if err := s.buffers.Acquire(ctx, 1); err != nil {
-		return u, fmt.Errorf("wait for a part buffer: %w", err)
+	bufp, release, err := s.acquireBuffer(ctx)
+	if err != nil {
+		return u, err
 	}
-	bufp := partBuffers.Get().(*[]byte)
-	defer func() { partBuffers.Put(bufp); s.buffers.Release(1) }()
+	defer release()
 	buf := *bufp
 
 	whole := sha256.New()

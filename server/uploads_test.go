@@ -58,6 +58,10 @@ type upOptions struct {
 	storeTimeout time.Duration
 	// storeEndpoint replaces the store's address (a proxy in front of MinIO).
 	storeEndpoint string
+	// storePublic is the store's public endpoint (media.Config.PublicEndpoint).
+	storePublic string
+	// tune changes the service's options.
+	tune func(*media.Options)
 }
 
 // upSetup builds the bundle the way setup does (accounts, engine, a branch over a schema of the
@@ -113,6 +117,7 @@ func (e *upEnv) replica(t testing.TB, opts ...func(*upOptions)) (*media.Service,
 	if o.storeEndpoint != "" {
 		cfg.Endpoint = o.storeEndpoint
 	}
+	cfg.PublicEndpoint = o.storePublic
 	store, err := media.NewStore(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -130,8 +135,12 @@ func (e *upEnv) replica(t testing.TB, opts ...func(*upOptions)) (*media.Service,
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := media.NewService(media.Options{DB: e.db.Pool, Engine: engine, Store: store, Jobs: jobs, Log: log,
-		MaxUploadBytes: o.maxUpload, StoreTimeout: o.storeTimeout})
+	mo := media.Options{DB: e.db.Pool, Engine: engine, Store: store, Jobs: jobs, Log: log,
+		MaxUploadBytes: o.maxUpload, StoreTimeout: o.storeTimeout}
+	if o.tune != nil {
+		o.tune(&mo)
+	}
+	svc, err := media.NewService(mo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +218,13 @@ type upCase struct {
 
 func (e *upEnv) newCase(t testing.TB) *upCase {
 	t.Helper()
-	c := &upCase{rep: e.actor(t, e.branchID, "rep"), mgr: e.actor(t, e.branchID, "manager")}
+	return e.newCaseFor(t, e.actor(t, e.branchID, "rep"))
+}
+
+// newCaseFor is newCase with the task assigned to rep.
+func (e *upEnv) newCaseFor(t testing.TB, rep *upActor) *upCase {
+	t.Helper()
+	c := &upCase{rep: rep, mgr: e.actor(t, e.branchID, "manager")}
 	customer := uuid.New()
 	e.command(t, c.mgr.ident, sync.TypeCustomer, "create", customer, map[string]any{"name": "Customer"})
 	claim, err := e.engine.ReportClaim(context.Background(), c.mgr.ident, sync.ClaimReport{CustomerID: customer,

@@ -47,6 +47,8 @@ type field struct {
 	nullable bool     // may be set to null
 	create   []string // roles that may give it on create
 	update   []string // roles that may change it on update
+	// clean, if set, rewrites an accepted text value into the form stored.
+	clean func(string) string
 }
 
 // entity describes a synced type: its table, what of a row a device sees, and what may be written.
@@ -153,7 +155,7 @@ var entities = map[string]*entity{
 			"claim_id":     {kind: kindUUID, create: roles(rep, manager)},
 			"task_id":      {kind: kindUUID, nullable: true, create: roles(rep, manager)},
 			"kind":         {kind: kindEnum, enum: []string{"id_card", "medical_record", "invoice", "discharge_summary", "photo", "other"}, create: roles(rep, manager), update: roles(rep, manager)},
-			"file_name":    {kind: kindText, max: 255, create: roles(rep, manager), update: roles(rep, manager)},
+			"file_name":    {kind: kindText, max: 255, clean: CleanFileName, create: roles(rep, manager), update: roles(rep, manager)},
 			"content_type": {kind: kindText, max: 100, create: roles(rep, manager)},
 			"size_bytes":   {kind: kindInt, max: 1 << 40, nullable: true, create: roles(rep, manager)},
 			"sha256":       {kind: kindText, max: 64, nullable: true, create: roles(rep, manager)},

@@ -197,6 +197,9 @@ func decodeValue(name string, f field, raw json.RawMessage) (any, error) {
 		if name == "sha256" && !sha256Hex.MatchString(s) {
 			return nil, bad("64 lowercase hex digits")
 		}
+		if f.clean != nil {
+			s = f.clean(s)
+		}
 		return s, nil
 	case kindInt:
 		var n int64

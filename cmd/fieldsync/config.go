@@ -50,6 +50,15 @@ type config struct {
 
 	LogLevel  slog.Level
 	LogFormat string
+
+	// Uploads: caps per user and device, part buffers and how long to wait for one, the idle
+	// deadline of a body, and the address upload URLs are built on.
+	UploadsPerUser   int
+	UploadsPerDevice int
+	UploadBuffers    int64
+	UploadBufferWait time.Duration
+	BodyIdleTimeout  time.Duration
+	PublicURL        string
 }
 
 // envReader reads typed settings from the environment, remembering every malformed one.
@@ -131,12 +140,20 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 			Bucket:    r.str("FIELDSYNC_S3_BUCKET", "fieldsync"),
 			Region:    r.str("FIELDSYNC_S3_REGION", ""),
 			UseSSL:    r.boolean("FIELDSYNC_S3_USE_SSL", false),
+
+			PublicEndpoint: r.str("FIELDSYNC_S3_PUBLIC_ENDPOINT", ""),
 		},
 		FirebaseCredentialsFile: r.str("FIELDSYNC_FIREBASE_CREDENTIALS_FILE", ""),
 		FCMEndpoint:             r.str("FIELDSYNC_FCM_ENDPOINT", ""),
 		PprofAddr:               r.str("FIELDSYNC_PPROF_ADDR", ""),
 		MaxBodyBytes:            r.integer("FIELDSYNC_MAX_BODY_BYTES", 5<<20),
 		MaxUploadBytes:          r.integer("FIELDSYNC_MAX_UPLOAD_BYTES", 25<<20),
+		UploadsPerUser:          int(r.integer("FIELDSYNC_UPLOADS_PER_USER", media.DefaultUploadsPerUser)),
+		UploadsPerDevice:        int(r.integer("FIELDSYNC_UPLOADS_PER_DEVICE", media.DefaultUploadsPerDevice)),
+		UploadBuffers:           r.integer("FIELDSYNC_UPLOAD_BUFFERS", media.DefaultBufferedParts),
+		UploadBufferWait:        r.duration("FIELDSYNC_UPLOAD_BUFFER_WAIT", media.DefaultBufferWait),
+		BodyIdleTimeout:         r.duration("FIELDSYNC_BODY_IDLE_TIMEOUT", 30*time.Second),
+		PublicURL:               r.str("FIELDSYNC_PUBLIC_URL", ""),
 		LoginFailuresPerLogin:   int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_LOGIN", 5)),
 		LoginFailuresPerAddress: int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_ADDRESS", 50)),
 		LoginWindow:             r.duration("FIELDSYNC_LOGIN_WINDOW", 15*time.Minute),
@@ -220,6 +237,30 @@ func (c *config) validateServe() error {
 	}
 	if c.MaxUploadBytes < 1<<20 {
 		errs = append(errs, errors.New("FIELDSYNC_MAX_UPLOAD_BYTES must be at least 1048576"))
+	}
+	if c.UploadsPerUser < 1 || c.UploadsPerDevice < 1 {
+		errs = append(errs, errors.New("FIELDSYNC_UPLOADS_PER_USER and FIELDSYNC_UPLOADS_PER_DEVICE must be at least 1"))
+	}
+	if c.UploadBuffers < 1 {
+		errs = append(errs, errors.New("FIELDSYNC_UPLOAD_BUFFERS must be at least 1 (each is 5 MiB)"))
+	}
+	if c.UploadBufferWait <= 0 {
+		errs = append(errs, errors.New("FIELDSYNC_UPLOAD_BUFFER_WAIT must be positive (for example 10s)"))
+	}
+	if c.BodyIdleTimeout < time.Second {
+		errs = append(errs, errors.New("FIELDSYNC_BODY_IDLE_TIMEOUT must be at least 1s"))
+	}
+	if c.PublicURL != "" {
+		if _, err := media.ParsePublicURL(c.PublicURL); err != nil {
+			errs = append(errs, fmt.Errorf("FIELDSYNC_PUBLIC_URL: %w", err))
+		}
+	}
+	if c.S3.PublicEndpoint != "" {
+		if u, err := media.ParsePublicURL(c.S3.PublicEndpoint); err != nil {
+			errs = append(errs, fmt.Errorf("FIELDSYNC_S3_PUBLIC_ENDPOINT: %w", err))
+		} else if u.Path != "" {
+			errs = append(errs, errors.New("FIELDSYNC_S3_PUBLIC_ENDPOINT must be a scheme and a host, without a path (for example https://files.example.com)"))
+		}
 	}
 	if c.LoginFailuresPerLogin < 1 || c.LoginFailuresPerAddress < 1 {
 		errs = append(errs, errors.New("FIELDSYNC_LOGIN_FAILURES_PER_LOGIN and FIELDSYNC_LOGIN_FAILURES_PER_ADDRESS must be at least 1"))

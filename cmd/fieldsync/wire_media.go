@@ -22,6 +22,14 @@ func newMedia(_ context.Context, cfg config, pool *pgxpool.Pool, engine *sync.En
 		Log:            log.With("component", "media"),
 		MaxUploadBytes: cfg.MaxUploadBytes,
 		JobQueue:       QueueMedia,
+
+		MaxBufferedParts: cfg.UploadBuffers,
+		BufferWait:       cfg.UploadBufferWait,
+		UploadsPerUser:   cfg.UploadsPerUser,
+		UploadsPerDevice: cfg.UploadsPerDevice,
+		BodyIdleTimeout:  cfg.BodyIdleTimeout,
+		PublicURL:        cfg.PublicURL,
+		TrustedProxies:   cfg.TrustedProxies,
 	})
 	if err != nil {
 		return nil, nil, err
