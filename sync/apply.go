@@ -352,6 +352,9 @@ func (a *applier) update(ctx context.Context, values map[string]any) (Result, er
 			return Result{}, err
 		}
 	}
+	if err := a.checkFrozen(cur, set); err != nil {
+		return Result{}, err
+	}
 	if err := a.derive(ctx, cur, set); err != nil {
 		return Result{}, err
 	}
@@ -395,6 +398,27 @@ func (a *applier) update(ctx context.Context, values map[string]any) (Result, er
 		status = StatusMerged
 	}
 	return Result{ID: a.m.ID, Status: status, Version: version, Entity: entity, Conflicts: a.conflicts}, nil
+}
+
+// checkFrozen refuses a write that would change a field frozen at the record's status
+// (frozenFields). set holds only what the mutation changes, after the merge: writing the value a
+// field already has, or a field the state machine already held back, is not refused.
+func (a *applier) checkFrozen(cur row, set map[string]any) error {
+	if a.isSystem() {
+		return nil
+	}
+	status := cur.str("status")
+	if to, ok := set["status"].(string); ok && to != status {
+		return nil
+	}
+	for _, name := range frozenFields[a.m.Type][status] {
+		if _, ok := set[name]; ok {
+			return &fieldsync.Error{Kind: fieldsync.ECONFLICT, Code: "field_frozen",
+				Message: fmt.Sprintf("The %s is %s: its %s no longer changes.", a.m.Type, strings.ReplaceAll(status, "_", " "), name),
+				Details: map[string]any{"field": name, "status": status}}
+		}
+	}
+	return nil
 }
 
 // visibleView is the record as devices see it (for hooks' Before), from the stored row.
