@@ -40,6 +40,10 @@ type config struct {
 	LoginWindow             time.Duration
 
 	ScopeWindow time.Duration
+	// LongPollsPerUser and StreamsPerUser cap one user's open long-polls and event streams on a
+	// replica (429 too_many_waits beyond).
+	LongPollsPerUser int
+	StreamsPerUser   int
 
 	CORSOrigins     []string
 	TrustedProxies  []*net.IPNet
@@ -139,6 +143,8 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		LoginFailuresPerAddress: int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_ADDRESS", 50)),
 		LoginWindow:             r.duration("FIELDSYNC_LOGIN_WINDOW", 15*time.Minute),
 		ScopeWindow:             r.duration("FIELDSYNC_SCOPE_WINDOW", 30*24*time.Hour),
+		LongPollsPerUser:        int(r.integer("FIELDSYNC_LONGPOLLS_PER_USER", 8)),
+		StreamsPerUser:          int(r.integer("FIELDSYNC_STREAMS_PER_USER", 4)),
 		CORSOrigins:             r.list("FIELDSYNC_CORS_ORIGINS"),
 		ShutdownTimeout:         r.duration("FIELDSYNC_SHUTDOWN_TIMEOUT", 30*time.Second),
 		MigrateOnStart:          r.boolean("FIELDSYNC_MIGRATE_ON_START", true),
@@ -226,6 +232,9 @@ func (c *config) validateServe() error {
 	}
 	if c.ScopeWindow < time.Minute {
 		errs = append(errs, errors.New("FIELDSYNC_SCOPE_WINDOW must be at least 1m (30 days is the default)"))
+	}
+	if c.LongPollsPerUser < 1 || c.StreamsPerUser < 1 {
+		errs = append(errs, errors.New("FIELDSYNC_LONGPOLLS_PER_USER and FIELDSYNC_STREAMS_PER_USER must be at least 1"))
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, errors.New("FIELDSYNC_LOG_FORMAT must be json or text"))
