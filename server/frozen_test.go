@@ -61,6 +61,12 @@ func TestFrozenFieldsOfAPaidClaim(t *testing.T) {
 	// Approved: the approved amount and the decision's reason stand.
 	wantFrozen(t, "amount_claimed approved", w.screenPush(w.processor, "claim", claim, syncFields{"amount_claimed": 9000}), "amount_claimed")
 	wantFrozen(t, "decision_note approved", w.screenPush(w.processor2, "claim", claim, syncFields{"decision_note": "Rewritten."}), "decision_note")
+	// On the screens too: approving again with another note is refused (409), with the same is no change.
+	screenWantError(t, w.b.do(t, "POST", "/v1/claims/"+claim.String()+"/decision", w.processor.token,
+		map[string]any{"decision": "approved", "note": "Rewritten."}), http.StatusConflict, "field_frozen", "decision_note")
+	if res := w.command(w.processor, "/v1/claims/"+claim.String()+"/decision", map[string]any{"decision": "approved", "note": "Covered."}); res.Status != "applied" {
+		t.Fatalf("approving again as approved: %+v", res)
+	}
 	// The amount to pay is still open until the payment.
 	wantApplied(t, "amount_paid approved", w.screenPush(w.processor, "claim", claim, syncFields{"amount_paid": 900}))
 
