@@ -180,4 +180,20 @@ func TestFrozenFieldsOfAFinishedTaskAndTheReopening(t *testing.T) {
 		author != w.manager.id || body != "Reopened." {
 		t.Fatalf("reopening note: %s %q %v", author, body, err)
 	}
+	// A manager's reopening pushed from a device is recorded the same way, without a reason.
+	pushed := w.task(claim, w.rep.id, "completed", time.Time{})
+	wantApplied(t, "reopen by push", w.screenPush(w.manager, "task", pushed, syncFields{"status": "assigned"}))
+	if err := w.b.db.Pool.QueryRow(context.Background(), `SELECT author_id, body FROM task_notes WHERE task_id = $1`, pushed).Scan(&author, &body); err != nil ||
+		author != w.manager.id || body != "Reopened." {
+		t.Fatalf("pushed reopening note: %s %q %v", author, body, err)
+	}
+	// A reopening that changes nothing (of an open task) records nothing.
+	open := w.task(claim, uuid.Nil, "open", time.Time{})
+	if res := w.command(w.manager, "/v1/tasks/"+open.String()+"/reopen", map[string]any{"reason": "Nothing."}); res.Status != "applied" {
+		t.Fatalf("reopening an open task: %+v", res)
+	}
+	var notes int
+	if err := w.b.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM task_notes WHERE task_id = $1`, open).Scan(&notes); err != nil || notes != 0 {
+		t.Fatalf("reopening an open task left %d notes (%v)", notes, err)
+	}
 }

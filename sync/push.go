@@ -331,47 +331,6 @@ func rejected(m *Mutation, fe *fieldsync.Error) Result {
 // returned as the error. An update or delete without a base version is taken against the record as
 // it is now: the caller is looking at the current record.
 func (e *Engine) Command(ctx context.Context, id *fieldsync.Identity, m Mutation) (Result, error) {
-	return e.command(ctx, id, m, nil)
-}
-
-// ReopenTask applies a manager's reopening of a finished task (m, a status mutation of the task)
-// like Command, and records who reopened it and why as a note on the task, written by the manager
-// in the same transaction: the completion the reopening undoes was frozen (frozenFields), and the
-// note keeps the reason beside it, on every device that holds the task. reason may be empty; a
-// reopening refused by the state machine writes no note.
-func (e *Engine) ReopenTask(ctx context.Context, id *fieldsync.Identity, m Mutation, reason string) (Result, error) {
-	if utf8.RuneCountInString(reason) > maxReopenReason || strings.ContainsRune(reason, 0) {
-		return Result{}, fieldErr("invalid_value", "reason", "reason must be at most %d characters, without U+0000.", maxReopenReason)
-	}
-	return e.command(ctx, id, m, func(tx pgx.Tx, r Result) error {
-		if r.Status == StatusConflict || r.Error != nil {
-			return nil
-		}
-		body := "Reopened."
-		if reason != "" {
-			body = "Reopened: " + reason
-		}
-		fields := map[string]json.RawMessage{}
-		var err error
-		if fields["task_id"], err = json.Marshal(m.EntityID); err != nil {
-			return err
-		}
-		if fields["body"], err = json.Marshal(body); err != nil {
-			return err
-		}
-		note := &Mutation{ID: uuid.Must(uuid.NewV7()), Type: TypeTaskNote, Op: "create", EntityID: uuid.Must(uuid.NewV7()), Fields: fields}
-		if _, err := e.apply(ctx, tx, id, note); err != nil {
-			return fmt.Errorf("record reopening of task %s: %w", m.EntityID, err)
-		}
-		return nil
-	})
-}
-
-// maxReopenReason is the longest reason a reopening takes (characters).
-const maxReopenReason = 2000
-
-// command is Command, with then run in the same transaction after m applied.
-func (e *Engine) command(ctx context.Context, id *fieldsync.Identity, m Mutation, then func(pgx.Tx, Result) error) (Result, error) {
 	if m.ID == uuid.Nil {
 		m.ID = uuid.Must(uuid.NewV7())
 	}
@@ -393,11 +352,6 @@ func (e *Engine) command(ctx context.Context, id *fieldsync.Identity, m Mutation
 		if r, err = e.apply(ctx, tx, id, &m); err != nil {
 			return err
 		}
-		if then != nil {
-			if err := then(tx, r); err != nil {
-				return err
-			}
-		}
 		// A rejection returned as a result is committed all the same: it may carry a recorded
 		// conflict.
 		return nil
@@ -407,6 +361,20 @@ func (e *Engine) command(ctx context.Context, id *fieldsync.Identity, m Mutation
 	}
 	return r, err
 }
+
+// ReopenTask applies a manager's reopening of a finished task (m, a status mutation of the task)
+// like Command, with the reason the manager gave: the engine records who reopened the task and why
+// as a note on it (see applier.recordReopen). reason may be empty.
+func (e *Engine) ReopenTask(ctx context.Context, id *fieldsync.Identity, m Mutation, reason string) (Result, error) {
+	if utf8.RuneCountInString(reason) > maxReopenReason || strings.ContainsRune(reason, 0) {
+		return Result{}, fieldErr("invalid_value", "reason", "reason must be at most %d characters, without U+0000.", maxReopenReason)
+	}
+	m.reason = reason
+	return e.Command(ctx, id, m)
+}
+
+// maxReopenReason is the longest reason a reopening takes (characters).
+const maxReopenReason = 2000
 
 // inTx runs fn in a transaction, and runs it again (up to three times in all) when PostgreSQL
 // aborts it for a deadlock or a serialization failure: two pushes that lock the same task and
