@@ -10,6 +10,7 @@ import (
 
 	"firebase.google.com/go/v4/messaging"
 	"github.com/fieldsync/fieldsync/internal/branchwake"
+	"github.com/fieldsync/fieldsync/internal/waitcap"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +51,9 @@ type Config struct {
 	// Heartbeat is how often an idle event stream gets a comment, so that proxies keep it open,
 	// and the caller's session is checked again (default 20 s).
 	Heartbeat time.Duration
+	// MaxStreamsPerUser caps the event streams one user holds open at once on this replica
+	// (default 4); one more is refused with 429 too_many_waits.
+	MaxStreamsPerUser int
 	// FetchCooldown is how soon after a job is queued a push worker may pick it up (River's
 	// FetchCooldown for the push queue; default 10 ms).
 	FetchCooldown time.Duration
@@ -82,6 +86,9 @@ func (c *Config) setDefaults() {
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = 20 * time.Second
 	}
+	if c.MaxStreamsPerUser <= 0 {
+		c.MaxStreamsPerUser = 4
+	}
 	if c.FetchCooldown <= 0 {
 		c.FetchCooldown = 10 * time.Millisecond
 	}
@@ -99,6 +106,7 @@ type Service struct {
 	log      *slog.Logger
 	metrics  *metrics
 	hub      *branchwake.Hub
+	streams  *waitcap.Cap // each user's open streams (MaxStreamsPerUser)
 	outcomes outcomeWriter
 	sends    chan struct{} // a slot per push in flight
 	stopping chan struct{} // closed when Run ends: send nothing new
@@ -113,7 +121,7 @@ type Service struct {
 func New(db *pgxpool.Pool, jobs *river.Client[pgx.Tx], workers *river.Workers, cfg Config, log *slog.Logger) (*Service, error) {
 	cfg.setDefaults()
 	s := &Service{db: db, jobs: jobs, cfg: cfg, log: log, metrics: newMetrics(), hub: branchwake.New(), NowFunc: time.Now,
-		sends: make(chan struct{}, cfg.MaxSends), stopping: make(chan struct{})}
+		streams: waitcap.New(cfg.MaxStreamsPerUser), sends: make(chan struct{}, cfg.MaxSends), stopping: make(chan struct{})}
 	if jobs == nil || workers == nil {
 		return nil, errors.New("notify: a job queue client and its workers are required")
 	}

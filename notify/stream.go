@@ -133,6 +133,11 @@ func (s *Service) Stream(ctx context.Context, id *fieldsync.Identity, lastEventI
 	if !streamRoles[id.Role] {
 		return fieldsync.Errorf(fieldsync.EFORBIDDEN, "forbidden", "The %s role has no inbox to stream.", id.Role)
 	}
+	release, err := s.streams.Acquire(id.UserID, "event streams")
+	if err != nil {
+		return err
+	}
+	defer release()
 	st := &stream{s: s, id: id, send: send}
 	resume := false
 	if lastEventID != "" {

@@ -36,6 +36,8 @@ type evEnv struct {
 type evOptions struct {
 	window    time.Duration // the sync engine's scope window (30 days by default)
 	heartbeat time.Duration
+	// streamsPerUser caps one user's open streams (notify's default when 0).
+	streamsPerUser int
 }
 
 func evSetup(t *testing.T, o evOptions) *evEnv {
@@ -99,7 +101,7 @@ func evReplica(t *testing.T, dbURL string, accounts *account.Service, o evOption
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := notify.New(pool, jobs, workers, notify.Config{ScopeWindow: o.window, Heartbeat: o.heartbeat}, log)
+	svc, err := notify.New(pool, jobs, workers, notify.Config{ScopeWindow: o.window, Heartbeat: o.heartbeat, MaxStreamsPerUser: o.streamsPerUser}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

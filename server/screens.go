@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -25,12 +26,12 @@ func (s *Server) screenRoutes(auth echo.MiddlewareFunc) {
 	managers := requireRole(fieldsync.RoleManager)
 	processors := requireRole(fieldsync.RoleProcessor)
 
-	e.GET("/v1/review-queue", s.handleReviewQueue, auth, screens)
-	e.GET("/v1/claims", s.handleListClaims, auth, screens)
-	e.GET("/v1/claims/:id", s.handleFindClaim, auth, screens)
-	e.GET("/v1/tasks", s.handleListTasks, auth, screens)
-	e.GET("/v1/conflicts", s.handleListConflicts, auth, managers)
-	e.GET("/v1/branch/figures", s.handleBranchFigures, auth, screens)
+	e.GET("/v1/review-queue", s.handleReviewQueue, noStore, auth, screens)
+	e.GET("/v1/claims", s.handleListClaims, noStore, auth, screens)
+	e.GET("/v1/claims/:id", s.handleFindClaim, noStore, auth, screens)
+	e.GET("/v1/tasks", s.handleListTasks, noStore, auth, screens)
+	e.GET("/v1/conflicts", s.handleListConflicts, noStore, auth, managers)
+	e.GET("/v1/branch/figures", s.handleBranchFigures, noStore, auth, screens)
 
 	e.POST("/v1/tasks/:id/assign", s.handleAssignTask, auth, managers)
 	e.POST("/v1/tasks/:id/cancel", s.handleCancelTask, auth, managers)
@@ -38,6 +39,16 @@ func (s *Server) screenRoutes(auth echo.MiddlewareFunc) {
 	e.POST("/v1/documents/:id/review", s.handleReviewDocument, auth, processors)
 	e.POST("/v1/claims/:id/decision", s.handleDecideClaim, auth, processors)
 	e.POST("/v1/claims/:id/payment", s.handleRecordPayment, auth, processors)
+}
+
+// noStore marks a read's answer, error or not, as not to be kept by any cache: it holds personal
+// data (customers, claims, amounts) for one caller, and a shared or browser cache must not serve
+// it to the next.
+func noStore(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+		return next(c)
+	}
 }
 
 // checkQueryParams refuses a query parameter the endpoint does not know, as bodies refuse unknown
@@ -218,6 +229,15 @@ func decodeOptionalJSON(c echo.Context, v any) error {
 // writes its result. A rejection is the error shape with the engine's code; a record that does not
 // exist is a 404.
 func (s *Server) command(c echo.Context, typ string, entityID uuid.UUID, base *int64, fields map[string]any) error {
+	return s.commandWith(c, typ, entityID, base, fields, func(ctx context.Context, m sync.Mutation) (sync.Result, error) {
+		return s.engine.Command(ctx, identity(c), m)
+	})
+}
+
+// commandWith is command, with apply (the engine's Command, or a command of its own) applying the
+// mutation.
+func (s *Server) commandWith(c echo.Context, typ string, entityID uuid.UUID, base *int64, fields map[string]any,
+	apply func(context.Context, sync.Mutation) (sync.Result, error)) error {
 	raw := make(map[string]json.RawMessage, len(fields))
 	for name, v := range fields {
 		if r, ok := v.(json.RawMessage); ok {
@@ -233,8 +253,7 @@ func (s *Server) command(c echo.Context, typ string, entityID uuid.UUID, base *i
 	if base != nil && *base < 1 {
 		return fieldsync.InvalidField("base_version", "base_version must be a version of the record (1 or more).")
 	}
-	res, err := s.engine.Command(c.Request().Context(), identity(c),
-		sync.Mutation{Type: typ, Op: "update", EntityID: entityID, BaseVersion: base, Fields: raw})
+	res, err := apply(c.Request().Context(), sync.Mutation{Type: typ, Op: "update", EntityID: entityID, BaseVersion: base, Fields: raw})
 	if err != nil {
 		var fe *fieldsync.Error
 		if errors.As(err, &fe) && fe.Code == "not_found" && (fe.Details["field"] == "id" || fe.Details["field"] == "entity_id") {
@@ -291,6 +310,8 @@ func (s *Server) handleCancelTask(c echo.Context) error {
 type reopenRequest struct {
 	AssigneeID  json.RawMessage `json:"assignee_id"`
 	BaseVersion *int64          `json:"base_version"`
+	// Reason says why the task is reopened; it is recorded with who reopened it, as a note on the task.
+	Reason string `json:"reason"`
 }
 
 // handleReopenTask reopens a finished task: assigned to assignee_id when given, else to whoever
@@ -308,7 +329,9 @@ func (s *Server) handleReopenTask(c echo.Context) error {
 	if len(req.AssigneeID) > 0 {
 		fields["assignee_id"] = req.AssigneeID
 	}
-	return s.command(c, sync.TypeTask, id, req.BaseVersion, fields)
+	return s.commandWith(c, sync.TypeTask, id, req.BaseVersion, fields, func(ctx context.Context, m sync.Mutation) (sync.Result, error) {
+		return s.engine.ReopenTask(ctx, identity(c), m, req.Reason)
+	})
 }
 
 // decisionRequest is a processor's decision on a document or a claim. Note is passed to the

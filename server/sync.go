@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fieldsync/fieldsync"
@@ -28,6 +30,8 @@ func queryInt(c echo.Context, name string, lo, hi int) (int, error) {
 // from the database, so a large snapshot does not grow the server's memory; nothing is written
 // until the first record (or the end), so a failure before that is still a proper error response.
 func (s *Server) handlePull(c echo.Context) error {
+	// Set before anything can fail, so that an error answer is not cached either.
+	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	limit, err := queryInt(c, "limit", 1, 1<<20)
 	if err != nil {
 		return err
@@ -37,12 +41,20 @@ func (s *Server) handlePull(c echo.Context) error {
 		return err
 	}
 	req := sync.PullRequest{Cursor: c.QueryParam("cursor"), Limit: limit, Wait: time.Duration(wait) * time.Second}
+	if wait > 0 {
+		// The session was checked when the pull came in; one that ended while it waited (a logout,
+		// a revoked device) gets the answer authenticate gives, not what committed after it ended.
+		_, token, _ := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
+		req.RecheckFunc = func(ctx context.Context) error {
+			_, err := s.accounts.Authenticate(ctx, token)
+			return err
+		}
+	}
 	res := c.Response()
 	started, count := false, 0
 	var buf []byte
 	start := func() error {
 		res.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
-		res.Header().Set(echo.HeaderCacheControl, "no-store")
 		res.WriteHeader(http.StatusOK)
 		started = true
 		_, err := res.Write([]byte(`{"changes":[`))

@@ -352,6 +352,9 @@ func (a *applier) update(ctx context.Context, values map[string]any) (Result, er
 			return Result{}, err
 		}
 	}
+	if err := a.checkFrozen(cur, set); err != nil {
+		return Result{}, err
+	}
 	if err := a.derive(ctx, cur, set); err != nil {
 		return Result{}, err
 	}
@@ -386,6 +389,11 @@ func (a *applier) update(ctx context.Context, values map[string]any) (Result, er
 				return Result{}, err
 			}
 		}
+		if to, ok := set["status"].(string); ok && a.m.Type == TypeTask && finished(cur.str("status")) && !finished(to) && !a.isSystem() {
+			if err := a.recordReopen(ctx); err != nil {
+				return Result{}, err
+			}
+		}
 	}
 	status := StatusApplied
 	switch {
@@ -395,6 +403,52 @@ func (a *applier) update(ctx context.Context, values map[string]any) (Result, er
 		status = StatusMerged
 	}
 	return Result{ID: a.m.ID, Status: status, Version: version, Entity: entity, Conflicts: a.conflicts}, nil
+}
+
+// checkFrozen refuses a write that would change a field frozen at the record's status
+// (frozenFields). set holds only what the mutation changes, after the merge: writing the value a
+// field already has, or a field the state machine already held back, is not refused.
+func (a *applier) checkFrozen(cur row, set map[string]any) error {
+	if a.isSystem() {
+		return nil
+	}
+	status := cur.str("status")
+	if to, ok := set["status"].(string); ok && to != status {
+		return nil
+	}
+	for _, name := range frozenFields[a.m.Type][status] {
+		if _, ok := set[name]; ok {
+			return &fieldsync.Error{Kind: fieldsync.ECONFLICT, Code: "field_frozen",
+				Message: fmt.Sprintf("The %s is %s: its %s no longer changes.", a.m.Type, strings.ReplaceAll(status, "_", " "), name),
+				Details: map[string]any{"field": name, "status": status}}
+		}
+	}
+	return nil
+}
+
+// recordReopen records who reopened a finished task and why, as a note on the task written by
+// them in the same transaction: the completion the reopening undoes was frozen (frozenFields), and
+// the note keeps the reason beside it, on every device that holds the task. The reason is the
+// screen's (Mutation.reason); a push gives none.
+func (a *applier) recordReopen(ctx context.Context) error {
+	body := "Reopened."
+	if a.m.reason != "" {
+		body = "Reopened: " + a.m.reason
+	}
+	taskID, err := json.Marshal(a.m.EntityID)
+	if err != nil {
+		return err
+	}
+	text, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	note := &Mutation{ID: uuid.Must(uuid.NewV7()), Type: TypeTaskNote, Op: "create", EntityID: uuid.Must(uuid.NewV7()),
+		Fields: map[string]json.RawMessage{"task_id": taskID, "body": text}}
+	if _, err := a.e.apply(ctx, a.tx, a.id, note); err != nil {
+		return fmt.Errorf("record reopening of task %s: %w", a.m.EntityID, err)
+	}
+	return nil
 }
 
 // visibleView is the record as devices see it (for hooks' Before), from the stored row.

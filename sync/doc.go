@@ -10,6 +10,14 @@
 // in the same transaction. Versioning and the change log are kept by the database's triggers
 // (migrations/00002_sync_triggers.sql), so no writer can forget them.
 //
+// # Decisions stand
+//
+// Some fields freeze when a record reaches a status (frozenFields in rules.go, one table): a
+// claim's amounts and decision once approved, paid or rejected, a document's review once decided, a
+// task's completion once finished. A later write that would change one is rejected (field_frozen),
+// whoever sends it. The correction that is allowed is a move by the state machine, such as a
+// manager reopening a task, which the engine records with who made it and why (a note on the task).
+//
 // # Pulls without gaps
 //
 // A change's version comes from a sequence, so versions are handed out in the order transactions

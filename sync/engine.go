@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/internal/branchwake"
+	"github.com/fieldsync/fieldsync/internal/waitcap"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -23,6 +24,9 @@ type Config struct {
 	MaxWait time.Duration
 	// ChangeRetention is how long the change log is kept; cursors older than that expire (410).
 	ChangeRetention time.Duration
+	// MaxWaitsPerUser caps the long-polls (pulls that wait) one user holds open at once on this
+	// replica (default 8); one more is refused with 429 too_many_waits.
+	MaxWaitsPerUser int
 }
 
 // Engine applies mutations and serves pulls.
@@ -32,6 +36,8 @@ type Engine struct {
 	log   *slog.Logger
 	hub   *branchwake.Hub
 	hooks []HookFunc
+	// waits counts each user's long-polls (MaxWaitsPerUser).
+	waits *waitcap.Cap
 	// NowFunc returns the current time, for tests.
 	NowFunc func() time.Time
 }
@@ -50,7 +56,10 @@ func New(db *pgxpool.Pool, cfg Config, log *slog.Logger) *Engine {
 	if cfg.ChangeRetention <= 0 {
 		cfg.ChangeRetention = 90 * 24 * time.Hour
 	}
-	return &Engine{db: db, cfg: cfg, log: log, hub: branchwake.New(), NowFunc: time.Now}
+	if cfg.MaxWaitsPerUser <= 0 {
+		cfg.MaxWaitsPerUser = 8
+	}
+	return &Engine{db: db, cfg: cfg, log: log, hub: branchwake.New(), waits: waitcap.New(cfg.MaxWaitsPerUser), NowFunc: time.Now}
 }
 
 // HookFunc runs inside the transaction of every applied mutation, after the write: notification

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -101,10 +102,20 @@ func (e *Engine) ReportClaim(ctx context.Context, id *fieldsync.Identity, r Clai
 			r.ID, r.CustomerID).Scan(&existing, &same); err != nil {
 			return fmt.Errorf("look up claim: %w", err)
 		}
-		if existing && !same {
-			// Not a retry of this report: the id is another claim's, which is not the caller's to see.
-			return &fieldsync.Error{Kind: fieldsync.ECONFLICT, Code: "already_exists",
-				Message: "A claim with that id already exists for another customer.", Details: map[string]any{"field": "id"}}
+		if existing {
+			// A retry of a report is answered with the claim only to whoever may read it: the
+			// caller who reported it, or a caller whose scope holds it. Anyone else learns no more
+			// than of an id taken by another customer's claim.
+			replay := same
+			if replay {
+				if replay, err = e.mayReplayReport(ctx, tx, id, r.ID); err != nil {
+					return err
+				}
+			}
+			if !replay {
+				return &fieldsync.Error{Kind: fieldsync.ECONFLICT, Code: "already_exists",
+					Message: "A claim with that id already exists.", Details: map[string]any{"field": "id"}}
+			}
 		}
 		if !existing {
 			_, err = tx.Exec(ctx, `
@@ -126,6 +137,9 @@ func (e *Engine) ReportClaim(ctx context.Context, id *fieldsync.Identity, r Clai
 				if err := e.dispatchVisit(ctx, tx, sys, branch, r, customerName); err != nil {
 					return err
 				}
+			}
+			if err := recordReport(ctx, tx, id, r); err != nil {
+				return err
 			}
 		}
 		if out.Claim, _, err = a.entityOf(ctx, TypeClaim, r.ID); err != nil {
@@ -197,4 +211,48 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return string([]rune(s)[:n])
+}
+
+// recordReport remembers who reported claim r.ID, under that id among the applied mutations (a
+// report's id is its idempotency key, as a mutation's is), so that their retry is answered even
+// when their scope does not hold the claim (a processor's does not hold a reported one, an
+// integration holds none). Should a device have used the id already for a mutation of its own, the
+// report is not remembered: its retry is then answered by scope alone.
+func recordReport(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, r ClaimReport) error {
+	if id.UserID == uuid.Nil {
+		return nil // the server's own report (tools, tests): nobody to answer a retry to
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	hash := sha256.Sum256(data)
+	result, err := json.Marshal(Result{ID: r.ID, Status: StatusApplied})
+	if err != nil {
+		return err
+	}
+	var device any
+	if id.DeviceID != uuid.Nil {
+		device = id.DeviceID
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO applied_mutations (id, user_id, device_id, request_hash, result) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (id) DO NOTHING`, r.ID, id.UserID, device, hash[:], result)
+	if err != nil {
+		return fmt.Errorf("record report of claim %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// mayReplayReport reports whether the caller may be answered with the existing claim claimID on a
+// retried report: they reported it, or their scope holds it.
+func (e *Engine) mayReplayReport(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, claimID uuid.UUID) (bool, error) {
+	var reporter bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM applied_mutations WHERE id = $1 AND user_id = $2)`, claimID, id.UserID).Scan(&reporter)
+	if err != nil {
+		return false, fmt.Errorf("look up report of claim %s: %w", claimID, err)
+	}
+	if reporter {
+		return true, nil
+	}
+	return e.canSee(ctx, tx, id, TypeClaim, claimID)
 }

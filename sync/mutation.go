@@ -27,6 +27,9 @@ type Mutation struct {
 	// ClientTime is when the device made the change. It is kept for people reading a conflict,
 	// never used for ordering: device clocks are not trusted.
 	ClientTime *time.Time `json:"client_time,omitempty"`
+	// reason is why a screen's command made the change, where the engine records one (a task's
+	// reopening). Devices do not send it.
+	reason string
 }
 
 // Result is the outcome of one mutation.

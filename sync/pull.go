@@ -19,6 +19,10 @@ type PullRequest struct {
 	Cursor string
 	Limit  int
 	Wait   time.Duration
+	// RecheckFunc, when set, is called before a pull that waited answers: the caller's session may
+	// have ended meanwhile (a logout, a revoked device), and its error is then the pull's answer
+	// instead of the changes.
+	RecheckFunc func(context.Context) error
 }
 
 // Change is one entry of a pull: a record to store (upsert) or to remove (delete).
@@ -69,7 +73,7 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 		if c, err = parseCursor(req.Cursor, id); err != nil {
 			return "", false, err
 		}
-		if err := e.checkNotPruned(ctx, c); err != nil {
+		if err := e.checkServable(ctx, c); err != nil {
 			return "", false, err
 		}
 	}
@@ -79,14 +83,25 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 	backoff := 25 * time.Millisecond
 	var watcher *branchwake.Watcher
 	if wait > 0 && !c.snapshot {
+		release, err := e.waits.Acquire(id.UserID, "long-polls")
+		if err != nil {
+			return "", false, err
+		}
+		defer release()
 		watcher = e.hub.Watch(id.BranchID, id.UserID, id.Role)
 		defer watcher.Close()
 	}
+	waited := false
 	for {
 		var wake <-chan struct{}
 		if watcher != nil {
 			watcher.Rearm()
 			wake = watcher.Ready()
+		}
+		if waited && req.RecheckFunc != nil {
+			if err := req.RecheckFunc(ctx); err != nil {
+				return "", false, err
+			}
 		}
 		emitted, next, more, err := e.pullPage(ctx, id, c, limit, emit)
 		if err != nil {
@@ -112,10 +127,16 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 		case <-wake:
 		case <-retry:
 		case <-deadline.C:
+			if req.RecheckFunc != nil {
+				if err := req.RecheckFunc(ctx); err != nil {
+					return "", false, err
+				}
+			}
 			return c.String(), false, nil
 		case <-ctx.Done():
 			return "", false, ctx.Err()
 		}
+		waited = true
 	}
 }
 
@@ -127,10 +148,17 @@ func (e *Engine) currentXmin(ctx context.Context) (uint64, error) {
 	return strconv.ParseUint(s, 10, 64)
 }
 
-// checkNotPruned returns cursor_expired if changes the cursor still needs were pruned.
-func (e *Engine) checkNotPruned(ctx context.Context, c cursor) error {
+// checkServable returns cursor_expired if changes the cursor still needs were pruned, or if the
+// cursor is from the future: past the oldest running transaction (no cursor this server made can
+// be: a snapshot's starts at it, a change's is below it) or past the last version handed out. A
+// made-up cursor like that would skip every change until the server caught up with it.
+func (e *Engine) checkServable(ctx context.Context, c cursor) error {
 	var expired bool
-	err := e.db.QueryRow(ctx, `SELECT pruned_through_xid >= $1::text::xid8 FROM sync_settings`, xid8(c.xid)).Scan(&expired)
+	err := e.db.QueryRow(ctx, `
+		SELECT s.pruned_through_xid >= $1::text::xid8
+			OR $1::text::xid8 > pg_snapshot_xmin(pg_current_snapshot())
+			OR $2::bigint > (SELECT last_value FROM change_version_seq)
+		FROM sync_settings s`, xid8(c.xid), c.version).Scan(&expired)
 	if err != nil {
 		return fmt.Errorf("read pruning horizon: %w", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/fieldsync/fieldsync"
 	"github.com/google/uuid"
@@ -359,6 +361,20 @@ func (e *Engine) Command(ctx context.Context, id *fieldsync.Identity, m Mutation
 	}
 	return r, err
 }
+
+// ReopenTask applies a manager's reopening of a finished task (m, a status mutation of the task)
+// like Command, with the reason the manager gave: the engine records who reopened the task and why
+// as a note on it (see applier.recordReopen). reason may be empty.
+func (e *Engine) ReopenTask(ctx context.Context, id *fieldsync.Identity, m Mutation, reason string) (Result, error) {
+	if utf8.RuneCountInString(reason) > maxReopenReason || strings.ContainsRune(reason, 0) {
+		return Result{}, fieldErr("invalid_value", "reason", "reason must be at most %d characters, without U+0000.", maxReopenReason)
+	}
+	m.reason = reason
+	return e.Command(ctx, id, m)
+}
+
+// maxReopenReason is the longest reason a reopening takes (characters).
+const maxReopenReason = 2000
 
 // inTx runs fn in a transaction, and runs it again (up to three times in all) when PostgreSQL
 // aborts it for a deadlock or a serialization failure: two pushes that lock the same task and

@@ -79,3 +79,27 @@ func translateWriteError(err error) error {
 	}
 	return fmt.Errorf("write: %w", err)
 }
+
+// frozenFields are the fields that stop changing once a record reaches a status, by type and
+// status: a decision, a payment, a finished piece of work stand as they were made. A later write
+// that would change one is rejected with field_frozen (conflict, 409 on the screens), and nothing
+// of it is applied. The server's own writes are not held back, and neither is a mutation that
+// moves the record to another status by its state machine (a manager's reopen, a processor's
+// rejection after an approval): that move is the recorded change that may correct them, and it
+// writes the fields of the status it leads to. A decision repeated with its fields (paying a
+// paid claim again) stays a conflict by the state machine's rules, as before.
+var frozenFields = map[string]map[string][]string{
+	TypeClaim: {
+		"approved": {"amount_claimed", "decision_note"},
+		"paid":     {"amount_claimed", "amount_paid", "decision_note", "processor_id"},
+		"rejected": {"amount_claimed", "amount_paid", "decision_note", "processor_id"},
+	},
+	TypeDocument: {
+		"approved": {"kind", "file_name", "review_note"},
+		"rejected": {"kind", "file_name", "review_note"},
+	},
+	TypeTask: {
+		"completed":       {"completion_note", "cannot_complete_reason", "checklist"},
+		"cannot_complete": {"completion_note", "cannot_complete_reason", "checklist"},
+	},
+}

@@ -42,6 +42,10 @@ type config struct {
 	LoginConcurrency        int
 
 	ScopeWindow time.Duration
+	// LongPollsPerUser and StreamsPerUser cap one user's open long-polls and event streams on a
+	// replica (429 too_many_waits beyond).
+	LongPollsPerUser int
+	StreamsPerUser   int
 
 	CORSOrigins     []string
 	TrustedProxies  []*net.IPNet
@@ -159,6 +163,8 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		LoginWindow:             r.duration("FIELDSYNC_LOGIN_WINDOW", 15*time.Minute),
 		LoginConcurrency:        int(r.integer("FIELDSYNC_LOGIN_CONCURRENCY", account.DefaultHashConcurrency)),
 		ScopeWindow:             r.duration("FIELDSYNC_SCOPE_WINDOW", 30*24*time.Hour),
+		LongPollsPerUser:        int(r.integer("FIELDSYNC_LONGPOLLS_PER_USER", 8)),
+		StreamsPerUser:          int(r.integer("FIELDSYNC_STREAMS_PER_USER", 4)),
 		CORSOrigins:             r.list("FIELDSYNC_CORS_ORIGINS"),
 		ShutdownTimeout:         r.duration("FIELDSYNC_SHUTDOWN_TIMEOUT", 30*time.Second),
 		MigrateOnStart:          r.boolean("FIELDSYNC_MIGRATE_ON_START", true),
@@ -273,6 +279,9 @@ func (c *config) validateServe() error {
 	}
 	if c.ScopeWindow < time.Minute {
 		errs = append(errs, errors.New("FIELDSYNC_SCOPE_WINDOW must be at least 1m (30 days is the default)"))
+	}
+	if c.LongPollsPerUser < 1 || c.StreamsPerUser < 1 {
+		errs = append(errs, errors.New("FIELDSYNC_LONGPOLLS_PER_USER and FIELDSYNC_STREAMS_PER_USER must be at least 1"))
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, errors.New("FIELDSYNC_LOG_FORMAT must be json or text"))

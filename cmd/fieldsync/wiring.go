@@ -133,7 +133,7 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, keys *account.Ke
 	if err != nil {
 		return err
 	}
-	engine := sync.New(pool, sync.Config{ScopeWindow: cfg.ScopeWindow}, log)
+	engine := sync.New(pool, sync.Config{ScopeWindow: cfg.ScopeWindow, MaxWaitsPerUser: cfg.LongPollsPerUser}, log)
 	if err := engine.Prepare(ctx); err != nil {
 		return err
 	}
