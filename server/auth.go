@@ -16,7 +16,7 @@ func (s *Server) handleLogin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	noStore(c)
+	setNoStore(c)
 	return c.JSON(http.StatusOK, tokens)
 }
 
@@ -31,7 +31,7 @@ func (s *Server) handleRefresh(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	noStore(c)
+	setNoStore(c)
 	return c.JSON(http.StatusOK, tokens)
 }
 
@@ -44,7 +44,7 @@ func (s *Server) handleLogout(c echo.Context) error {
 
 func (s *Server) handleMe(c echo.Context) error {
 	id := identity(c)
-	noStore(c)
+	setNoStore(c)
 	return c.JSON(http.StatusOK, account.User{ID: id.UserID, Name: id.Name, Role: id.Role, BranchID: id.BranchID})
 }
 
@@ -57,11 +57,4 @@ func (s *Server) handleSetPushToken(c echo.Context) error {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
-}
-
-// noStore keeps a response out of every cache (the browser's, a proxy's, the app's HTTP cache):
-// tokens and the signed-in user are for this caller, now, and must not be served again from disk.
-func noStore(c echo.Context) {
-	c.Response().Header().Set("Cache-Control", "no-store")
-	c.Response().Header().Set("Pragma", "no-cache")
 }

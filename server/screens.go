@@ -41,16 +41,6 @@ func (s *Server) screenRoutes(auth echo.MiddlewareFunc) {
 	e.POST("/v1/claims/:id/payment", s.handleRecordPayment, auth, processors)
 }
 
-// noStore marks a read's answer, error or not, as not to be kept by any cache: it holds personal
-// data (customers, claims, amounts) for one caller, and a shared or browser cache must not serve
-// it to the next.
-func noStore(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
-		return next(c)
-	}
-}
-
 // checkQueryParams refuses a query parameter the endpoint does not know, as bodies refuse unknown
 // fields: a misspelt filter would otherwise silently return everything.
 func checkQueryParams(c echo.Context, known ...string) error {

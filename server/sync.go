@@ -31,7 +31,7 @@ func queryInt(c echo.Context, name string, lo, hi int) (int, error) {
 // until the first record (or the end), so a failure before that is still a proper error response.
 func (s *Server) handlePull(c echo.Context) error {
 	// Set before anything can fail, so that an error answer is not cached either.
-	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+	setNoStore(c)
 	limit, err := queryInt(c, "limit", 1, 1<<20)
 	if err != nil {
 		return err
