@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/fieldsync/fieldsync/internal/jobqueue"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -20,7 +21,10 @@ const (
 	DefaultUploadTTL      = 72 * time.Hour
 	DefaultDownloadTTL    = 5 * time.Minute
 	DefaultStoreTimeout   = 30 * time.Second
-	DefaultJobQueue       = "media"
+	DefaultJobQueue       = jobqueue.QueueMedia
+	// DefaultMaxDecodeBytes bounds the memory decoding images for thumbnails takes on a replica,
+	// all jobs together: a 12-megapixel photo takes about 70 MB, an 80-megapixel one 250 MB.
+	DefaultMaxDecodeBytes = 256 << 20
 	// partSize is the size of every S3 part but an upload's last: S3's smallest.
 	partSize = 5 << 20
 )
@@ -51,6 +55,10 @@ type Options struct {
 	// MaxBufferedParts bounds the part buffers (5 MiB each) of PATCH requests in flight, and so
 	// the memory uploads take; a request beyond waits for a buffer (64).
 	MaxBufferedParts int64
+	// MaxDecodeBytes bounds the memory that decoding images for thumbnails takes, all this
+	// replica's processing jobs together (256 MiB). An image that alone would take more gets no
+	// thumbnail (processing_error image_too_large); the document stays usable.
+	MaxDecodeBytes int64
 	// CleanupInterval is how often Run looks for expired and unfinished uploads (1 minute).
 	CleanupInterval time.Duration
 }
@@ -64,6 +72,8 @@ type Service struct {
 	log     *slog.Logger
 	opts    Options
 	buffers *semaphore.Weighted
+	// decoding holds the bytes of MaxDecodeBytes that images being decoded take.
+	decoding *semaphore.Weighted
 	// NowFunc returns the current time, for tests.
 	NowFunc func() time.Time
 }
@@ -98,11 +108,17 @@ func NewService(o Options) (*Service, error) {
 	if o.MaxBufferedParts <= 0 {
 		o.MaxBufferedParts = 64
 	}
+	if o.MaxDecodeBytes == 0 {
+		o.MaxDecodeBytes = DefaultMaxDecodeBytes
+	}
+	if o.MaxDecodeBytes < 1<<20 {
+		return nil, fmt.Errorf("media: the decoding budget must be at least 1 MiB, not %d", o.MaxDecodeBytes)
+	}
 	if o.CleanupInterval <= 0 {
 		o.CleanupInterval = time.Minute
 	}
 	return &Service{db: o.DB, engine: o.Engine, store: o.Store, jobs: o.Jobs, log: o.Log, opts: o,
-		buffers: semaphore.NewWeighted(o.MaxBufferedParts), NowFunc: time.Now}, nil
+		buffers: semaphore.NewWeighted(o.MaxBufferedParts), decoding: semaphore.NewWeighted(o.MaxDecodeBytes), NowFunc: time.Now}, nil
 }
 
 // RegisterWorkers adds the service's job workers (document processing) to workers.

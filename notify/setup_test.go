@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/internal/jobqueue"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/notify"
 	"github.com/fieldsync/fieldsync/sync"
@@ -98,14 +99,9 @@ func (b *bundle) replicaWith(t testing.TB, name string, cfg notify.Config, start
 	t.Cleanup(pool.Close)
 	log := slog.New(slog.DiscardHandler)
 	workers := river.NewWorkers()
-	jobs, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		ID:                   name,
-		Workers:              workers,
-		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
-		Logger:               log,
-		RescueStuckJobsAfter: time.Minute,
-		FetchCooldown:        20 * time.Millisecond, // as cmd/fieldsync configures it
-	})
+	rcfg := jobqueue.Config(workers, log)
+	rcfg.ID = name // which replica attempted a job, in river_job.attempted_by
+	jobs, err := river.NewClient(riverpgxv5.New(pool), rcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

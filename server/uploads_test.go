@@ -29,6 +29,7 @@ import (
 
 	"github.com/fieldsync/fieldsync"
 	"github.com/fieldsync/fieldsync/account"
+	"github.com/fieldsync/fieldsync/internal/jobqueue"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/server"
@@ -123,10 +124,7 @@ func (e *upEnv) replica(t testing.TB, opts ...func(*upOptions)) (*media.Service,
 	}
 	engine := sync.New(e.db.Pool, sync.Config{ScopeWindow: 30 * 24 * time.Hour}, log)
 	workers := river.NewWorkers()
-	jobs, err := river.NewClient(riverpgxv5.New(e.db.Pool), &river.Config{
-		Workers: workers, Queues: map[string]river.QueueConfig{"media": {MaxWorkers: 2}},
-		FetchPollInterval: 50 * time.Millisecond, FetchCooldown: 10 * time.Millisecond, Logger: log,
-	})
+	jobs, err := river.NewClient(riverpgxv5.New(e.db.Pool), jobqueue.Config(workers, log))
 	if err != nil {
 		t.Fatal(err)
 	}

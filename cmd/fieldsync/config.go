@@ -35,6 +35,7 @@ type config struct {
 
 	MaxBodyBytes            int64
 	MaxUploadBytes          int64
+	MaxDecodeBytes          int64
 	LoginFailuresPerLogin   int
 	LoginFailuresPerAddress int
 	LoginWindow             time.Duration
@@ -135,6 +136,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		PprofAddr:               r.str("FIELDSYNC_PPROF_ADDR", ""),
 		MaxBodyBytes:            r.integer("FIELDSYNC_MAX_BODY_BYTES", 5<<20),
 		MaxUploadBytes:          r.integer("FIELDSYNC_MAX_UPLOAD_BYTES", 25<<20),
+		MaxDecodeBytes:          r.integer("FIELDSYNC_MAX_DECODE_BYTES", media.DefaultMaxDecodeBytes),
 		LoginFailuresPerLogin:   int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_LOGIN", 5)),
 		LoginFailuresPerAddress: int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_ADDRESS", 50)),
 		LoginWindow:             r.duration("FIELDSYNC_LOGIN_WINDOW", 15*time.Minute),
@@ -217,6 +219,9 @@ func (c *config) validateServe() error {
 	}
 	if c.MaxUploadBytes < 1<<20 {
 		errs = append(errs, errors.New("FIELDSYNC_MAX_UPLOAD_BYTES must be at least 1048576"))
+	}
+	if c.MaxDecodeBytes < 32<<20 {
+		errs = append(errs, errors.New("FIELDSYNC_MAX_DECODE_BYTES must be at least 33554432 (a 12-megapixel photo takes about 70 MB to decode)"))
 	}
 	if c.LoginFailuresPerLogin < 1 || c.LoginFailuresPerAddress < 1 {
 		errs = append(errs, errors.New("FIELDSYNC_LOGIN_FAILURES_PER_LOGIN and FIELDSYNC_LOGIN_FAILURES_PER_ADDRESS must be at least 1"))

@@ -21,7 +21,7 @@ func newMedia(_ context.Context, cfg config, pool *pgxpool.Pool, engine *sync.En
 		Jobs:           jobs,
 		Log:            log.With("component", "media"),
 		MaxUploadBytes: cfg.MaxUploadBytes,
-		JobQueue:       QueueMedia,
+		MaxDecodeBytes: cfg.MaxDecodeBytes,
 	})
 	if err != nil {
 		return nil, nil, err
