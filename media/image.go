@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"image"
 	"image/color"
@@ -9,6 +10,7 @@ import (
 	"image/png"
 
 	"golang.org/x/image/draw"
+	"golang.org/x/sync/semaphore"
 )
 
 // Thumbnails are decoded with the standard library (image/jpeg, image/png), scaled with
@@ -30,6 +32,50 @@ const (
 	reasonTooLarge   = "image_too_large"
 	reasonUnreadable = "image_unreadable"
 )
+
+// refusal is why a thumbnail will not be made, whatever the retries: reason is the document's
+// processing_error.
+type refusal struct {
+	reason string
+	err    error
+}
+
+func (r *refusal) Error() string { return r.reason + ": " + r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
+// decoder makes thumbnails within a budget of the bytes decoding takes, shared by every
+// processing job of the replica: the most an image may take alone, and all of them together.
+type decoder struct {
+	maxBytes int64
+	inUse    *semaphore.Weighted
+}
+
+func newDecoder(maxBytes int64) *decoder {
+	return &decoder{maxBytes: maxBytes, inUse: semaphore.NewWeighted(maxBytes)}
+}
+
+// thumbnail returns the thumbnail of an image (see the function thumbnail), once the bytes
+// decoding it takes fit in the budget. It returns a *refusal for an image too large for the
+// budget or not decodable, and ctx's error if ctx ends while it waits.
+func (d *decoder) thumbnail(ctx context.Context, data []byte, orientation int) ([]byte, error) {
+	h, err := readHeader(data)
+	if err != nil {
+		return nil, &refusal{reasonUnreadable, err}
+	}
+	if h.pixels() > maxPixels || h.cost > d.maxBytes {
+		return nil, &refusal{reasonTooLarge, fmt.Errorf("a %s of %dx%d pixels takes %d bytes to decode; at most %d bytes and %d pixels are",
+			h.format, h.width, h.height, h.cost, d.maxBytes, maxPixels)}
+	}
+	if err := d.inUse.Acquire(ctx, h.cost); err != nil {
+		return nil, fmt.Errorf("wait to decode: %w", err)
+	}
+	defer d.inUse.Release(h.cost)
+	thumb, err := thumbnail(data, h, orientation)
+	if err != nil {
+		return nil, &refusal{reasonUnreadable, err}
+	}
+	return thumb, nil
+}
 
 // header is what an image's header says: its stored size, format, and the bytes decoding it and
 // scaling it to a thumbnail take at most.

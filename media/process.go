@@ -108,32 +108,15 @@ func (s *Service) process(ctx context.Context, args ProcessArgs) error {
 		}
 	}
 
-	var reason string
-	var thumb []byte
-	switch {
-	case headerErr != nil:
-		s.log.Warn("document image unreadable", "document_id", doc.ID, "err", headerErr)
-		reason = reasonUnreadable
-	case h.pixels() > maxPixels || h.cost > s.opts.MaxDecodeBytes:
-		s.log.Warn("document image too large to decode", "document_id", doc.ID, "format", h.format,
-			"width", h.width, "height", h.height, "decode_bytes", h.cost, "max_decode_bytes", s.opts.MaxDecodeBytes)
-		reason = reasonTooLarge
-	default:
-		// Decoding waits until the bytes it takes fit in the replica's budget, shared by every
-		// job.
-		if err := s.decoding.Acquire(ctx, h.cost); err != nil {
-			return fmt.Errorf("wait to decode document %s: %w", doc.ID, err)
-		}
-		thumb, err = thumbnail(data, h, info.Orientation)
-		s.decoding.Release(h.cost)
-		if err != nil {
-			s.log.Warn("document image unreadable", "document_id", doc.ID, "err", err)
-			reason = reasonUnreadable
-		}
-	}
-	if reason != "" {
+	thumb, err := s.decoder.thumbnail(ctx, data, info.Orientation)
+	var refused *refusal
+	if errors.As(err, &refused) {
 		// Retrying would not help: the document keeps its file, without a thumbnail, and says why.
-		return s.updateDocument(ctx, sys, doc.ID, args.ObjectKey, map[string]any{"processing_error": reason})
+		s.log.Warn("no thumbnail for document", "document_id", doc.ID, "err", err)
+		return s.updateDocument(ctx, sys, doc.ID, args.ObjectKey, map[string]any{"processing_error": refused.reason})
+	}
+	if err != nil {
+		return fmt.Errorf("thumbnail of document %s: %w", doc.ID, err)
 	}
 	key := args.ObjectKey + ".thumb.jpg"
 	if err := s.store.put(sctx, key, thumb, "image/jpeg"); err != nil {

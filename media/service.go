@@ -72,8 +72,7 @@ type Service struct {
 	log     *slog.Logger
 	opts    Options
 	buffers *semaphore.Weighted
-	// decoding holds the bytes of MaxDecodeBytes that images being decoded take.
-	decoding *semaphore.Weighted
+	decoder *decoder
 	// NowFunc returns the current time, for tests.
 	NowFunc func() time.Time
 }
@@ -118,7 +117,7 @@ func NewService(o Options) (*Service, error) {
 		o.CleanupInterval = time.Minute
 	}
 	return &Service{db: o.DB, engine: o.Engine, store: o.Store, jobs: o.Jobs, log: o.Log, opts: o,
-		buffers: semaphore.NewWeighted(o.MaxBufferedParts), decoding: semaphore.NewWeighted(o.MaxDecodeBytes), NowFunc: time.Now}, nil
+		buffers: semaphore.NewWeighted(o.MaxBufferedParts), decoder: newDecoder(o.MaxDecodeBytes), NowFunc: time.Now}, nil
 }
 
 // RegisterWorkers adds the service's job workers (document processing) to workers.

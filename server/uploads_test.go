@@ -36,6 +36,7 @@ import (
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/minio/minio-go/v7"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -59,6 +60,10 @@ type upOptions struct {
 	storeTimeout time.Duration
 	// storeEndpoint replaces the store's address (a proxy in front of MinIO).
 	storeEndpoint string
+	// pool replaces the test database's pool (one that can be killed), and jobsID names the
+	// replica's job client in river_job.attempted_by.
+	pool   *pgxpool.Pool
+	jobsID string
 }
 
 // upSetup builds the bundle the way setup does (accounts, engine, a branch over a schema of the
@@ -122,13 +127,19 @@ func (e *upEnv) replica(t testing.TB, opts ...func(*upOptions)) (*media.Service,
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	engine := sync.New(e.db.Pool, sync.Config{ScopeWindow: 30 * 24 * time.Hour}, log)
+	pool := e.db.Pool
+	if o.pool != nil {
+		pool = o.pool
+	}
+	engine := sync.New(pool, sync.Config{ScopeWindow: 30 * 24 * time.Hour}, log)
 	workers := river.NewWorkers()
-	jobs, err := river.NewClient(riverpgxv5.New(e.db.Pool), jobqueue.Config(workers, log))
+	rcfg := jobqueue.Config(workers, log)
+	rcfg.ID = o.jobsID
+	jobs, err := river.NewClient(riverpgxv5.New(pool), rcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := media.NewService(media.Options{DB: e.db.Pool, Engine: engine, Store: store, Jobs: jobs, Log: log,
+	svc, err := media.NewService(media.Options{DB: pool, Engine: engine, Store: store, Jobs: jobs, Log: log,
 		MaxUploadBytes: o.maxUpload, StoreTimeout: o.storeTimeout})
 	if err != nil {
 		t.Fatal(err)
