@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/fieldsync/fieldsync/internal/imagebomb"
+	"github.com/fieldsync/fieldsync/internal/jobqueue"
 )
 
 // allocated returns the bytes allocated while f ran.
@@ -114,5 +115,14 @@ func TestTwelveMegapixelPhotoFitsTheBudget(t *testing.T) {
 	}
 	if h.cost > DefaultMaxDecodeBytes/2 {
 		t.Errorf("a 12-megapixel photo costs %d bytes, more than half the default budget %d", h.cost, DefaultMaxDecodeBytes)
+	}
+}
+
+// TestProcessTimeoutAllowsRescue: River rescues a job only after its kind's timeout; the
+// processing job's stays below jobqueue.RescueAfter, so a dead replica's job is taken up within a
+// minute (see package jobqueue).
+func TestProcessTimeoutAllowsRescue(t *testing.T) {
+	if got := (&processWorker{}).Timeout(nil); got <= 0 || got >= jobqueue.RescueAfter {
+		t.Errorf("processing timeout %s, want below %s", got, jobqueue.RescueAfter)
 	}
 }

@@ -97,6 +97,12 @@ func (b *bundle) replicaWith(t testing.TB, name string, cfg notify.Config, start
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
+	return b.replicaOver(t, pool, name, cfg, start)
+}
+
+// replicaOver is replica over pool.
+func (b *bundle) replicaOver(t testing.TB, pool *pgxpool.Pool, name string, cfg notify.Config, start bool) (*notify.Service, *river.Client[pgx.Tx]) {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	workers := river.NewWorkers()
 	rcfg := jobqueue.Config(workers, log)

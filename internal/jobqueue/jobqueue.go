@@ -14,9 +14,9 @@
 //
 //	max(RescueAfter, kind's Timeout) + 30 s (rescuer) + 5 s (scheduler) + a fetch
 //
-// = 15 + 30 + 5 + 1 = 51 seconds, then the time the job takes (its timeout bounds that at 10 s):
+// = 12 + 30 + 5 + 1 = 48 seconds, then the time the job takes (its timeout bounds that at 8 s):
 // under a minute. (A dead leader
-// keeps within it: its leadership lapses within 15 s, another replica is elected within 5 s more,
+// keeps within it: its leadership lapses within 15 s, another replica is elected within 6 s more,
 // and the new leader's rescuer runs as it takes over.) Each worker retries an attempt that overran its timeout
 // at once (Rescued), rather than after its backoff.
 package jobqueue
@@ -38,11 +38,11 @@ const (
 	// Timeout bounds one attempt of a kind that sets no Timeout of its own. Every kind's must
 	// stay below RescueAfter, or its jobs wait longer for rescue (see the package doc) and a
 	// timed-out attempt would pass for a rescued one (Rescued).
-	Timeout = 10 * time.Second
+	Timeout = 8 * time.Second
 	// RescueAfter is River's RescueStuckJobsAfter: how long a job may be running before the
 	// rescuer takes it for one whose replica died. It is a little above Timeout, so that an
 	// attempt cut by its timeout has time to record its end before it counts as stuck.
-	RescueAfter = 15 * time.Second
+	RescueAfter = 12 * time.Second
 	// MaxRescueDelay is what the package doc computes: the longest a dead replica's job waits
 	// before it runs again, with the intervals of River's leader (rescuer 30 s, scheduler 5 s)
 	// and a fetch.
