@@ -455,25 +455,27 @@ func TestDeliveriesOfAKilledReplicaAreSentByAnother(t *testing.T) {
 	b.completeVisits(t, w, 2)
 	want := b.queued(t)
 	jobs := b.pushJobs(t)["available"]
-	sender := b.fcm.sender(t)
 
+	// A reaches FCM through a network that dies with it: its requests are never answered, and
+	// nothing it sends after its death arrives (it lives on in this process, a dead one would not).
+	unreachable := newFakeFCM(t)
 	hold := make(chan struct{})
-	t.Cleanup(func() { close(hold) }) // before the fake FCM closes, which waits for its requests
-	b.fcm.setRespond(func(fcmCall, int) fcmReply { return fcmReply{status: http.StatusOK, hold: hold} })
+	t.Cleanup(func() { close(hold) }) // before the fake closes, which waits for its requests
+	unreachable.setRespond(func(fcmCall, int) fcmReply { return fcmReply{status: http.StatusOK, hold: hold} })
 	pool, kill := b.db.KillablePool(t, 6)
-	b.replicaOver(t, pool, "replica-killed", notifyConfig(sender), true)
+	b.replicaOver(t, pool, "replica-killed", notifyConfig(unreachable.sender(t)), true)
 	var taken *time.Time
 	waitFor(t, 10*time.Second, func() bool {
 		err := b.db.Pool.QueryRow(context.Background(), `SELECT min(attempted_at) FROM river_job
 			WHERE queue = 'push' AND state = 'running' AND attempted_by = ARRAY['replica-killed'] HAVING count(*) = $1`, jobs).Scan(&taken)
 		return err == nil && taken != nil
 	})
-	kill() // A's requests to FCM are never answered: A's process is gone
-	b.fcm.setRespond(nil)
+	kill()
 
-	b.replica(t, "replica-b", notifyConfig(sender), true)
+	b.replica(t, "replica-b", notifyConfig(b.fcm.sender(t)), true)
 	b.fcm.waitAccepted(t, len(want), time.Until(taken.Add(time.Minute)))
 	t.Logf("every message sent %s after A took the jobs (at most %s + a send expected)", time.Since(*taken).Round(time.Second), jobqueue.MaxRescueDelay)
+	b.waitIdle(t, 10*time.Second)
 	checkOnce(t, want, b.fcm.accepted())
 	var rescued int
 	if err := b.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job
