@@ -74,7 +74,9 @@ func (s *Service) process(ctx context.Context, args ProcessArgs) error {
 	if doc.Deleted || doc.ObjectKey == nil || *doc.ObjectKey != args.ObjectKey {
 		return nil // deleted, or the file was replaced: its own job handles the new one
 	}
-	sctx, cancel := s.storeCtx(ctx)
+	// Unlike an upload's, the job's store calls end with the job's timeout: an attempt that
+	// outlived it would be taken for a dead replica's and run twice.
+	sctx, cancel := context.WithTimeout(ctx, s.opts.StoreTimeout)
 	defer cancel()
 	obj, size, err := s.store.open(sctx, args.ObjectKey)
 	if err != nil {
