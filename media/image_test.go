@@ -126,3 +126,28 @@ func TestProcessTimeoutAllowsRescue(t *testing.T) {
 		t.Errorf("processing timeout %s, want below %s", got, jobqueue.RescueAfter)
 	}
 }
+
+// FuzzImageHeader: any bytes' header is read without panicking, and an image whose header lets it
+// through allocates no more decoding than its cost said.
+func FuzzImageHeader(f *testing.F) {
+	f.Add(encodeJPEG(f, halves(40, 30)))
+	f.Add(encodePNG(f, halves(40, 30)))
+	f.Add(imagebomb.ProgressiveJPEG(40, 30))
+	f.Add(imagebomb.PNG(40, 30))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, err := readHeader(data)
+		if err != nil {
+			return
+		}
+		if h.cost < h.pixels() {
+			t.Fatalf("a %dx%d image costs %d bytes", h.width, h.height, h.cost)
+		}
+		if h.cost > 8<<20 {
+			return
+		}
+		got := allocated(func() { _, _ = thumbnail(data, h, 1) })
+		if got > uint64(h.cost)+uint64(len(data))+64<<10 {
+			t.Fatalf("a %s of %dx%d allocated %d bytes decoding, its cost was %d", h.format, h.width, h.height, got, h.cost)
+		}
+	})
+}
