@@ -39,4 +39,14 @@
 // fails for want of the store or the database is finished later by any replica's cleanup loop.
 // The document's other unfinished uploads (a creation whose answer the phone never got) are then
 // dropped with their multipart uploads.
+//
+// # Processing
+//
+// The job records the photo's EXIF (capture time, GPS) and dimensions, then its thumbnail. A small
+// file can declare a huge image, and what decoding it takes depends on more than its pixels (a
+// 16-bit PNG decodes to 8 bytes a pixel, a progressive JPEG keeps 4 bytes of coefficients a
+// sample), so the bytes image/jpeg, image/png and the scaler will allocate are computed from the
+// header first, and decoding takes them from a budget shared by the replica's jobs
+// (Options.MaxDecodeBytes). An image that alone would exceed it, or is not decodable, gets no
+// thumbnail; its document says why (processing_error) and stays usable.
 package media

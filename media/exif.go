@@ -58,33 +58,18 @@ func readEXIF(data []byte) (exifInfo, error) {
 func findEXIF(data []byte) ([]byte, error) {
 	switch {
 	case len(data) >= 2 && data[0] == 0xFF && data[1] == 0xD8:
-		pos := 2
-		for range maxJPEGSegmentsToRead {
-			// Markers may be padded with extra 0xFF bytes.
-			for pos < len(data) && data[pos] == 0xFF && pos+1 < len(data) && data[pos+1] == 0xFF {
-				pos++
-			}
-			if pos+4 > len(data) || data[pos] != 0xFF {
-				return nil, errNoEXIF
-			}
-			marker := data[pos+1]
-			if marker == 0xDA || marker == 0xD9 { // start of scan, end of image: no more metadata
-				return nil, errNoEXIF
-			}
-			if marker >= 0xD0 && marker <= 0xD7 || marker == 0x01 { // markers without a length
-				pos += 2
-				continue
-			}
-			size := int(binary.BigEndian.Uint16(data[pos+2:]))
-			if size < 2 || pos+2+size > len(data) {
-				return nil, errNoEXIF
-			}
-			seg := data[pos+4 : pos+2+size]
+		var found []byte
+		walkJPEG(data, func(marker byte, seg []byte) bool {
 			if marker == 0xE1 && bytes.HasPrefix(seg, []byte(exifHeader)) {
-				return seg[len(exifHeader):], nil
+				found = seg[len(exifHeader):]
+				return false
 			}
-			pos += 2 + size
+			return true
+		})
+		if found == nil {
+			return nil, errNoEXIF
 		}
+		return found, nil
 	case bytes.HasPrefix(data, []byte(pngSignature)):
 		pos := len(pngSignature)
 		for pos+12 <= len(data) {
@@ -103,6 +88,41 @@ func findEXIF(data []byte) ([]byte, error) {
 		}
 	}
 	return nil, errNoEXIF
+}
+
+// walkJPEG calls fn with each marker segment of a JPEG's header (its marker and the bytes after
+// its length), up to the first scan, until fn returns false. It stops quietly at anything
+// malformed, and after maxJPEGSegmentsToRead segments.
+func walkJPEG(data []byte, fn func(marker byte, seg []byte) bool) {
+	if len(data) < 2 || data[0] != 0xFF || data[1] != 0xD8 {
+		return
+	}
+	pos := 2
+	for range maxJPEGSegmentsToRead {
+		// Markers may be padded with extra 0xFF bytes.
+		for pos < len(data) && data[pos] == 0xFF && pos+1 < len(data) && data[pos+1] == 0xFF {
+			pos++
+		}
+		if pos+4 > len(data) || data[pos] != 0xFF {
+			return
+		}
+		marker := data[pos+1]
+		if marker == 0xDA || marker == 0xD9 { // start of scan, end of image: no more metadata
+			return
+		}
+		if marker >= 0xD0 && marker <= 0xD7 || marker == 0x01 { // markers without a length
+			pos += 2
+			continue
+		}
+		size := int(binary.BigEndian.Uint16(data[pos+2:]))
+		if size < 2 || pos+2+size > len(data) {
+			return
+		}
+		if !fn(marker, data[pos+4:pos+2+size]) {
+			return
+		}
+		pos += 2 + size
+	}
 }
 
 // tiff is a TIFF structure with its byte order.

@@ -119,7 +119,7 @@ func (s *Service) complete(ctx context.Context, u *upload, claim uuid.UUID) erro
 	fields := map[string]any{}
 	if !sameBytes {
 		fields = map[string]any{"status": "uploaded", "object_key": objectKey, "size_bytes": u.Length, "content_type": contentType,
-			"sha256": sum, "uploaded_at": now, "thumbnail_key": nil, "width": nil, "height": nil, "captured_at": nil, "gps_lat": nil, "gps_lng": nil}
+			"sha256": sum, "uploaded_at": now, "thumbnail_key": nil, "width": nil, "height": nil, "captured_at": nil, "gps_lat": nil, "gps_lng": nil, "processing_error": ""}
 		if doc.FileName == "" {
 			if name := sync.CleanFileName(u.Metadata["filename"]); name != "" {
 				fields["file_name"] = name

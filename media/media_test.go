@@ -235,7 +235,12 @@ func TestSniff(t *testing.T) {
 }
 
 func TestThumbnailIsUprightAndBare(t *testing.T) {
-	thumb, err := thumbnail(makeTestPhoto(t), 6)
+	photo := makeTestPhoto(t)
+	h, err := readHeader(photo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	thumb, err := thumbnail(photo, h, 6)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/internal/jobqueue"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
@@ -34,8 +35,23 @@ type processWorker struct {
 	s *Service
 }
 
-// Timeout bounds one attempt: decoding a large photo takes seconds, not minutes.
-func (w *processWorker) Timeout(*river.Job[ProcessArgs]) time.Duration { return 2 * time.Minute }
+// processTimeout bounds one attempt. The largest image decoded (MaxDecodeBytes, maxPixels) takes a
+// few seconds. River rescues a running job only after its kind's timeout, so it stays below
+// jobqueue.RescueAfter: a job whose replica died then runs again elsewhere within a minute (see
+// package jobqueue).
+const processTimeout = jobqueue.Timeout
+
+// Timeout bounds one attempt of the job.
+func (w *processWorker) Timeout(*river.Job[ProcessArgs]) time.Duration { return processTimeout }
+
+// NextRetry runs an attempt given back by River's rescuer (its replica died) again at once; any
+// other failure waits River's backoff.
+func (w *processWorker) NextRetry(job *river.Job[ProcessArgs]) time.Time {
+	if now := time.Now(); jobqueue.Rescued(job.JobRow, now) {
+		return now
+	}
+	return time.Time{}
+}
 
 func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 	err := w.s.process(ctx, job.Args)
@@ -47,7 +63,9 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 
 // process reads the file's EXIF into the document (capture time, GPS, dimensions), then stores a
 // thumbnail beside the file and records it: two writes through the engine, each a change that
-// syncs. Running it again does no harm: same values, same thumbnail key.
+// syncs. An image it will not decode (too large for the memory budget, or not decodable) gets no
+// thumbnail and the reason in processing_error instead; the document stays usable. Running it
+// again does no harm: same values, same thumbnail key.
 func (s *Service) process(ctx context.Context, args ProcessArgs) error {
 	doc, err := s.findDocument(ctx, s.db, args.DocumentID)
 	if err != nil {
@@ -56,7 +74,9 @@ func (s *Service) process(ctx context.Context, args ProcessArgs) error {
 	if doc.Deleted || doc.ObjectKey == nil || *doc.ObjectKey != args.ObjectKey {
 		return nil // deleted, or the file was replaced: its own job handles the new one
 	}
-	sctx, cancel := s.storeCtx(ctx)
+	// Unlike an upload's, the job's store calls end with the job's timeout: an attempt that
+	// outlived it would be taken for a dead replica's and run twice.
+	sctx, cancel := context.WithTimeout(ctx, s.opts.StoreTimeout)
 	defer cancel()
 	obj, size, err := s.store.open(sctx, args.ObjectKey)
 	if err != nil {
@@ -79,20 +99,26 @@ func (s *Service) process(ctx context.Context, args ProcessArgs) error {
 	if info.Lat != nil {
 		fields["gps_lat"], fields["gps_lng"] = *info.Lat, *info.Lng
 	}
-	w, h, err := imageSize(data, info.Orientation)
-	if err != nil {
-		// Not decodable as the image its bytes claimed: retrying will not help.
-		return river.JobCancel(fmt.Errorf("document %s: %w", doc.ID, err))
+	h, headerErr := readHeader(data)
+	if headerErr == nil && h.width <= maxSide && h.height <= maxSide {
+		fields["width"], fields["height"] = h.size(info.Orientation)
 	}
-	fields["width"], fields["height"] = w, h
 	sys := sync.SystemIdentity(doc.BranchID, doc.UploaderID)
-	if err := s.updateDocument(ctx, sys, doc.ID, args.ObjectKey, fields); err != nil {
-		return err
+	if len(fields) > 0 {
+		if err := s.updateDocument(ctx, sys, doc.ID, args.ObjectKey, fields); err != nil {
+			return err
+		}
 	}
 
-	thumb, err := thumbnail(data, info.Orientation)
+	thumb, err := s.decoder.thumbnail(ctx, data, info.Orientation)
+	var refused *refusal
+	if errors.As(err, &refused) {
+		// Retrying would not help: the document keeps its file, without a thumbnail, and says why.
+		s.log.Warn("no thumbnail for document", "document_id", doc.ID, "err", err)
+		return s.updateDocument(ctx, sys, doc.ID, args.ObjectKey, map[string]any{"processing_error": refused.reason})
+	}
 	if err != nil {
-		return river.JobCancel(fmt.Errorf("thumbnail of document %s: %w", doc.ID, err))
+		return fmt.Errorf("thumbnail of document %s: %w", doc.ID, err)
 	}
 	key := args.ObjectKey + ".thumb.jpg"
 	if err := s.store.put(sctx, key, thumb, "image/jpeg"); err != nil {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fieldsync/fieldsync/internal/jobqueue"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,7 +25,7 @@ const (
 	DefaultUploadTTL      = 72 * time.Hour
 	DefaultDownloadTTL    = 5 * time.Minute
 	DefaultStoreTimeout   = 30 * time.Second
-	DefaultJobQueue       = "media"
+	DefaultJobQueue       = jobqueue.QueueMedia
 	// DefaultUploadsPerUser and DefaultUploadsPerDevice cap the upload requests (PATCH, or a
 	// creation with data) one user, and one of their devices, may have in progress at once.
 	DefaultUploadsPerUser   = 4
@@ -32,6 +33,9 @@ const (
 	DefaultBufferedParts    = 64
 	DefaultBufferWait       = 10 * time.Second
 	DefaultBodyIdleTimeout  = 30 * time.Second
+	// DefaultMaxDecodeBytes bounds the memory decoding images for thumbnails takes on a replica,
+	// all jobs together: a 12-megapixel photo takes about 70 MB, an 80-megapixel one 250 MB.
+	DefaultMaxDecodeBytes = 256 << 20
 	// partSize is the size of every S3 part but an upload's last: S3's smallest.
 	partSize = 5 << 20
 )
@@ -81,6 +85,10 @@ type Options struct {
 	// TrustedProxies are the networks of the load balancers whose X-Forwarded-* headers are
 	// believed.
 	TrustedProxies []*net.IPNet
+	// MaxDecodeBytes bounds the memory that decoding images for thumbnails takes, all this
+	// replica's processing jobs together (256 MiB). An image that alone would take more gets no
+	// thumbnail (processing_error image_too_large); the document stays usable.
+	MaxDecodeBytes int64
 	// CleanupInterval is how often Run looks for expired and unfinished uploads (1 minute).
 	CleanupInterval time.Duration
 }
@@ -98,6 +106,7 @@ type Service struct {
 	bufferedParts atomic.Int64
 	inflight      *inflight
 	publicURL     *url.URL
+	decoder       *decoder
 	// NowFunc returns the current time, for tests.
 	NowFunc func() time.Time
 }
@@ -151,11 +160,18 @@ func NewService(o Options) (*Service, error) {
 			return nil, fmt.Errorf("media: public URL: %w", err)
 		}
 	}
+	if o.MaxDecodeBytes == 0 {
+		o.MaxDecodeBytes = DefaultMaxDecodeBytes
+	}
+	if o.MaxDecodeBytes < 1<<20 {
+		return nil, fmt.Errorf("media: the decoding budget must be at least 1 MiB, not %d", o.MaxDecodeBytes)
+	}
 	if o.CleanupInterval <= 0 {
 		o.CleanupInterval = time.Minute
 	}
 	return &Service{db: o.DB, engine: o.Engine, store: o.Store, jobs: o.Jobs, log: o.Log, opts: o,
-		buffers: semaphore.NewWeighted(o.MaxBufferedParts), inflight: newInflight(o.UploadsPerUser, o.UploadsPerDevice),
+		buffers: semaphore.NewWeighted(o.MaxBufferedParts), decoder: newDecoder(o.MaxDecodeBytes),
+		inflight:  newInflight(o.UploadsPerUser, o.UploadsPerDevice),
 		publicURL: public, NowFunc: time.Now}, nil
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"firebase.google.com/go/v4/errorutils"
 	"firebase.google.com/go/v4/messaging"
+	"github.com/fieldsync/fieldsync/internal/jobqueue"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -47,14 +48,26 @@ type deliveryWorker struct {
 	s *Service
 }
 
-// Timeout is long enough for a large group (a rule that told a whole branch) at the replica's
-// sending rate; a job stopped by it keeps what it sent, and the rest is tried again.
-func (w *deliveryWorker) Timeout(*river.Job[DeliveryArgs]) time.Duration { return 5 * time.Minute }
+// deliveryTimeout bounds one attempt of a delivery job. River rescues a running job only after
+// its kind's timeout, so it stays below jobqueue.RescueAfter: a job whose replica died then runs
+// again elsewhere within a minute (see package jobqueue). A large group (a rule that told a whole
+// branch) that needs longer is not lost: an attempt stopped by the timeout keeps what it sent,
+// and the next attempt sends the rest.
+const deliveryTimeout = jobqueue.Timeout
+
+// Timeout bounds one attempt of the job.
+func (w *deliveryWorker) Timeout(*river.Job[DeliveryArgs]) time.Duration { return deliveryTimeout }
 
 // NextRetry backs off exponentially: 1 s after the first failure, doubling to at most 30 minutes,
-// with a tenth of jitter so that a burst of failures does not come back as a burst.
+// with a tenth of jitter so that a burst of failures does not come back as a burst. An attempt
+// given back by River's rescuer (its replica died) is run again at once: it failed for want of a
+// replica, not of FCM.
 func (w *deliveryWorker) NextRetry(job *river.Job[DeliveryArgs]) time.Time {
-	return time.Now().Add(backoff(job.Attempt))
+	now := time.Now()
+	if jobqueue.Rescued(job.JobRow, now) {
+		return now
+	}
+	return now.Add(backoff(job.Attempt))
 }
 
 func backoff(attempt int) time.Duration {

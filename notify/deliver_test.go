@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/internal/jobqueue"
 	"github.com/fieldsync/fieldsync/notify"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
@@ -439,6 +440,50 @@ func TestARestartMidDeliveryLosesNothing(t *testing.T) {
 	waitFor(t, 20*time.Second, func() bool { return b.pushJobs(t)["completed"] == len(ids) })
 	if n := len(b.fcm.all()); n != before {
 		t.Errorf("%d messages sent again by jobs run a second time", n-before)
+	}
+}
+
+// TestDeliveriesOfAKilledReplicaAreSentByAnother: replica A takes every delivery job and dies
+// with them while FCM has not answered (its database connections cut, as by kill -9: the jobs stay
+// "running", attempted by A). Replica B, with production's job settings, gives them back and
+// sends every message once, within a minute of A taking them, not the hour of River's defaults.
+func TestDeliveriesOfAKilledReplicaAreSentByAnother(t *testing.T) {
+	t.Parallel()
+	b := setup(t, noWorker)
+	w := b.world(t)
+	b.staff(t, 3)
+	b.completeVisits(t, w, 2)
+	want := b.queued(t)
+	jobs := b.pushJobs(t)["available"]
+
+	// A reaches FCM through a network that dies with it: its requests are never answered, and
+	// nothing it sends after its death arrives (it lives on in this process, a dead one would not).
+	unreachable := newFakeFCM(t)
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) }) // before the fake closes, which waits for its requests
+	unreachable.setRespond(func(fcmCall, int) fcmReply { return fcmReply{status: http.StatusOK, hold: hold} })
+	pool, kill := b.db.KillablePool(t, 6)
+	b.replicaOver(t, pool, "replica-killed", notifyConfig(unreachable.sender(t)), true)
+	var taken *time.Time
+	waitFor(t, 10*time.Second, func() bool {
+		err := b.db.Pool.QueryRow(context.Background(), `SELECT min(attempted_at) FROM river_job
+			WHERE queue = 'push' AND state = 'running' AND attempted_by = ARRAY['replica-killed'] HAVING count(*) = $1`, jobs).Scan(&taken)
+		return err == nil && taken != nil
+	})
+	kill()
+
+	b.replica(t, "replica-b", notifyConfig(b.fcm.sender(t)), true)
+	b.fcm.waitAccepted(t, len(want), time.Until(taken.Add(time.Minute)))
+	t.Logf("every message sent %s after A took the jobs (at most %s + a send expected)", time.Since(*taken).Round(time.Second), jobqueue.MaxRescueDelay)
+	b.waitIdle(t, 10*time.Second)
+	checkOnce(t, want, b.fcm.accepted())
+	var rescued int
+	if err := b.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job
+		WHERE queue = 'push' AND attempted_by[1] = 'replica-killed' AND attempted_by[array_length(attempted_by, 1)] = 'replica-b'`).Scan(&rescued); err != nil {
+		t.Fatal(err)
+	}
+	if rescued != jobs {
+		t.Errorf("%d of %d jobs attempted by A then B", rescued, jobs)
 	}
 }
 

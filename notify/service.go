@@ -37,7 +37,7 @@ type Config struct {
 	// MaxSends is how many pushes this replica sends at once, all jobs together (default 50).
 	MaxSends int
 	// SendTimeout bounds one push's FCM request, the SDK's own quick retries included
-	// (default 15 s).
+	// (default 6 s: a send fits within a delivery job's attempt, jobqueue.Timeout).
 	SendTimeout time.Duration
 	// MaxAttempts is how many times a delivery is tried before it is given up (default 25:
 	// about 7 hours with the backoff, 1 s doubling to 30 min).
@@ -72,7 +72,7 @@ func (c *Config) setDefaults() {
 		c.MaxSends = 50
 	}
 	if c.SendTimeout <= 0 {
-		c.SendTimeout = 15 * time.Second
+		c.SendTimeout = 6 * time.Second
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 25

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/internal/jobqueue"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/notify"
 	"github.com/fieldsync/fieldsync/sync"
@@ -96,16 +97,17 @@ func (b *bundle) replicaWith(t testing.TB, name string, cfg notify.Config, start
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
+	return b.replicaOver(t, pool, name, cfg, start)
+}
+
+// replicaOver is replica over pool.
+func (b *bundle) replicaOver(t testing.TB, pool *pgxpool.Pool, name string, cfg notify.Config, start bool) (*notify.Service, *river.Client[pgx.Tx]) {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	workers := river.NewWorkers()
-	jobs, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		ID:                   name,
-		Workers:              workers,
-		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
-		Logger:               log,
-		RescueStuckJobsAfter: time.Minute,
-		FetchCooldown:        20 * time.Millisecond, // as cmd/fieldsync configures it
-	})
+	rcfg := jobqueue.Config(workers, log)
+	rcfg.ID = name // which replica attempted a job, in river_job.attempted_by
+	jobs, err := river.NewClient(riverpgxv5.New(pool), rcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

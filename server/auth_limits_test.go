@@ -149,17 +149,6 @@ func holdHashes(b *bundle) (entered <-chan struct{}, release chan struct{}, most
 	return in, release, most
 }
 
-// waitUntil polls cond until it holds; the test's own deadline bounds it.
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		if t.Context().Err() != nil {
-			t.Fatal("gave up waiting")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // A login beyond the hash bound waits for a slot rather than hashing alongside: the hashes (19 MiB
 // each in production) never run more at once than the bound, whatever arrives.
 func TestPasswordHashesWaitForAFreeSlot(t *testing.T) {
@@ -183,7 +172,7 @@ func TestPasswordHashesWaitForAFreeSlot(t *testing.T) {
 		r, _ := b.send("POST", "/v1/auth/login", "", loginBody("nobody", "guess", uuid.New()))
 		answers <- r
 	}()
-	waitUntil(t, func() bool { return b.accounts.HashesWaiting() == 2 })
+	waitUntil(t, time.Minute, "two logins waiting for a hash slot", func() bool { return b.accounts.HashesWaiting() == 2 })
 	close(release)
 	got := map[int]int{}
 	for range 3 {

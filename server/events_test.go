@@ -14,6 +14,7 @@ import (
 
 	"github.com/fieldsync/fieldsync"
 	"github.com/fieldsync/fieldsync/account"
+	"github.com/fieldsync/fieldsync/internal/jobqueue"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/notify"
 	"github.com/fieldsync/fieldsync/server"
@@ -96,8 +97,7 @@ func evReplica(t *testing.T, dbURL string, accounts *account.Service, o evOption
 		t.Fatal(err)
 	}
 	workers := river.NewWorkers()
-	jobs, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers,
-		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}}, Logger: log})
+	jobs, err := river.NewClient(riverpgxv5.New(pool), jobqueue.Config(workers, log))
 	if err != nil {
 		t.Fatal(err)
 	}

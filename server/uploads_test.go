@@ -29,12 +29,14 @@ import (
 
 	"github.com/fieldsync/fieldsync"
 	"github.com/fieldsync/fieldsync/account"
+	"github.com/fieldsync/fieldsync/internal/jobqueue"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/minio/minio-go/v7"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -62,6 +64,10 @@ type upOptions struct {
 	storePublic string
 	// tune changes the service's options.
 	tune func(*media.Options)
+	// pool replaces the test database's pool (one that can be killed), and jobsID names the
+	// replica's job client in river_job.attempted_by.
+	pool   *pgxpool.Pool
+	jobsID string
 }
 
 // upSetup builds the bundle the way setup does (accounts, engine, a branch over a schema of the
@@ -126,16 +132,19 @@ func (e *upEnv) replica(t testing.TB, opts ...func(*upOptions)) (*media.Service,
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	engine := sync.New(e.db.Pool, sync.Config{ScopeWindow: 30 * 24 * time.Hour}, log)
+	pool := e.db.Pool
+	if o.pool != nil {
+		pool = o.pool
+	}
+	engine := sync.New(pool, sync.Config{ScopeWindow: 30 * 24 * time.Hour}, log)
 	workers := river.NewWorkers()
-	jobs, err := river.NewClient(riverpgxv5.New(e.db.Pool), &river.Config{
-		Workers: workers, Queues: map[string]river.QueueConfig{"media": {MaxWorkers: 2}},
-		FetchPollInterval: 50 * time.Millisecond, FetchCooldown: 10 * time.Millisecond, Logger: log,
-	})
+	rcfg := jobqueue.Config(workers, log)
+	rcfg.ID = o.jobsID
+	jobs, err := river.NewClient(riverpgxv5.New(pool), rcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mo := media.Options{DB: e.db.Pool, Engine: engine, Store: store, Jobs: jobs, Log: log,
+	mo := media.Options{DB: pool, Engine: engine, Store: store, Jobs: jobs, Log: log,
 		MaxUploadBytes: o.maxUpload, StoreTimeout: o.storeTimeout}
 	if o.tune != nil {
 		o.tune(&mo)

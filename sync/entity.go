@@ -170,6 +170,8 @@ var entities = map[string]*entity{
 			"gps_lat":       {kind: kindFloat, min: -90, maxf: 90, nullable: true},
 			"gps_lng":       {kind: kindFloat, min: -180, maxf: 180, nullable: true},
 			"uploaded_at":   {kind: kindTime, nullable: true},
+			// Why processing made no thumbnail (media: image_too_large, image_unreadable), or "".
+			"processing_error": {kind: kindEnum, enum: []string{"", "image_too_large", "image_unreadable"}},
 		},
 		required:    []string{"claim_id", "kind"},
 		createRoles: roles(rep, manager),

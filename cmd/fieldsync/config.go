@@ -36,6 +36,7 @@ type config struct {
 
 	MaxBodyBytes            int64
 	MaxUploadBytes          int64
+	MaxDecodeBytes          int64
 	LoginFailuresPerLogin   int
 	LoginFailuresPerAddress int
 	LoginWindow             time.Duration
@@ -158,6 +159,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		UploadBufferWait:        r.duration("FIELDSYNC_UPLOAD_BUFFER_WAIT", media.DefaultBufferWait),
 		BodyIdleTimeout:         r.duration("FIELDSYNC_BODY_IDLE_TIMEOUT", 30*time.Second),
 		PublicURL:               r.str("FIELDSYNC_PUBLIC_URL", ""),
+		MaxDecodeBytes:          r.integer("FIELDSYNC_MAX_DECODE_BYTES", media.DefaultMaxDecodeBytes),
 		LoginFailuresPerLogin:   int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_LOGIN", 5)),
 		LoginFailuresPerAddress: int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_ADDRESS", 50)),
 		LoginWindow:             r.duration("FIELDSYNC_LOGIN_WINDOW", 15*time.Minute),
@@ -267,6 +269,9 @@ func (c *config) validateServe() error {
 		} else if u.Path != "" {
 			errs = append(errs, errors.New("FIELDSYNC_S3_PUBLIC_ENDPOINT must be a scheme and a host, without a path (for example https://files.example.com)"))
 		}
+	}
+	if c.MaxDecodeBytes < 32<<20 {
+		errs = append(errs, errors.New("FIELDSYNC_MAX_DECODE_BYTES must be at least 33554432 (a 12-megapixel photo takes about 70 MB to decode)"))
 	}
 	if c.LoginFailuresPerLogin < 1 || c.LoginFailuresPerAddress < 1 {
 		errs = append(errs, errors.New("FIELDSYNC_LOGIN_FAILURES_PER_LOGIN and FIELDSYNC_LOGIN_FAILURES_PER_ADDRESS must be at least 1"))

@@ -15,14 +15,13 @@ import (
 // removes expired uploads. Its processing jobs run on River's media queue.
 func newMedia(_ context.Context, cfg config, pool *pgxpool.Pool, engine *sync.Engine, store *media.Store, jobs jobClient, workers *river.Workers, log *slog.Logger) (*media.Service, runFunc, error) {
 	svc, err := media.NewService(media.Options{
-		DB:             pool,
-		Engine:         engine,
-		Store:          store,
-		Jobs:           jobs,
-		Log:            log.With("component", "media"),
-		MaxUploadBytes: cfg.MaxUploadBytes,
-		JobQueue:       QueueMedia,
-
+		DB:               pool,
+		Engine:           engine,
+		Store:            store,
+		Jobs:             jobs,
+		Log:              log.With("component", "media"),
+		MaxUploadBytes:   cfg.MaxUploadBytes,
+		MaxDecodeBytes:   cfg.MaxDecodeBytes,
 		MaxBufferedParts: cfg.UploadBuffers,
 		BufferWait:       cfg.UploadBufferWait,
 		UploadsPerUser:   cfg.UploadsPerUser,

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/account"
+	"github.com/fieldsync/fieldsync/internal/jobqueue"
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/migrations"
 	"github.com/fieldsync/fieldsync/server"
@@ -140,17 +141,7 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, keys *account.Ke
 	// One job queue (River, in PostgreSQL) serves every background job; each part registers its
 	// workers and inserts its jobs in the transactions that cause them.
 	workers := river.NewWorkers()
-	jobs, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Workers: workers,
-		Queues: map[string]river.QueueConfig{
-			river.QueueDefault: {MaxWorkers: 20},
-			QueueMedia:         {MaxWorkers: 2}, // image work is CPU-bound
-		},
-		// An insert wakes a queue at most once per FetchCooldown (100 ms by default): a push
-		// queued just after another would wait for the next poll.
-		FetchCooldown: 20 * time.Millisecond,
-		Logger:        log,
-	})
+	jobs, err := river.NewClient(riverpgxv5.New(pool), jobqueue.Config(workers, log))
 	if err != nil {
 		return fmt.Errorf("job queue: %w", err)
 	}
@@ -205,9 +196,6 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, keys *account.Ke
 	}
 	return err
 }
-
-// QueueMedia is the job queue of upload processing (thumbnails, EXIF).
-const QueueMedia = "media"
 
 // jobClient is the job queue's client, as the parts of the service insert jobs with it.
 type jobClient = *river.Client[pgx.Tx]

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/account"
+	"github.com/fieldsync/fieldsync/internal/jobqueue"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/server"
@@ -116,10 +117,7 @@ func startMedia(t testing.TB, s *Server, log *slog.Logger) *media.Service {
 		t.Fatal(err)
 	}
 	workers := river.NewWorkers()
-	jobs, err := river.NewClient(riverpgxv5.New(s.DB.Pool), &river.Config{
-		Workers: workers, Queues: map[string]river.QueueConfig{media.DefaultJobQueue: {MaxWorkers: 2}},
-		FetchPollInterval: 50 * time.Millisecond, FetchCooldown: 10 * time.Millisecond, Logger: log,
-	})
+	jobs, err := river.NewClient(riverpgxv5.New(s.DB.Pool), jobqueue.Config(workers, log))
 	if err != nil {
 		t.Fatal(err)
 	}
