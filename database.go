@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -48,6 +49,8 @@ func databaseUnreachable(err error) bool {
 	// lost connection, a timeout) with SafeToRetry; a *net.OpError is a socket's failure.
 	var retryable interface{ SafeToRetry() bool }
 	return errors.As(err, &connectErr) || errors.As(err, &retryable) || errors.As(err, &netErr) ||
+		// A connection cut while a result is read comes back from pgx as a bare unexpected EOF.
+		errors.Is(err, io.ErrUnexpectedEOF) ||
 		// The pool waits for a connection under the request's deadline; when it passes, the
 		// database did not answer in time.
 		errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err)

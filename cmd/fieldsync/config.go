@@ -34,6 +34,8 @@ type config struct {
 	PprofAddr string
 
 	MaxBodyBytes            int64
+	BodyIdleTimeout         time.Duration
+	BodyReadTimeout         time.Duration
 	MaxUploadBytes          int64
 	LoginFailuresPerLogin   int
 	LoginFailuresPerAddress int
@@ -134,6 +136,8 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		FCMEndpoint:             r.str("FIELDSYNC_FCM_ENDPOINT", ""),
 		PprofAddr:               r.str("FIELDSYNC_PPROF_ADDR", ""),
 		MaxBodyBytes:            r.integer("FIELDSYNC_MAX_BODY_BYTES", 5<<20),
+		BodyIdleTimeout:         r.duration("FIELDSYNC_BODY_IDLE_TIMEOUT", 30*time.Second),
+		BodyReadTimeout:         r.duration("FIELDSYNC_BODY_READ_TIMEOUT", 60*time.Second),
 		MaxUploadBytes:          r.integer("FIELDSYNC_MAX_UPLOAD_BYTES", 25<<20),
 		LoginFailuresPerLogin:   int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_LOGIN", 5)),
 		LoginFailuresPerAddress: int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_ADDRESS", 50)),
@@ -214,6 +218,9 @@ func (c *config) validateServe() error {
 	}
 	if c.MaxBodyBytes < 64<<10 {
 		errs = append(errs, errors.New("FIELDSYNC_MAX_BODY_BYTES must be at least 65536"))
+	}
+	if c.BodyIdleTimeout < time.Second || c.BodyReadTimeout < time.Second {
+		errs = append(errs, errors.New("FIELDSYNC_BODY_IDLE_TIMEOUT and FIELDSYNC_BODY_READ_TIMEOUT must be at least 1s"))
 	}
 	if c.MaxUploadBytes < 1<<20 {
 		errs = append(errs, errors.New("FIELDSYNC_MAX_UPLOAD_BYTES must be at least 1048576"))
