@@ -19,7 +19,7 @@ import (
 // decodeJSON reads the request body into v. Unknown fields are rejected, never dropped; so are
 // trailing data, bytes that are not UTF-8 and bodies over the limit. Errors carry stable codes:
 // malformed_json, unknown_field, invalid_value (naming the field), payload_too_large, and
-// request_timeout for a body that stops arriving (see bodyDeadline).
+// request_timeout for a body that stops arriving (see boundBodyReads).
 func decodeJSON(c echo.Context, v any) error {
 	return decodeJSONFrom(c.Request().Body, v)
 }
@@ -56,7 +56,7 @@ func jsonError(err error) error {
 	case errors.As(err, &he):
 		return he // the body limit, mapped to payload_too_large by the error handler
 	case errors.As(err, &fe):
-		return fe // the body's deadline (bodyDeadline)
+		return fe // the body's deadline (boundBodyReads)
 	}
 	// The connection broke or the chunked framing was bad: nobody may be there to read this.
 	return fieldsync.Errorf(fieldsync.EINVALID, "bad_request", "The request body could not be read whole.")
