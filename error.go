@@ -17,6 +17,7 @@ const (
 	ENOTFOUND     = "not_found"    // 404
 	ECONFLICT     = "conflict"     // 409: the state on the server does not allow it
 	EGONE         = "gone"         // 410: e.g. a cursor the server can no longer serve
+	ETIMEOUT      = "timeout"      // 408: the request's body did not arrive in time
 	ETOOLARGE     = "too_large"    // 413
 	ERATELIMIT    = "rate_limited" // 429
 	EUNAVAILABLE  = "unavailable"  // 503: a dependency is down; retry later

@@ -19,6 +19,7 @@ var statusByKind = map[string]int{
 	fieldsync.ENOTFOUND:     http.StatusNotFound,
 	fieldsync.ECONFLICT:     http.StatusConflict,
 	fieldsync.EGONE:         http.StatusGone,
+	fieldsync.ETIMEOUT:      http.StatusRequestTimeout,
 	fieldsync.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	fieldsync.ERATELIMIT:    http.StatusTooManyRequests,
 	fieldsync.EUNAVAILABLE:  http.StatusServiceUnavailable,
@@ -55,7 +56,8 @@ func fromEchoError(he *echo.HTTPError) *fieldsync.Error {
 }
 
 // domainError returns err as the *fieldsync.Error a client is shown: a domain error as it is,
-// echo's own errors translated, anything else an opaque internal error.
+// echo's own errors translated, a database's failure (wrapped anywhere) by fieldsync.FromDatabase
+// (an unreachable database is 503 database_unavailable), anything else an opaque internal error.
 func domainError(err error) *fieldsync.Error {
 	var fe *fieldsync.Error
 	var he *echo.HTTPError
@@ -67,6 +69,9 @@ func domainError(err error) *fieldsync.Error {
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.
 		return fieldsync.Errorf(fieldsync.EUNAVAILABLE, "request_cancelled", "The request was cancelled.")
+	}
+	if fe := fieldsync.FromDatabase(err); fe != nil {
+		return fe
 	}
 	return fieldsync.Errorf(fieldsync.EINTERNAL, "internal", "Something went wrong on the server; it has been logged.")
 }

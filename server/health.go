@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -50,6 +51,8 @@ func (s *Server) handleReadyz(c echo.Context) error {
 	}
 	if len(failing) > 0 {
 		sort.Strings(failing)
+		// A load balancer or a client may come back when the dependency may be back.
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(readyTimeout.Seconds())))
 		return c.JSON(http.StatusServiceUnavailable, errorBody{Error: errorDetail{Code: "not_ready",
 			Message: "A dependency of this server is unreachable.", Details: map[string]any{"checks": checks, "failing": failing}}})
 	}

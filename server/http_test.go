@@ -106,10 +106,11 @@ func TestGzipWhenAsked(t *testing.T) {
 }
 
 // cuttableProxy forwards TCP to target until cut, like a network between the server and its
-// database that can fail.
+// database that can fail, and come back (restore).
 type cuttableProxy struct {
 	ln    net.Listener
 	mu    sync.Mutex
+	down  bool
 	conns []net.Conn
 }
 
@@ -125,6 +126,13 @@ func newCuttableProxy(t *testing.T, target string) *cuttableProxy {
 			if err != nil {
 				return
 			}
+			p.mu.Lock()
+			down := p.down
+			p.mu.Unlock()
+			if down {
+				in.Close() // as a database that is not there
+				continue
+			}
 			out, err := net.Dial("tcp", target)
 			if err != nil {
 				in.Close()
@@ -137,22 +145,31 @@ func newCuttableProxy(t *testing.T, target string) *cuttableProxy {
 			go func() { _, _ = io.Copy(in, out); in.Close() }()
 		}
 	}()
-	t.Cleanup(p.cut)
+	t.Cleanup(func() { p.cut(); ln.Close() })
 	return p
 }
 
+// cut breaks every open connection and refuses new ones until restore.
 func (p *cuttableProxy) cut() {
-	p.ln.Close()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.down = true
 	for _, c := range p.conns {
 		c.Close()
 	}
+	p.conns = nil
 }
 
-func TestReadyzTurns503WhenTheDatabaseIsUnreachable(t *testing.T) {
-	t.Parallel()
-	db := testenv.DB(t)
+// restore lets connections through again.
+func (p *cuttableProxy) restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = false
+}
+
+// proxiedPool returns a pool on db through a cuttableProxy.
+func proxiedPool(t *testing.T, db *testenv.Database) (*cuttableProxy, *pgxpool.Pool) {
+	t.Helper()
 	cfg, err := pgxpool.ParseConfig(db.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -165,6 +182,12 @@ func TestReadyzTurns503WhenTheDatabaseIsUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
+	return proxy, pool
+}
+
+func TestReadyzTurns503WhenTheDatabaseIsUnreachable(t *testing.T) {
+	t.Parallel()
+	proxy, pool := proxiedPool(t, testenv.DB(t))
 
 	b := setup(t, func(o *setupOptions) {
 		o.ready = map[string]server.ReadyCheck{"database": pool.Ping, "object_store": s3Ready(t)}
@@ -175,6 +198,9 @@ func TestReadyzTurns503WhenTheDatabaseIsUnreachable(t *testing.T) {
 	proxy.cut()
 	r = b.do(t, "GET", "/readyz", "", nil)
 	expect(t, r, 503, "not_ready")
+	if r.header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
 	var e struct {
 		Error struct {
 			Details struct {

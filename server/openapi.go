@@ -9,6 +9,7 @@ import (
 	"sort"
 
 	"github.com/labstack/echo/v4"
+	"go.yaml.in/yaml/v3"
 )
 
 // The OpenAPI description is kept in parts, one per area of the API (openapi/*.json): base.json
@@ -22,8 +23,29 @@ var openAPIParts embed.FS
 // openAPI is the merged description served at /openapi.json.
 var openAPI = mustMergeOpenAPI(openAPIParts)
 
+// openAPIYAML is the same description as YAML, served at /openapi.yaml for the tools that read
+// only YAML. It is made from openAPI, so the two never differ.
+var openAPIYAML = mustYAML(openAPI)
+
 func handleOpenAPI(c echo.Context) error {
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, openAPI)
+}
+
+func handleOpenAPIYAML(c echo.Context) error {
+	return c.Blob(http.StatusOK, "application/yaml", openAPIYAML)
+}
+
+// mustYAML converts a JSON document to YAML. Keys come out sorted (the merged document is a map).
+func mustYAML(doc []byte) []byte {
+	var v any
+	if err := json.Unmarshal(doc, &v); err != nil {
+		panic(err)
+	}
+	out, err := yaml.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return out
 }
 
 func mustMergeOpenAPI(parts fs.FS) []byte {

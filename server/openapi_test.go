@@ -8,12 +8,14 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/labstack/echo/v4"
+	"go.yaml.in/yaml/v3"
 )
 
 // openAPIMethods are the keys of an OpenAPI path item that are operations.
@@ -251,5 +253,42 @@ func TestOpenAPIServed(t *testing.T) {
 	}
 	if len(doc.Paths) == 0 {
 		t.Error("GET /openapi.json: no paths")
+	}
+}
+
+// TestOpenAPIYAMLIsTheSameDocument: /openapi.yaml serves the description /openapi.json does.
+func TestOpenAPIYAMLIsTheSameDocument(t *testing.T) {
+	s := newOpenAPITestServer()
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/openapi.yaml", nil))
+	res := rec.Result()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /openapi.yaml: status %d, body %s", res.StatusCode, body)
+	}
+	if mt, _, _ := mime.ParseMediaType(res.Header.Get(echo.HeaderContentType)); mt != "application/yaml" {
+		t.Errorf("GET /openapi.yaml: Content-Type %q", res.Header.Get(echo.HeaderContentType))
+	}
+	var fromYAML, fromJSON any
+	if err := yaml.Unmarshal(body, &fromYAML); err != nil {
+		t.Fatalf("GET /openapi.yaml: not YAML: %v", err)
+	}
+	if err := json.Unmarshal(openAPI, &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	// Through JSON, so that YAML's integers and JSON's float64s compare alike.
+	asJSON, err := json.Marshal(fromYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roundTrip any
+	if err := json.Unmarshal(asJSON, &roundTrip); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(roundTrip, fromJSON) {
+		t.Error("/openapi.yaml differs from /openapi.json")
 	}
 }

@@ -31,6 +31,13 @@ type Config struct {
 	TrustedProxies []*net.IPNet
 	// ShutdownTimeout is how long in-flight requests get to finish on shutdown.
 	ShutdownTimeout time.Duration
+	// BodyIdleTimeout is how long a request body may pause between two reads before the request
+	// is cut (408 request_timeout, connection closed): a client trickling a body a byte at a time
+	// would otherwise hold a connection and a handler forever. Zero: no bound.
+	BodyIdleTimeout time.Duration
+	// BodyReadTimeout bounds the whole read of a JSON body, however steadily it trickles. Zero: no
+	// bound. Upload bodies are bounded by BodyIdleTimeout alone (they may be long on purpose).
+	BodyReadTimeout time.Duration
 }
 
 // ReadyCheck reports whether a dependency is reachable; /readyz runs each with a short deadline.
@@ -104,6 +111,8 @@ func New(cfg Config, deps Deps, log *slog.Logger) *Server {
 	e.Use(gzipAnswers(1024, func(c echo.Context) bool {
 		return c.Path() == "/metrics" || c.Path() == "/v1/events" || isUploadPath(c.Request().URL.Path)
 	}))
+	e.Use(refuseAmbiguousFraming)
+	e.Use(s.boundBodyReads)
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
 		Limit: fmt.Sprintf("%dB", cfg.MaxBodyBytes),
 		// Upload bodies are documents, bounded by the upload's own limits (media.Options).
@@ -120,6 +129,7 @@ func (s *Server) routes() {
 	e.GET("/readyz", s.handleReadyz)
 	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
 	e.GET("/openapi.json", handleOpenAPI)
+	e.GET("/openapi.yaml", handleOpenAPIYAML)
 
 	// Middleware is attached per route, not per group: echo answers any path under a group with
 	// middleware through that middleware, which would turn an unknown /v1 path into a 401.
@@ -164,7 +174,11 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Serve is Run on a listener the caller opened.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// Each connection is watched for requests net/http would take with an ambiguous length (see
+	// framingGuard).
+	ln = guardedListener{ln}
 	srv := &http.Server{
+		ConnContext:       withGuardedConn,
 		Handler:           s.echo,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -45,12 +45,13 @@ type setupOptions struct {
 	hashWait             time.Duration
 	password             account.PasswordParams // the cheapest argon2id parameters if zero
 	maxBody              int64
+	bodyIdle, bodyRead   time.Duration
 	ready                map[string]server.ReadyCheck
 }
 
 func setup(t testing.TB, opts ...func(*setupOptions)) *bundle {
 	t.Helper()
-	o := setupOptions{perLogin: 5, perAddress: 50, maxBody: 64 << 10}
+	o := setupOptions{perLogin: 5, perAddress: 50, maxBody: 64 << 10, bodyIdle: 30 * time.Second, bodyRead: 60 * time.Second}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -90,7 +91,8 @@ func setup(t testing.TB, opts ...func(*setupOptions)) *bundle {
 	done := make(chan struct{})
 	go func() { _ = b.engine.Run(workers); close(done) }()
 	t.Cleanup(func() { stop(); <-done })
-	s := server.New(server.Config{MaxBodyBytes: o.maxBody, ShutdownTimeout: 5 * time.Second},
+	s := server.New(server.Config{MaxBodyBytes: o.maxBody, ShutdownTimeout: 5 * time.Second,
+		BodyIdleTimeout: o.bodyIdle, BodyReadTimeout: o.bodyRead},
 		server.Deps{Accounts: b.accounts, Engine: b.engine, Ready: o.ready}, log)
 	b.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(b.srv.Close)

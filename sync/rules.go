@@ -9,7 +9,6 @@ import (
 	"github.com/fieldsync/fieldsync"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // SystemIdentity is the server acting on its own (derived changes, upload completion, intake's
@@ -61,21 +60,12 @@ func (e *Engine) advanceClaim(ctx context.Context, tx pgx.Tx, claimID string, ac
 	return nil
 }
 
-// translateWriteError turns a constraint the database refused into the client's error.
+// translateWriteError turns a value the database refused into the client's error, through the
+// one translation of database errors (fieldsync.FromDatabase). An unreachable database is not the
+// mutation's fault: it fails the push as a whole, to be retried, and is never stored as a rejection.
 func translateWriteError(err error) error {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return fmt.Errorf("write: %w", err)
-	}
-	switch pgErr.Code {
-	case "23514", "22001", "22003", "22007", "22P02", "23502":
-		return &fieldsync.Error{Kind: fieldsync.EINVALID, Code: "invalid_value",
-			Message: "A value breaks a rule of the record: " + pgErr.ConstraintName, Details: map[string]any{"constraint": pgErr.ConstraintName}}
-	case "23503":
-		return &fieldsync.Error{Kind: fieldsync.EINVALID, Code: "not_found",
-			Message: "A record this one refers to does not exist.", Details: map[string]any{"constraint": pgErr.ConstraintName}}
-	case "23505":
-		return &fieldsync.Error{Kind: fieldsync.ECONFLICT, Code: "already_exists", Message: "A record with that id already exists."}
+	if fe := fieldsync.FromDatabase(err); fe != nil && fe.Kind != fieldsync.EUNAVAILABLE {
+		return fe
 	}
 	return fmt.Errorf("write: %w", err)
 }

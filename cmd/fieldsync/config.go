@@ -35,6 +35,8 @@ type config struct {
 	PprofAddr string
 
 	MaxBodyBytes            int64
+	BodyIdleTimeout         time.Duration
+	BodyReadTimeout         time.Duration
 	MaxUploadBytes          int64
 	MaxDecodeBytes          int64
 	LoginFailuresPerLogin   int
@@ -56,13 +58,12 @@ type config struct {
 	LogLevel  slog.Level
 	LogFormat string
 
-	// Uploads: caps per user and device, part buffers and how long to wait for one, the idle
-	// deadline of a body, and the address upload URLs are built on.
+	// Uploads: caps per user and device, part buffers and how long to wait for one, and the
+	// address upload URLs are built on. (The idle deadline of a body is BodyIdleTimeout, above.)
 	UploadsPerUser   int
 	UploadsPerDevice int
 	UploadBuffers    int64
 	UploadBufferWait time.Duration
-	BodyIdleTimeout  time.Duration
 	PublicURL        string
 }
 
@@ -152,12 +153,13 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		FCMEndpoint:             r.str("FIELDSYNC_FCM_ENDPOINT", ""),
 		PprofAddr:               r.str("FIELDSYNC_PPROF_ADDR", ""),
 		MaxBodyBytes:            r.integer("FIELDSYNC_MAX_BODY_BYTES", 5<<20),
+		BodyIdleTimeout:         r.duration("FIELDSYNC_BODY_IDLE_TIMEOUT", 30*time.Second),
+		BodyReadTimeout:         r.duration("FIELDSYNC_BODY_READ_TIMEOUT", 60*time.Second),
 		MaxUploadBytes:          r.integer("FIELDSYNC_MAX_UPLOAD_BYTES", 25<<20),
 		UploadsPerUser:          int(r.integer("FIELDSYNC_UPLOADS_PER_USER", media.DefaultUploadsPerUser)),
 		UploadsPerDevice:        int(r.integer("FIELDSYNC_UPLOADS_PER_DEVICE", media.DefaultUploadsPerDevice)),
 		UploadBuffers:           r.integer("FIELDSYNC_UPLOAD_BUFFERS", media.DefaultBufferedParts),
 		UploadBufferWait:        r.duration("FIELDSYNC_UPLOAD_BUFFER_WAIT", media.DefaultBufferWait),
-		BodyIdleTimeout:         r.duration("FIELDSYNC_BODY_IDLE_TIMEOUT", 30*time.Second),
 		PublicURL:               r.str("FIELDSYNC_PUBLIC_URL", ""),
 		MaxDecodeBytes:          r.integer("FIELDSYNC_MAX_DECODE_BYTES", media.DefaultMaxDecodeBytes),
 		LoginFailuresPerLogin:   int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_LOGIN", 5)),
@@ -243,6 +245,9 @@ func (c *config) validateServe() error {
 	if c.MaxBodyBytes < 64<<10 {
 		errs = append(errs, errors.New("FIELDSYNC_MAX_BODY_BYTES must be at least 65536"))
 	}
+	if c.BodyIdleTimeout < time.Second || c.BodyReadTimeout < time.Second {
+		errs = append(errs, errors.New("FIELDSYNC_BODY_IDLE_TIMEOUT and FIELDSYNC_BODY_READ_TIMEOUT must be at least 1s"))
+	}
 	if c.MaxUploadBytes < 1<<20 {
 		errs = append(errs, errors.New("FIELDSYNC_MAX_UPLOAD_BYTES must be at least 1048576"))
 	}
@@ -254,9 +259,6 @@ func (c *config) validateServe() error {
 	}
 	if c.UploadBufferWait <= 0 {
 		errs = append(errs, errors.New("FIELDSYNC_UPLOAD_BUFFER_WAIT must be positive (for example 10s)"))
-	}
-	if c.BodyIdleTimeout < time.Second {
-		errs = append(errs, errors.New("FIELDSYNC_BODY_IDLE_TIMEOUT must be at least 1s"))
 	}
 	if c.PublicURL != "" {
 		if _, err := media.ParsePublicURL(c.PublicURL); err != nil {

@@ -165,6 +165,8 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, keys *account.Ke
 	srv := server.New(server.Config{
 		Addr:            cfg.Addr,
 		MaxBodyBytes:    cfg.MaxBodyBytes,
+		BodyIdleTimeout: cfg.BodyIdleTimeout,
+		BodyReadTimeout: cfg.BodyReadTimeout,
 		CORSOrigins:     cfg.CORSOrigins,
 		TrustedProxies:  cfg.TrustedProxies,
 		ShutdownTimeout: cfg.ShutdownTimeout,

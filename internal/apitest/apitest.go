@@ -95,7 +95,8 @@ func Start(t testing.TB, o Options) *Server {
 	if o.Media {
 		deps.Media = startMedia(t, s, log)
 	}
-	h := server.New(server.Config{MaxBodyBytes: 5 << 20, ShutdownTimeout: 5 * time.Second}, deps, log)
+	h := server.New(server.Config{MaxBodyBytes: 5 << 20, ShutdownTimeout: 5 * time.Second,
+		BodyIdleTimeout: 30 * time.Second, BodyReadTimeout: 60 * time.Second}, deps, log)
 	srv := httptest.NewServer(h.Handler())
 	t.Cleanup(srv.Close)
 	s.URL = srv.URL
