@@ -4,20 +4,24 @@
 # (a test in internal/devenv checks that they agree).
 MINIO_MODULE := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 
+# The staticcheck `make lint` runs. Pinned, so that CI and every laptop report the same findings;
+# 0.8 is the first release that reads Go 1.26 code.
+STATICCHECK_VERSION := 0.8.2
+
 GOBIN_DIR := $(or $(shell go env GOBIN),$(shell go env GOPATH)/bin)
 
 # Tools installed with `go install` (minio) must be found by the tests.
 export PATH := $(GOBIN_DIR):$(PATH)
 
 .DEFAULT_GOAL := build
-.PHONY: build test dev minio fmt-check vet
+.PHONY: build test dev minio fmt-check vet lint
 
 ## build: compile the server to bin/fieldsync
 build:
 	go build -o bin/fieldsync ./cmd/fieldsync
 
-## test: check formatting, vet, and run every test with the race detector
-test: minio fmt-check vet
+## test: check formatting, vet, staticcheck, and run every test with the race detector
+test: minio fmt-check vet lint
 	go test -race -count=1 ./...
 
 ## dev: run fieldsync with a local PostgreSQL and MinIO, found or started for you
@@ -43,3 +47,11 @@ fmt-check:
 ## vet: run go vet on every package
 vet:
 	go vet ./...
+
+## lint: run staticcheck on every package, installing the pinned release if another (or none) is found
+lint:
+	@if ! "$(GOBIN_DIR)/staticcheck" -version 2>/dev/null | grep -qF '($(STATICCHECK_VERSION))'; then \
+		echo "installing staticcheck $(STATICCHECK_VERSION) into $(GOBIN_DIR)"; \
+		go install honnef.co/go/tools/cmd/staticcheck@v$(STATICCHECK_VERSION); \
+	fi
+	"$(GOBIN_DIR)/staticcheck" ./...
