@@ -1,6 +1,6 @@
 # fieldsync server image.
 #
-#   docker build -t fieldsync:local .
+#   make docker        (docker build --build-arg VERSION=$(git describe --always --dirty) -t fieldsync:local .)
 #   docker run --rm fieldsync:local help
 #
 # Or run the whole stack (PostgreSQL, MinIO, server, demo data): docker compose up --build
@@ -20,7 +20,10 @@ COPY go.mod go.sum ./
 RUN go mod download
 
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/fieldsync ./cmd/fieldsync
+# What `fieldsync version` prints. The build context has no .git (see .dockerignore), so the
+# version comes from outside: make docker passes `git describe --always --dirty`.
+ARG VERSION=devel
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/fieldsync ./cmd/fieldsync
 
 # The directory for the JWT signing key (FIELDSYNC_JWT_KEY_FILE), owned by nonroot. When an empty
 # named volume is mounted on it, Docker copies this ownership into the volume, so serve with
@@ -33,5 +36,9 @@ COPY --from=build --chown=65532:65532 /out/data /var/lib/fieldsync
 USER nonroot
 ENV FIELDSYNC_ADDR=:8080
 EXPOSE 8080
+# Ready means the database and the object store answer (GET /readyz). The image has no shell or
+# curl, so the binary asks itself, at FIELDSYNC_ADDR on loopback, giving up after 5 s. A one-shot
+# command (migrate up, demo) ends before the first check.
+HEALTHCHECK --interval=10s --timeout=10s --start-period=30s --retries=3 CMD ["/usr/local/bin/fieldsync", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/fieldsync"]
 CMD ["serve"]

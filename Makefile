@@ -14,11 +14,18 @@ GOBIN_DIR := $(or $(shell go env GOBIN),$(shell go env GOPATH)/bin)
 export PATH := $(GOBIN_DIR):$(PATH)
 
 .DEFAULT_GOAL := build
-.PHONY: build test dev minio fmt-check vet lint
+.PHONY: build docker test dev minio fmt-check vet lint
 
-## build: compile the server to bin/fieldsync
+# What `fieldsync version` prints: the nearest tag, commits since, the commit, -dirty if changed.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null)
+
+## build: compile the server to bin/fieldsync, stamped with VERSION
 build:
-	go build -o bin/fieldsync ./cmd/fieldsync
+	go build -ldflags "-X main.version=$(VERSION)" -o bin/fieldsync ./cmd/fieldsync
+
+## docker: build the server image fieldsync:local, stamped with VERSION
+docker:
+	docker build --build-arg VERSION=$(VERSION) -t fieldsync:local .
 
 ## test: check formatting, vet, staticcheck, and run every test with the race detector
 test: minio fmt-check vet lint
