@@ -3,7 +3,8 @@
 #   make docker        (docker build --build-arg VERSION=$(git describe --always --dirty) -t fieldsync:local .)
 #   docker run --rm fieldsync:local help
 #
-# Or run the whole stack (PostgreSQL, MinIO, server, demo data): docker compose up --build
+# Or run the whole stack (PostgreSQL, MinIO, server): docker compose up --build; with demo data:
+# docker compose --profile demo up demo
 #
 # The image runs `fieldsync serve` as the distroless nonroot user (uid/gid 65532) and is configured
 # entirely by environment variables (DATABASE_URL, FIELDSYNC_*; see cmd/fieldsync/config.go).

@@ -1,7 +1,7 @@
 # Everyday commands. CI runs `make test` through .ci/run; see DEVELOPERS.md.
 
-# The MinIO server the tests and `fieldsync dev` run. Keep in step with devenv.MinIOModule
-# (a test in internal/devenv checks that they agree).
+# The MinIO server the tests, `fieldsync dev` and docker compose run. Keep in step with
+# devenv.MinIOModule and docker-compose.yml (tests in internal/devenv check that they agree).
 MINIO_MODULE := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 
 # The staticcheck `make lint` runs. Pinned, so that CI and every laptop report the same findings;
