@@ -1,8 +1,12 @@
 # Everyday commands. CI runs `make test` through .ci/run; see DEVELOPERS.md.
 
-# The MinIO server the tests and `fieldsync dev` run. Keep in step with devenv.MinIOModule
-# (a test in internal/devenv checks that they agree).
+# The MinIO server the tests, `fieldsync dev` and docker compose run. Keep in step with
+# devenv.MinIOModule and docker-compose.yml (tests in internal/devenv check that they agree).
 MINIO_MODULE := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
+
+# The staticcheck `make lint` runs. Pinned, so that CI and every laptop report the same findings;
+# 0.8 is the first release that reads Go 1.26 code.
+STATICCHECK_VERSION := 0.8.2
 
 GOBIN_DIR := $(or $(shell go env GOBIN),$(shell go env GOPATH)/bin)
 
@@ -10,14 +14,21 @@ GOBIN_DIR := $(or $(shell go env GOBIN),$(shell go env GOPATH)/bin)
 export PATH := $(GOBIN_DIR):$(PATH)
 
 .DEFAULT_GOAL := build
-.PHONY: build test dev minio fmt-check vet
+.PHONY: build docker test dev minio fmt-check vet lint
 
-## build: compile the server to bin/fieldsync
+# What `fieldsync version` prints: the nearest tag, commits since, the commit, -dirty if changed.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null)
+
+## build: compile the server to bin/fieldsync, stamped with VERSION
 build:
-	go build -o bin/fieldsync ./cmd/fieldsync
+	go build -ldflags "-X main.version=$(VERSION)" -o bin/fieldsync ./cmd/fieldsync
 
-## test: check formatting, vet, and run every test with the race detector
-test: minio fmt-check vet
+## docker: build the server image fieldsync:local, stamped with VERSION
+docker:
+	docker build --build-arg VERSION=$(VERSION) -t fieldsync:local .
+
+## test: check formatting, vet, staticcheck, and run every test with the race detector
+test: minio fmt-check vet lint
 	go test -race -count=1 ./...
 
 ## dev: run fieldsync with a local PostgreSQL and MinIO, found or started for you
@@ -43,3 +54,11 @@ fmt-check:
 ## vet: run go vet on every package
 vet:
 	go vet ./...
+
+## lint: run staticcheck on every package, installing the pinned release if another (or none) is found
+lint:
+	@if ! "$(GOBIN_DIR)/staticcheck" -version 2>/dev/null | grep -qF '($(STATICCHECK_VERSION))'; then \
+		echo "installing staticcheck $(STATICCHECK_VERSION) into $(GOBIN_DIR)"; \
+		go install honnef.co/go/tools/cmd/staticcheck@v$(STATICCHECK_VERSION); \
+	fi
+	"$(GOBIN_DIR)/staticcheck" ./...

@@ -2,7 +2,9 @@
 // with goose. The binary (fieldsync migrate, serve, dev) and the tests share this one code path, so
 // the schema a test runs against is exactly the one production gets.
 //
-// Never edit a file that has landed: add a new one with the next number.
+// Never edit a file that has landed: add a new one with the next number. checksums.txt holds the
+// sha256 of every landed file, and TestLandedMigrationsNeverChange fails when one changes or a new
+// one is not listed yet (`go test ./migrations -run TestLandedMigrationsNeverChange -update` lists it).
 package migrations
 
 import (

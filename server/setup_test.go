@@ -231,14 +231,3 @@ func s3Ready(t *testing.T) server.ReadyCheck {
 	}
 	return store.Ping
 }
-
-// newHospitalRep creates an on-duty hospital rep with the given login and returns their id.
-func (b *bundle) newHospitalRep(t *testing.T, login string) uuid.UUID {
-	t.Helper()
-	id, err := b.accounts.CreateUser(context.Background(), account.NewUser{BranchID: b.branchID, Role: "rep", RepKind: "hospital",
-		Login: login, Name: "Rep " + login, Password: testPassword})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
-}

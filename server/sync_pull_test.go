@@ -127,10 +127,9 @@ func TestSyncPruningExpiresOldCursors(t *testing.T) {
 
 // pollResult is what a long-poll made in the background came back with, and when.
 type pollResult struct {
-	res  response
-	err  error
-	at   time.Time
-	page syncPage
+	res response
+	err error
+	at  time.Time
 }
 
 // longPoll starts a pull with wait on base (a server's URL) as u and returns where its answer

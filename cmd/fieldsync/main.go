@@ -1,5 +1,6 @@
 // Command fieldsync is the offline-first sync backend for insurance field service, and the tools
-// to run it: serve, migrate, user, branch, demo, dev and keygen. Run `fieldsync help`.
+// to run it: serve, migrate, user, branch, demo, dev, keygen, healthcheck and version. Run
+// `fieldsync help`.
 package main
 
 import (
@@ -28,6 +29,9 @@ Usage:
                                          set a new password and end the user's sessions
   fieldsync demo                         seed a demo branch, users, customers and a claim; prints the logins
   fieldsync keygen -o FILE               write a new Ed25519 key for signing access tokens
+  fieldsync healthcheck [--url URL] [--timeout D]
+                                         exit 0 if the server answers 200 on /readyz (default: FIELDSYNC_ADDR on loopback), else 1
+  fieldsync version                      print the version this binary was built from
   fieldsync sim [--server URL] [--devices N] [--duration D] [--seed N] [--flaky F] [--login L,...] [--password P]
                                          simulate phones against a running server (make dev) and check that they converge
   fieldsync bench [--quick] [--devices N] [--writers N] [--duration D] [--out FILE] [--cpuprofile FILE]
@@ -84,6 +88,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdKeygen(rest, stderr)
 	case "sim":
 		return cmdSim(ctx, rest, stdout, stderr)
+	case "healthcheck":
+		return cmdHealthcheck(ctx, cfg, rest, stdout, stderr)
+	case "version":
+		return cmdVersion(rest, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -25,7 +25,8 @@ import (
 )
 
 // MinIOModule is the MinIO server release fieldsync is developed and tested against, as a module
-// path and version for go install. `make minio` installs it.
+// path and version for go install. `make minio` installs it, and docker-compose.yml builds its
+// image from it; tests fail if the Makefile or the compose file names another.
 const MinIOModule = "github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c"
 
 // minioRegion is the region a MinIO server reports unless configured otherwise.

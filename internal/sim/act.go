@@ -43,11 +43,8 @@ func (d *Device) Act(rng *rand.Rand) string {
 	return what
 }
 
-// Task statuses by phase.
-var (
-	unfinished = []string{"open", "assigned", "accepted", "in_progress"}
-	finished   = []string{"completed", "cannot_complete", "cancelled"}
-)
+// The statuses of a finished task.
+var finished = []string{"completed", "cannot_complete", "cancelled"}
 
 func str(v map[string]any, k string) string { s, _ := v[k].(string); return s }
 

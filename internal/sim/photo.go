@@ -84,16 +84,6 @@ func (d *Device) dropPhoto(doc uuid.UUID) {
 	d.photos = slices.DeleteFunc(d.photos, func(p *photo) bool { return p.doc == doc })
 }
 
-// queuedPhoto returns the queued photo of doc, or nil.
-func (d *Device) queuedPhoto(doc uuid.UUID) *photo {
-	for _, p := range d.photos {
-		if p.doc == doc {
-			return p
-		}
-	}
-	return nil
-}
-
 // upload sends the bytes of every photo whose document the server holds. An upload is created
 // once and resumed after every interruption from the offset the server reports, so a photo on a
 // bad line goes up piece by piece instead of starting over. An upload the server no longer knows
