@@ -69,12 +69,12 @@ func TestDatabaseRefusalsAreToldInWords(t *testing.T) {
 	w := newScreenWorld(t)
 	b := w.b
 
-	// A paid claim must keep its amount: the database's check over several columns refuses
-	// taking it away. The rejection says so in words, without the constraint's name.
-	claim, _ := w.claim(screenClaimSpec{status: "paid"})
-	res := b.push(t, &syncUser{token: w.processor.token}, updateOp(sync.TypeClaim, claim, 1, syncFields{"amount_paid": nil}))[0]
+	// A paid claim must have its amount: the database's check over several columns refuses a
+	// payment without one. The rejection says so in words, without the constraint's name.
+	claim, _ := w.claim(screenClaimSpec{status: "approved"})
+	res := b.push(t, &syncUser{token: w.processor.token}, updateOp(sync.TypeClaim, claim, 1, syncFields{"status": "paid", "amount_paid": nil}))[0]
 	if res.Status != "rejected" || res.Error == nil || res.Error.Code != "invalid_value" {
-		t.Fatalf("amount_paid taken off a paid claim: %s", res)
+		t.Fatalf("a claim paid without an amount: %s", res)
 	}
 	wantForPeople(t, res.Error.Message, res.Error.Details)
 

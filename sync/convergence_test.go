@@ -638,6 +638,16 @@ func (w *convWorld) checkConverged() {
 	}
 }
 
+// createdBy reports whether a device's mutation created the record typ:id.
+func (w *convWorld) createdBy(typ string, id uuid.UUID) bool {
+	for _, m := range w.mutations {
+		if m.Type == typ && m.Op == "create" && m.EntityID == id {
+			return true
+		}
+	}
+	return false
+}
+
 // checkAppliedOnce checks that every mutation was applied at most once: one stored result per
 // mutation id, every version bump of a record explained by exactly one recorded result, every
 // created note and document there once.
@@ -695,6 +705,29 @@ func (w *convWorld) checkAppliedOnce() {
 	for _, r := range w.system {
 		explain(sync.TypeDocument, uuidOfEntity(t, r.Entity), r)
 	}
+	// A reopening of a finished task writes a note of its own (who reopened it, and why) in the
+	// same transaction: a note no device created. Each is written once, at its first version.
+	notes, err := w.f.pool.Query(ctx, `SELECT id, body, version FROM task_notes`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for notes.Next() {
+		var id uuid.UUID
+		var body string
+		var v int64
+		if err := notes.Scan(&id, &body, &v); err != nil {
+			t.Fatal(err)
+		}
+		if w.createdBy(sync.TypeTaskNote, id) {
+			continue
+		}
+		if !strings.HasPrefix(body, "Reopened") {
+			t.Errorf("task note %s (%q) was created by no device and is no reopening's", id, body)
+		}
+		explain(sync.TypeTaskNote, id, sync.Result{Status: sync.StatusApplied, Version: v})
+		creates[sync.TypeTaskNote]++
+	}
+	notes.Close()
 	for key, vs := range versions {
 		for v := range vs {
 			if v > w.setupVersion && !explained[key][v] {
