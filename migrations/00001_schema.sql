@@ -107,7 +107,7 @@ CREATE TABLE customers (
     updated_at      timestamptz NOT NULL DEFAULT now(),
     deleted_at      timestamptz
 );
-CREATE INDEX customers_branch_idx ON customers (branch_id, id);
+CREATE INDEX customers_branch_idx ON customers (branch_id);
 CREATE INDEX customers_agent_idx ON customers (agent_id);
 
 -- Human claim numbers (CLM-2026-000123) come from one sequence: unique and never reused.
@@ -143,8 +143,6 @@ CREATE TABLE claims (
     CHECK ((status IN ('paid', 'rejected')) = (settled_at IS NOT NULL))
 );
 CREATE INDEX claims_branch_status_idx ON claims (branch_id, status);
-CREATE INDEX claims_branch_id_idx ON claims (branch_id, id);
-CREATE INDEX claims_branch_created_idx ON claims (branch_id, created_at DESC, id DESC);
 CREATE INDEX claims_customer_idx ON claims (customer_id);
 
 CREATE TABLE tasks (
@@ -179,9 +177,6 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_assignee_idx ON tasks (assignee_id, status);
 CREATE INDEX tasks_claim_idx ON tasks (claim_id);
 CREATE INDEX tasks_branch_idx ON tasks (branch_id, status);
--- (branch_id, id): a manager's snapshot walks the branch in id order, page by page.
-CREATE INDEX tasks_branch_id_idx ON tasks (branch_id, id);
-CREATE INDEX tasks_branch_created_idx ON tasks (branch_id, created_at DESC, id DESC);
 
 -- Append-only: never updated, so never in conflict.
 CREATE TABLE task_notes (
@@ -194,7 +189,6 @@ CREATE TABLE task_notes (
     version     bigint NOT NULL DEFAULT 0
 );
 CREATE INDEX task_notes_task_idx ON task_notes (task_id);
-CREATE INDEX task_notes_branch_id_idx ON task_notes (branch_id, id);
 
 CREATE TABLE documents (
     id              uuid PRIMARY KEY,
@@ -231,7 +225,6 @@ CREATE TABLE documents (
 );
 CREATE INDEX documents_claim_idx ON documents (claim_id);
 CREATE INDEX documents_task_idx ON documents (task_id);
-CREATE INDEX documents_branch_id_idx ON documents (branch_id, id);
 
 CREATE TABLE notifications (
     id           uuid PRIMARY KEY,

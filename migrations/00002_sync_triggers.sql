@@ -70,12 +70,7 @@ DECLARE
     is_user   uuid;
     was_in    boolean := false;
     is_in     boolean := false;
-    audience  text;
 BEGIN
-    IF branch IS NULL AND typ = 'notification' THEN
-        -- A notification syncs through its user's branch, whoever wrote it.
-        SELECT u.branch_id INTO branch FROM users u WHERE u.id = NEW.user_id;
-    END IF;
     INSERT INTO changes (version, branch_id, entity_type, entity_id, op)
     VALUES (NEW.version, branch, typ, NEW.id, op);
 
@@ -112,34 +107,7 @@ BEGIN
         END IF;
     END IF;
 
-    -- Wake only the long-polls and streams this change may concern: "branch;audience", where the
-    -- audience lists user ids and m (managers), p (processors), r (every rep of the branch). Reps
-    -- are the many, so for them it is worked out: the assignees a task, note, claim, document or
-    -- customer reaches. A list too long for a notification falls back to the whole branch.
-    IF typ = 'notification' THEN
-        audience := NEW.user_id::text;
-    ELSIF typ = 'user' THEN
-        audience := 'm,p,r';
-    ELSIF typ = 'task' THEN
-        audience := concat_ws(',', 'm,p', NEW.assignee_id::text, CASE WHEN TG_OP = 'UPDATE' THEN OLD.assignee_id::text END);
-    ELSIF typ = 'task_note' THEN
-        audience := concat_ws(',', 'm,p', (SELECT x.assignee_id::text FROM tasks x WHERE x.id = NEW.task_id));
-    ELSIF typ = 'claim' THEN
-        audience := concat_ws(',', 'm,p', (SELECT string_agg(DISTINCT x.assignee_id::text, ',') FROM tasks x
-                                          WHERE x.claim_id = NEW.id AND x.assignee_id IS NOT NULL));
-    ELSIF typ = 'document' THEN
-        audience := concat_ws(',', 'm,p', (SELECT string_agg(DISTINCT x.assignee_id::text, ',') FROM tasks x
-                                          WHERE x.claim_id = NEW.claim_id AND x.assignee_id IS NOT NULL));
-    ELSIF typ = 'customer' THEN
-        audience := concat_ws(',', 'm,p', (SELECT string_agg(DISTINCT x.assignee_id::text, ',') FROM claims c
-                                          JOIN tasks x ON x.claim_id = c.id
-                                          WHERE c.customer_id = NEW.id AND x.assignee_id IS NOT NULL));
-    END IF;
-    IF audience IS NULL OR length(audience) > 7000 THEN
-        PERFORM pg_notify('fieldsync_changes', coalesce(branch::text, ''));
-    ELSE
-        PERFORM pg_notify('fieldsync_changes', coalesce(branch::text, '') || ';' || audience);
-    END IF;
+    PERFORM pg_notify('fieldsync_changes', coalesce(branch::text, ''));
     RETURN NULL;
 END
 $$;

@@ -28,8 +28,8 @@ var files embed.FS
 // FS returns the embedded migration files.
 func FS() fs.FS { return files }
 
-func provider(db *sql.DB) (*goose.Provider, error) {
-	p, err := goose.NewProvider(goose.DialectPostgres, db, files)
+func provider(db *sql.DB, fsys fs.FS) (*goose.Provider, error) {
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys)
 	if err != nil {
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}
@@ -45,6 +45,11 @@ func provider(db *sql.DB) (*goose.Provider, error) {
 // the other. The lock id is derived from the schema: replicas of one deployment share it, while
 // tests, each in a schema of its own, do not wait for each other.
 func Up(ctx context.Context, db *sql.DB) error {
+	return up(ctx, db, files)
+}
+
+// up is Up with the migration files of fsys: the tests migrate with files of the past too.
+func up(ctx context.Context, db *sql.DB, fsys fs.FS) error {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -63,7 +68,7 @@ func Up(ctx context.Context, db *sql.DB) error {
 	// Released with the connection in any case; unlocking early lets the next replica go.
 	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, lockID) //nolint:errcheck
 
-	p, err := provider(db)
+	p, err := provider(db, fsys)
 	if err != nil {
 		return err
 	}
@@ -82,7 +87,7 @@ func Up(ctx context.Context, db *sql.DB) error {
 
 // Status writes one line per known migration (version, state, when applied, file) to w.
 func Status(ctx context.Context, db *sql.DB, w io.Writer) error {
-	p, err := provider(db)
+	p, err := provider(db, files)
 	if err != nil {
 		return err
 	}
