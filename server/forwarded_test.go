@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/fieldsync/fieldsync/internal/forwarded"
 )
 
 // TestForwardedHeadersOnlyFromTrustedProxies: X-Forwarded-Proto and X-Forwarded-For change the
@@ -39,7 +41,7 @@ func TestForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
 			req.TLS = &tls.ConnectionState{}
 		}
 		ctx := s.echo.NewContext(req, httptest.NewRecorder())
-		if got := s.requestScheme(ctx); got != c.scheme {
+		if got := forwarded.Scheme(req, []*net.IPNet{proxies}); got != c.scheme {
 			t.Errorf("peer %s, X-Forwarded-Proto %q: scheme %s, want %s", c.peer, c.proto, got, c.scheme)
 		}
 		if got := ctx.RealIP(); got != c.ip {
@@ -54,7 +56,7 @@ func TestForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
 	req.Header.Set("X-Forwarded-Proto", "https")
 	req.Header.Set("X-Forwarded-For", "198.51.100.1")
 	ctx := none.echo.NewContext(req, httptest.NewRecorder())
-	if none.requestScheme(ctx) != "http" || ctx.RealIP() != "10.1.2.3" {
-		t.Errorf("no trusted proxies: scheme %s, address %s", none.requestScheme(ctx), ctx.RealIP())
+	if forwarded.Scheme(req, nil) != "http" || ctx.RealIP() != "10.1.2.3" {
+		t.Errorf("no trusted proxies: scheme %s, address %s", forwarded.Scheme(req, nil), ctx.RealIP())
 	}
 }
