@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/media"
 	"github.com/labstack/echo/v4"
 )
 
@@ -94,7 +95,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if !ok {
 		status = http.StatusInternalServerError
 	}
-	if status >= 500 && !errors.Is(err, context.Canceled) {
+	// An upload turned away for want of a part buffer is load, not a fault: logging each would add to it.
+	if status >= 500 && !errors.Is(err, context.Canceled) && !errors.Is(err, media.ErrServerBusy) {
 		s.log.ErrorContext(c.Request().Context(), "request failed", "err", err,
 			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 	}
