@@ -120,7 +120,7 @@ func readHeader(data []byte) (header, error) {
 // pixels is the image's pixel count.
 func (h header) pixels() int64 { return int64(h.width) * int64(h.height) }
 
-// Size returns the dimensions of the image as displayed (after orientation).
+// size returns the dimensions of the image as displayed (after orientation).
 func (h header) size(orientation int) (int, int) {
 	if orientation >= 5 {
 		return h.height, h.width
