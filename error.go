@@ -11,17 +11,21 @@ import (
 
 // Kinds of domain error. Each maps to one HTTP status at the edge (server.statusByKind).
 const (
-	EINVALID      = "invalid"      // 400: the request is malformed or a value is wrong
-	EUNAUTHORIZED = "unauthorized" // 401: no valid credentials
-	EFORBIDDEN    = "forbidden"    // 403: credentials are fine, the action is not allowed
-	ENOTFOUND     = "not_found"    // 404
-	ECONFLICT     = "conflict"     // 409: the state on the server does not allow it
-	EGONE         = "gone"         // 410: e.g. a cursor the server can no longer serve
-	ETIMEOUT      = "timeout"      // 408: the request's body did not arrive in time
-	ETOOLARGE     = "too_large"    // 413
-	ERATELIMIT    = "rate_limited" // 429
-	EUNAVAILABLE  = "unavailable"  // 503: a dependency is down; retry later
-	EINTERNAL     = "internal"     // 500: a bug or an unexpected failure; never shown in detail
+	EINVALID      = "invalid"                // 400: the request is malformed or a value is wrong
+	EUNAUTHORIZED = "unauthorized"           // 401: no valid credentials
+	EFORBIDDEN    = "forbidden"              // 403: credentials are fine, the action is not allowed
+	ENOTFOUND     = "not_found"              // 404
+	ECONFLICT     = "conflict"               // 409: the state on the server does not allow it
+	EGONE         = "gone"                   // 410: e.g. a cursor the server can no longer serve
+	ETIMEOUT      = "timeout"                // 408: the request's body did not arrive in time
+	ETOOLARGE     = "too_large"              // 413
+	EMETHOD       = "method_not_allowed"     // 405: the endpoint does not take the request's method
+	EPRECONDITION = "precondition_failed"    // 412: e.g. a tus version this server does not speak
+	EMEDIATYPE    = "unsupported_media_type" // 415: a body of a type the endpoint does not take
+	ECHECKSUM     = "checksum_mismatch"      // 460: the body does not match its checksum (tus)
+	ERATELIMIT    = "rate_limited"           // 429
+	EUNAVAILABLE  = "unavailable"            // 503: a dependency is down; retry later
+	EINTERNAL     = "internal"               // 500: a bug or an unexpected failure; never shown in detail
 )
 
 // Error is a failure a client can act on. Code is the stable snake_case code of the protocol's

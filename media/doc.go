@@ -1,9 +1,19 @@
-// Package media is the documents' bytes: the tus 1.0.0 resumable upload server of PROTOCOL.md
-// (core, creation, creation-with-upload, checksum, expiration, termination), the checks and
-// completion of an upload, the background processing of photos (EXIF capture time and GPS, a
-// thumbnail), and presigned downloads. It stores bytes in S3-compatible object storage through
-// minio-go, owns its SQL, writes documents only through the sync engine, and never imports the
-// HTTP layer.
+// Package media is the documents' bytes: resumable uploads (the tus 1.0.0 server of PROTOCOL.md),
+// the checks and completion of an upload, the background processing of photos (EXIF capture time
+// and GPS, a thumbnail), and presigned downloads. It owns its SQL, writes documents only through
+// the sync engine, and never imports the HTTP layer.
+//
+// As in tusd, three parts with small interfaces between them:
+//
+//   - package media/tus is the protocol: headers, offsets, checksums, creation, termination,
+//     expiration, and the caps on requests in progress. It keeps uploads in a tus.Uploads and
+//     returns its refusals as *fieldsync.Error values, which the HTTP layer maps to statuses with
+//     every other error.
+//   - this package is the uploads' state, the implementation of tus.Uploads (tusstore.go): rows of
+//     the uploads table and S3 multipart uploads (upload.go, write.go, finish.go), the part
+//     buffers (buffers.go), downloads and processing.
+//   - ObjectStore is the object store behind them (objectstore.go); Store is it on S3-compatible
+//     storage through minio-go (store.go).
 //
 // # Uploads without sticky sessions
 //

@@ -35,7 +35,7 @@ func (s *Service) DownloadURL(ctx context.Context, caller *fieldsync.Identity, d
 	}
 	sctx, cancel := s.storeCtx(ctx)
 	defer cancel()
-	u, err := s.store.presign(sctx, *key, s.opts.DownloadTTL, contentType, name)
+	u, err := s.store.Presign(sctx, *key, s.opts.DownloadTTL, contentType, name)
 	if err != nil {
 		s.log.WarnContext(ctx, "presign download", "document_id", docID, "err", err)
 		return "", (&unavailableError{err: err}).domain()

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/fieldsync/fieldsync"
 	"github.com/fieldsync/fieldsync/sync"
@@ -98,15 +97,15 @@ func (s *Service) complete(ctx context.Context, u *upload, claim uuid.UUID) erro
 	if sameBytes {
 		// Stored already: keep the document's object, drop this copy.
 		objectKey = *doc.ObjectKey
-		if err := s.store.abortMultipart(sctx, u.ObjectKey, u.MultipartID); err != nil {
+		if err := s.store.AbortMultipart(sctx, u.ObjectKey, u.MultipartID); err != nil {
 			return unavailable(err)
 		}
-	} else if err := s.store.completeMultipart(sctx, u.ObjectKey, u.MultipartID, u.Parts, contentType); err != nil {
-		if !isNoSuchUpload(err) {
+	} else if err := s.store.CompleteMultipart(sctx, u.ObjectKey, u.MultipartID, u.Parts, contentType); err != nil {
+		if !errors.Is(err, ErrMultipartGone) {
 			return unavailable(err)
 		}
 		// Completed by an attempt that died before recording it, if the object is whole.
-		size, ok, serr := s.store.size(sctx, u.ObjectKey)
+		size, ok, serr := s.store.Size(sctx, u.ObjectKey)
 		if serr != nil {
 			return unavailable(serr)
 		}
@@ -161,7 +160,7 @@ func (s *Service) complete(ctx context.Context, u *upload, claim uuid.UUID) erro
 		var fe *fieldsync.Error
 		if errors.As(err, &fe) && !sameBytes {
 			// The document refused the file (it changed meanwhile): the object goes too.
-			if rerr := s.store.remove(sctx, u.ObjectKey); rerr != nil {
+			if rerr := s.store.Remove(sctx, u.ObjectKey); rerr != nil {
 				s.log.Warn("remove refused object", "upload_id", u.ID, "err", rerr)
 			}
 		}
@@ -176,10 +175,10 @@ func (s *Service) complete(ctx context.Context, u *upload, claim uuid.UUID) erro
 			leftovers = append(leftovers, *doc.ThumbnailKey)
 		}
 	}
-	if err := s.store.removePrefix(sctx, tailPrefix(u.ID)); err != nil {
+	if err := s.store.RemovePrefix(sctx, tailPrefix(u.ID)); err != nil {
 		s.log.Warn("remove trailing objects", "upload_id", u.ID, "err", err)
 	}
-	if err := s.store.remove(sctx, leftovers...); err != nil {
+	if err := s.store.Remove(sctx, leftovers...); err != nil {
 		s.log.Warn("remove replaced file", "document_id", doc.ID, "err", err)
 	}
 	s.log.Info("document uploaded", "document_id", doc.ID, "upload_id", u.ID, "bytes", u.Length, "content_type", contentType, "same_bytes", sameBytes)
@@ -293,9 +292,4 @@ func (s *Service) Cleanup(ctx context.Context) error {
 		s.log.Info("expired upload removed", "upload_id", u.ID, "document_id", u.DocumentID, "offset", u.Offset, "length", u.Length)
 	}
 	return first
-}
-
-// uploadExpires is the Upload-Expires header of an unfinished upload.
-func uploadExpires(u *upload) string {
-	return u.ExpiresAt.UTC().Format(http.TimeFormat)
 }

@@ -78,7 +78,7 @@ func (s *Service) process(ctx context.Context, args ProcessArgs) error {
 	// outlived it would be taken for a dead replica's and run twice.
 	sctx, cancel := context.WithTimeout(ctx, s.opts.StoreTimeout)
 	defer cancel()
-	obj, size, err := s.store.open(sctx, args.ObjectKey)
+	obj, size, err := s.store.Open(sctx, args.ObjectKey)
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func (s *Service) process(ctx context.Context, args ProcessArgs) error {
 		return fmt.Errorf("thumbnail of document %s: %w", doc.ID, err)
 	}
 	key := args.ObjectKey + ".thumb.jpg"
-	if err := s.store.put(sctx, key, thumb, "image/jpeg"); err != nil {
+	if err := s.store.Put(sctx, key, thumb, "image/jpeg"); err != nil {
 		return err
 	}
 	return s.updateDocument(ctx, sys, doc.ID, args.ObjectKey, map[string]any{"thumbnail_key": key})

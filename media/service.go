@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/fieldsync/fieldsync/internal/jobqueue"
+	"github.com/fieldsync/fieldsync/media/tus"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -49,7 +51,7 @@ type JobInserter interface {
 type Options struct {
 	DB     *pgxpool.Pool
 	Engine *sync.Engine
-	Store  *Store
+	Store  ObjectStore
 	Jobs   JobInserter
 	Log    *slog.Logger
 	// MaxUploadBytes is the largest document accepted (25 MiB by default).
@@ -97,15 +99,14 @@ type Options struct {
 type Service struct {
 	db      *pgxpool.Pool
 	engine  *sync.Engine
-	store   *Store
+	store   ObjectStore
 	jobs    JobInserter
 	log     *slog.Logger
 	opts    Options
 	buffers *semaphore.Weighted
 	// bufferedParts counts the part buffers held, for Stats.
 	bufferedParts atomic.Int64
-	inflight      *inflight
-	publicURL     *url.URL
+	tus           *tus.Handler
 	decoder       *decoder
 	// NowFunc returns the current time, for tests.
 	NowFunc func() time.Time
@@ -169,10 +170,11 @@ func NewService(o Options) (*Service, error) {
 	if o.CleanupInterval <= 0 {
 		o.CleanupInterval = time.Minute
 	}
-	return &Service{db: o.DB, engine: o.Engine, store: o.Store, jobs: o.Jobs, log: o.Log, opts: o,
-		buffers: semaphore.NewWeighted(o.MaxBufferedParts), decoder: newDecoder(o.MaxDecodeBytes),
-		inflight:  newInflight(o.UploadsPerUser, o.UploadsPerDevice),
-		publicURL: public, NowFunc: time.Now}, nil
+	s := &Service{db: o.DB, engine: o.Engine, store: o.Store, jobs: o.Jobs, log: o.Log, opts: o,
+		buffers: semaphore.NewWeighted(o.MaxBufferedParts), decoder: newDecoder(o.MaxDecodeBytes), NowFunc: time.Now}
+	s.tus = tus.NewHandler(tusUploads{s}, tus.Options{MaxSize: o.MaxUploadBytes, BodyIdleTimeout: o.BodyIdleTimeout,
+		UploadsPerUser: o.UploadsPerUser, UploadsPerDevice: o.UploadsPerDevice, PublicURL: public, TrustedProxies: o.TrustedProxies})
+	return s, nil
 }
 
 // ParsePublicURL checks a public base URL (FIELDSYNC_PUBLIC_URL, FIELDSYNC_S3_PUBLIC_ENDPOINT):
@@ -202,7 +204,15 @@ type Stats struct {
 
 // Stats returns the service's figures of the moment.
 func (s *Service) Stats() Stats {
-	return Stats{BufferedParts: s.bufferedParts.Load(), UploadRequests: s.inflight.total()}
+	return Stats{BufferedParts: s.bufferedParts.Load(), UploadRequests: s.tus.InFlight()}
+}
+
+// ServeTus answers a tus request (package tus): for the uploads collection when uploadID is empty,
+// else for one upload. The caller must be authenticated (an Identity on the request's context)
+// for everything but OPTIONS. It returns the error to answer, a *fieldsync.Error for a refusal,
+// with the protocol's headers set already.
+func (s *Service) ServeTus(w http.ResponseWriter, r *http.Request, uploadID string) error {
+	return s.tus.Serve(w, r, uploadID)
 }
 
 // RegisterWorkers adds the service's job workers (document processing) to workers.

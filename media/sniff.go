@@ -28,6 +28,6 @@ func sniff(head []byte) (string, error) {
 			return ct, nil
 		}
 	}
-	return "", &fieldsync.Error{Kind: "unsupported_media_type", Code: "unsupported_content_type",
+	return "", &fieldsync.Error{Kind: fieldsync.EMEDIATYPE, Code: "unsupported_content_type",
 		Message: "The file is not a JPEG, PNG, HEIC or PDF; it was refused and removed.", Details: map[string]any{"detected": mt.String()}}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strings"
 	gosync "sync"
 	"time"
 
@@ -15,10 +16,11 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
-// Store is the object store holding document bytes and thumbnails: one bucket.
+// Store is the ObjectStore on S3-compatible storage (minio-go): one bucket holding document bytes
+// and thumbnails.
 type Store struct {
 	client *minio.Client
-	core   minio.Core
+	core   minio.Core // the multipart calls
 	bucket string
 	cfg    Config
 	// public is the parsed PublicEndpoint (nil: presign with client). presigner, a client for it,
@@ -124,15 +126,8 @@ func (s *Store) EnsureBucket(ctx context.Context) error {
 	return nil
 }
 
-// part is one stored part of a multipart upload.
-type part struct {
-	N    int    `json:"n"`
-	ETag string `json:"etag"`
-	Size int64  `json:"size"`
-}
-
-// startMultipart begins a multipart upload to key and returns its upload id.
-func (s *Store) startMultipart(ctx context.Context, key string) (string, error) {
+// StartMultipart begins a multipart upload to key and returns its upload id.
+func (s *Store) StartMultipart(ctx context.Context, key string) (string, error) {
 	id, err := s.core.NewMultipartUpload(ctx, s.bucket, key, minio.PutObjectOptions{ContentType: "application/octet-stream"})
 	if err != nil {
 		return "", fmt.Errorf("start multipart upload of %s: %w", key, err)
@@ -140,34 +135,37 @@ func (s *Store) startMultipart(ctx context.Context, key string) (string, error) 
 	return id, nil
 }
 
-// putPart stores data as part n of the multipart upload. The payload is not signed (its SHA-256
+// PutPart stores data as part n of the multipart upload. The payload is not signed (its SHA-256
 // is not sent): the bytes are hashed once already, for the document, and the store checks each
 // part's MD5 for its ETag; signing would hash every byte a second time on the hot path.
-func (s *Store) putPart(ctx context.Context, key, uploadID string, n int, data []byte) (part, error) {
+func (s *Store) PutPart(ctx context.Context, key, uploadID string, n int, data []byte) (Part, error) {
 	p, err := s.core.PutObjectPart(ctx, s.bucket, key, uploadID, n, bytes.NewReader(data), int64(len(data)),
 		minio.PutObjectPartOptions{DisableContentSha256: true})
 	if err != nil {
-		return part{}, fmt.Errorf("store part %d of %s: %w", n, key, err)
+		return Part{}, fmt.Errorf("store part %d of %s: %w", n, key, err)
 	}
-	return part{N: n, ETag: p.ETag, Size: int64(len(data))}, nil
+	return Part{N: n, ETag: p.ETag, Size: int64(len(data))}, nil
 }
 
-// completeMultipart joins parts into the object key, with contentType.
-func (s *Store) completeMultipart(ctx context.Context, key, uploadID string, parts []part, contentType string) error {
+// CompleteMultipart joins parts into the object key, with contentType.
+func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part, contentType string) error {
 	complete := make([]minio.CompletePart, len(parts))
 	for i, p := range parts {
 		complete[i] = minio.CompletePart{PartNumber: p.N, ETag: p.ETag}
 	}
 	_, err := s.core.CompleteMultipartUpload(ctx, s.bucket, key, uploadID, complete, minio.PutObjectOptions{ContentType: contentType})
+	if isNoSuchUpload(err) {
+		return fmt.Errorf("complete multipart upload of %s: %w", key, ErrMultipartGone)
+	}
 	if err != nil {
 		return fmt.Errorf("complete multipart upload of %s: %w", key, err)
 	}
 	return nil
 }
 
-// abortMultipart ends a multipart upload, freeing its parts. An upload the store no longer knows
+// AbortMultipart ends a multipart upload, freeing its parts. An upload the store no longer knows
 // is not an error.
-func (s *Store) abortMultipart(ctx context.Context, key, uploadID string) error {
+func (s *Store) AbortMultipart(ctx context.Context, key, uploadID string) error {
 	err := s.core.AbortMultipartUpload(ctx, s.bucket, key, uploadID)
 	if err != nil && !isNoSuchUpload(err) {
 		return fmt.Errorf("abort multipart upload of %s: %w", key, err)
@@ -175,8 +173,8 @@ func (s *Store) abortMultipart(ctx context.Context, key, uploadID string) error 
 	return nil
 }
 
-// put stores a small object whole.
-func (s *Store) put(ctx context.Context, key string, data []byte, contentType string) error {
+// Put stores a small object whole.
+func (s *Store) Put(ctx context.Context, key string, data []byte, contentType string) error {
 	_, err := s.client.PutObject(ctx, s.bucket, key, bytes.NewReader(data), int64(len(data)),
 		minio.PutObjectOptions{ContentType: contentType, DisableContentSha256: true})
 	if err != nil {
@@ -185,8 +183,8 @@ func (s *Store) put(ctx context.Context, key string, data []byte, contentType st
 	return nil
 }
 
-// readInto reads the whole object key, which must be exactly len(buf) bytes, into buf.
-func (s *Store) readInto(ctx context.Context, key string, buf []byte) error {
+// ReadInto reads the whole object key, which must be exactly len(buf) bytes, into buf.
+func (s *Store) ReadInto(ctx context.Context, key string, buf []byte) error {
 	obj, _, _, err := s.core.GetObject(ctx, s.bucket, key, minio.GetObjectOptions{})
 	if err != nil {
 		return fmt.Errorf("read %s: %w", key, err)
@@ -198,8 +196,8 @@ func (s *Store) readInto(ctx context.Context, key string, buf []byte) error {
 	return nil
 }
 
-// open returns the object key for reading, with its size.
-func (s *Store) open(ctx context.Context, key string) (io.ReadCloser, int64, error) {
+// Open returns the object key for reading, with its size.
+func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, int64, error) {
 	obj, info, _, err := s.core.GetObject(ctx, s.bucket, key, minio.GetObjectOptions{})
 	if err != nil {
 		return nil, 0, fmt.Errorf("read %s: %w", key, err)
@@ -207,8 +205,8 @@ func (s *Store) open(ctx context.Context, key string) (io.ReadCloser, int64, err
 	return obj, info.Size, nil
 }
 
-// size returns the size of object key, and false if there is no such object.
-func (s *Store) size(ctx context.Context, key string) (int64, bool, error) {
+// Size returns the size of object key, and false if there is no such object.
+func (s *Store) Size(ctx context.Context, key string) (int64, bool, error) {
 	info, err := s.client.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
 	if err != nil {
 		if s3Code(err) == "NoSuchKey" {
@@ -219,8 +217,8 @@ func (s *Store) size(ctx context.Context, key string) (int64, bool, error) {
 	return info.Size, true, nil
 }
 
-// remove deletes objects; a missing one is not an error.
-func (s *Store) remove(ctx context.Context, keys ...string) error {
+// Remove deletes objects; a missing one is not an error.
+func (s *Store) Remove(ctx context.Context, keys ...string) error {
 	for _, key := range keys {
 		if key == "" {
 			continue
@@ -232,8 +230,8 @@ func (s *Store) remove(ctx context.Context, keys ...string) error {
 	return nil
 }
 
-// removePrefix deletes every object whose key starts with prefix.
-func (s *Store) removePrefix(ctx context.Context, prefix string) error {
+// RemovePrefix deletes every object whose key starts with prefix.
+func (s *Store) RemovePrefix(ctx context.Context, prefix string) error {
 	var keys []string
 	for obj := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 		if obj.Err != nil {
@@ -241,12 +239,12 @@ func (s *Store) removePrefix(ctx context.Context, prefix string) error {
 		}
 		keys = append(keys, obj.Key)
 	}
-	return s.remove(ctx, keys...)
+	return s.Remove(ctx, keys...)
 }
 
-// presign returns a URL that reads object key for ttl, answered with contentType and, when
+// Presign returns a URL that reads object key for ttl, answered with contentType and, when
 // fileName is not empty, as an attachment of that name.
-func (s *Store) presign(ctx context.Context, key string, ttl time.Duration, contentType, fileName string) (*url.URL, error) {
+func (s *Store) Presign(ctx context.Context, key string, ttl time.Duration, contentType, fileName string) (*url.URL, error) {
 	params := url.Values{}
 	if contentType != "" {
 		params.Set("response-content-type", contentType)
@@ -276,31 +274,24 @@ func s3Code(err error) string {
 	return ""
 }
 
-// storeRetryAfter is what a client is told to wait when the object store fails.
-const storeRetryAfter = 10 * time.Second
-
-// unavailable wraps a failure of the object store as the retryable error a client is shown. A
-// request the client itself ended is left as it is.
-func unavailable(err error) error {
-	if err == nil {
-		return nil
+// contentDisposition is an inline Content-Disposition naming fileName (RFC 6266, with the UTF-8
+// form for names beyond ASCII).
+func contentDisposition(fileName string) string {
+	ascii := strings.Map(func(r rune) rune {
+		if r < 0x20 || r >= 0x7f || r == '"' || r == '\\' {
+			return '_'
+		}
+		return r
+	}, fileName)
+	var enc strings.Builder
+	for _, b := range []byte(fileName) {
+		if (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') || strings.IndexByte("!#$&+-.^_`|~", b) >= 0 {
+			enc.WriteByte(b)
+		} else {
+			fmt.Fprintf(&enc, "%%%02X", b)
+		}
 	}
-	var fe *fieldsync.Error
-	if errors.As(err, &fe) {
-		return err
-	}
-	return &unavailableError{err: err}
+	return fmt.Sprintf(`inline; filename="%s"; filename*=UTF-8''%s`, ascii, enc.String())
 }
 
-// unavailableError is an object store failure: 503 with Retry-After for the client, the cause
-// for the log.
-type unavailableError struct{ err error }
-
-func (e *unavailableError) Error() string { return e.err.Error() }
-func (e *unavailableError) Unwrap() error { return e.err }
-
-// domain returns the client's view of the failure.
-func (e *unavailableError) domain() *fieldsync.Error {
-	return &fieldsync.Error{Kind: fieldsync.EUNAVAILABLE, Code: "object_store_unavailable",
-		Message: "The document store is not answering; nothing was lost. Retry the upload later.", RetryAfter: storeRetryAfter}
-}
+var _ ObjectStore = (*Store)(nil)

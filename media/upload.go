@@ -6,10 +6,10 @@ import (
 	"encoding"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/media/tus"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
@@ -24,7 +24,7 @@ type upload struct {
 	State       string
 	ObjectKey   string
 	MultipartID string
-	Parts       []part
+	Parts       []Part
 	NextPart    int
 	TailKey     *string
 	TailSize    int64
@@ -62,17 +62,11 @@ func (u *upload) expired(now time.Time) bool {
 	return u.State != stateCompleted && !now.Before(u.ExpiresAt)
 }
 
-// errUploadNotFound is the answer for an upload that does not exist or is not the caller's: the
-// two are not told apart, so upload ids cannot be probed.
-var errUploadNotFound = fieldsync.Errorf(fieldsync.ENOTFOUND, "upload_not_found", "There is no such upload.")
-
-var errUploadExpired = fieldsync.Errorf(fieldsync.EGONE, "upload_expired", "The upload expired; start a new one.")
-
-// findUpload returns the caller's upload id.
+// findUpload returns the caller's upload id, or tus.ErrNotFound.
 func (s *Service) findUpload(ctx context.Context, caller *fieldsync.Identity, id uuid.UUID) (*upload, error) {
 	u, err := scanUpload(s.db.QueryRow(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && u.UserID != caller.UserID) {
-		return nil, errUploadNotFound
+		return nil, tus.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read upload %s: %w", id, err)
@@ -116,14 +110,14 @@ func (s *Service) findDocument(ctx context.Context, q interface {
 func (s *Service) createUpload(ctx context.Context, caller *fieldsync.Identity, length int64, md map[string]string) (*upload, error) {
 	docID, err := uuid.Parse(md["document_id"])
 	if err != nil {
-		return nil, invalidHeader("Upload-Metadata", "Upload-Metadata must carry document_id, the id of the document the file is for.")
+		return nil, tus.InvalidHeader("Upload-Metadata", "Upload-Metadata must carry document_id, the id of the document the file is for.")
 	}
 	if v, ok := md["sha256"]; ok && !isSHA256Hex(v) {
-		return nil, invalidHeader("Upload-Metadata", "sha256 in Upload-Metadata must be 64 lowercase hex digits.")
+		return nil, tus.InvalidHeader("Upload-Metadata", "sha256 in Upload-Metadata must be 64 lowercase hex digits.")
 	}
 	switch {
 	case length == 0:
-		return nil, invalidHeader("Upload-Length", "An empty file is not a document.")
+		return nil, tus.InvalidHeader("Upload-Length", "An empty file is not a document.")
 	case length > s.opts.MaxUploadBytes:
 		return nil, &fieldsync.Error{Kind: fieldsync.ETOOLARGE, Code: "upload_too_large",
 			Message: fmt.Sprintf("A document may be at most %d bytes.", s.opts.MaxUploadBytes), Details: map[string]any{"max_bytes": s.opts.MaxUploadBytes}}
@@ -148,7 +142,7 @@ func (s *Service) createUpload(ctx context.Context, caller *fieldsync.Identity, 
 	key := "documents/" + docID.String() + "/" + id.String()
 	sctx, cancel := s.storeCtx(ctx)
 	defer cancel()
-	multipartID, err := s.store.startMultipart(sctx, key)
+	multipartID, err := s.store.StartMultipart(sctx, key)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -163,7 +157,7 @@ func (s *Service) createUpload(ctx context.Context, caller *fieldsync.Identity, 
 	if err != nil {
 		actx, cancel := s.storeCtx(ctx)
 		defer cancel()
-		_ = s.store.abortMultipart(actx, key, multipartID)
+		_ = s.store.AbortMultipart(actx, key, multipartID)
 		return nil, fmt.Errorf("create upload: %w", err)
 	}
 	return u, nil
@@ -191,14 +185,14 @@ func (s *Service) terminate(ctx context.Context, caller *fieldsync.Identity, id 
 func (s *Service) discard(ctx context.Context, u *upload) error {
 	sctx, cancel := s.storeCtx(ctx)
 	defer cancel()
-	err := s.store.abortMultipart(sctx, u.ObjectKey, u.MultipartID)
+	err := s.store.AbortMultipart(sctx, u.ObjectKey, u.MultipartID)
 	if err == nil {
-		err = s.store.removePrefix(sctx, tailPrefix(u.ID))
+		err = s.store.RemovePrefix(sctx, tailPrefix(u.ID))
 	}
 	if err == nil && u.State != stateCompleted {
 		// Only this upload ever writes its own key: removing it cannot touch a document's file
 		// unless the upload completed, which is excluded above.
-		err = s.store.remove(sctx, u.ObjectKey)
+		err = s.store.Remove(sctx, u.ObjectKey)
 	}
 	dctx := context.WithoutCancel(ctx)
 	if err != nil {
@@ -223,24 +217,4 @@ func isSHA256Hex(v string) bool {
 		}
 	}
 	return true
-}
-
-// contentDisposition is an inline Content-Disposition naming fileName (RFC 6266, with the UTF-8
-// form for names beyond ASCII).
-func contentDisposition(fileName string) string {
-	ascii := strings.Map(func(r rune) rune {
-		if r < 0x20 || r >= 0x7f || r == '"' || r == '\\' {
-			return '_'
-		}
-		return r
-	}, fileName)
-	var enc strings.Builder
-	for _, b := range []byte(fileName) {
-		if (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') || strings.IndexByte("!#$&+-.^_`|~", b) >= 0 {
-			enc.WriteByte(b)
-		} else {
-			fmt.Fprintf(&enc, "%%%02X", b)
-		}
-	}
-	return fmt.Sprintf(`inline; filename="%s"; filename*=UTF-8''%s`, ascii, enc.String())
 }

@@ -10,9 +10,9 @@ import (
 	"hash"
 	"io"
 	"slices"
-	gosync "sync"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/media/tus"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
@@ -23,14 +23,12 @@ const sniffLen = 3072
 // progress is what a write has durably stored, ready to be committed to the upload's row.
 type progress struct {
 	offset    int64
-	parts     []part
+	parts     []Part
 	tailKey   *string
 	tailSize  int64
 	hashState []byte
 	head      []byte
 }
-
-var partBuffers = gosync.Pool{New: func() any { b := make([]byte, partSize); return &b }}
 
 // errSuperseded is the answer to a request whose upload a newer request took over.
 var errSuperseded = fieldsync.Errorf(fieldsync.ECONFLICT, "upload_superseded", "A newer request took this upload over.")
@@ -55,7 +53,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 // digest matches. Without, whatever arrives before the client goes away is kept, as the tus core
 // protocol asks. It returns the upload as now stored; when the upload is complete, the document
 // has been updated (or the completion is left to the cleanup loop, and the error says so).
-func (s *Service) write(ctx context.Context, caller *fieldsync.Identity, id uuid.UUID, offset int64, body io.Reader, contentLength int64, ck *checksum) (*upload, error) {
+func (s *Service) write(ctx context.Context, caller *fieldsync.Identity, id uuid.UUID, offset int64, body io.Reader, contentLength int64, ck *tus.Checksum) (*upload, error) {
 	u, claim, firstPart, err := s.claimWrite(ctx, caller, id, offset, contentLength)
 	if err != nil {
 		return u, err
@@ -104,11 +102,11 @@ func (s *Service) claimWrite(ctx context.Context, caller *fieldsync.Identity, id
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
 	u, err := scanUpload(tx.QueryRow(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = $1 FOR UPDATE`, id))
 	if err != nil || u.UserID != caller.UserID {
-		return nil, uuid.Nil, 0, errUploadNotFound
+		return nil, uuid.Nil, 0, tus.ErrNotFound
 	}
 	switch {
 	case u.expired(s.NowFunc()):
-		return nil, uuid.Nil, 0, errUploadExpired
+		return nil, uuid.Nil, 0, tus.ErrExpired
 	case offset != u.Offset:
 		return u, uuid.Nil, 0, &fieldsync.Error{Kind: fieldsync.ECONFLICT, Code: "offset_mismatch",
 			Message: fmt.Sprintf("Upload-Offset is %d, but the upload has %d bytes; resume from there.", offset, u.Offset),
@@ -145,7 +143,7 @@ func (s *Service) releaseClaim(ctx context.Context, id, claim uuid.UUID) {
 }
 
 // receive streams body into the store in parts and commits what it stored.
-func (s *Service) receive(ctx context.Context, u *upload, claim uuid.UUID, partNo int, rawBody io.Reader, ck *checksum) (*upload, error) {
+func (s *Service) receive(ctx context.Context, u *upload, claim uuid.UUID, partNo int, rawBody io.Reader, ck *tus.Checksum) (*upload, error) {
 	// A part buffer, bounded in number: the memory of uploads in flight has a ceiling.
 	bufp, release, err := s.acquireBuffer(ctx)
 	if err != nil {
@@ -160,13 +158,13 @@ func (s *Service) receive(ctx context.Context, u *upload, claim uuid.UUID, partN
 	}
 	var chunk hash.Hash
 	if ck != nil {
-		chunk = checksumAlgorithms[ck.algorithm].new()
+		chunk = ck.New()
 	}
 	// The trailing bytes stored by the previous write go first.
 	n := int(u.TailSize)
 	if u.TailKey != nil {
 		sctx, cancel := s.storeCtx(ctx)
-		err := s.store.readInto(sctx, *u.TailKey, buf[:n])
+		err := s.store.ReadInto(sctx, *u.TailKey, buf[:n])
 		cancel()
 		if err != nil {
 			return u, unavailable(err)
@@ -207,7 +205,7 @@ func (s *Service) receive(ctx context.Context, u *upload, claim uuid.UUID, partN
 				return u, errSuperseded
 			}
 			sctx, cancel := s.storeCtx(ctx)
-			p, err := s.store.putPart(sctx, u.ObjectKey, u.MultipartID, partNo, buf[:n])
+			p, err := s.store.PutPart(sctx, u.ObjectKey, u.MultipartID, partNo, buf[:n])
 			cancel()
 			if err != nil {
 				storeErr = err
@@ -239,8 +237,8 @@ func (s *Service) receive(ctx context.Context, u *upload, claim uuid.UUID, partN
 			return u, fmt.Errorf("read chunk: %w", body.err)
 		case storeErr != nil:
 			return u, unavailable(storeErr)
-		case !bytes.Equal(chunk.Sum(nil), ck.sum):
-			return u, &fieldsync.Error{Kind: "checksum_mismatch", Code: "checksum_mismatch",
+		case !bytes.Equal(chunk.Sum(nil), ck.Sum):
+			return u, &fieldsync.Error{Kind: fieldsync.ECHECKSUM, Code: "checksum_mismatch",
 				Message: "The body does not match Upload-Checksum; nothing of it was kept. Send it again."}
 		}
 	}
@@ -248,7 +246,7 @@ func (s *Service) receive(ctx context.Context, u *upload, claim uuid.UUID, partN
 		// Bytes too few for a part: kept as a trailing object of their own until the next write.
 		key := fmt.Sprintf("%stail-%d", tailPrefix(u.ID), partNo)
 		sctx, cancel := s.storeCtx(ctx)
-		err := s.store.put(sctx, key, buf[:n], "application/octet-stream")
+		err := s.store.Put(sctx, key, buf[:n], "application/octet-stream")
 		cancel()
 		if err != nil {
 			storeErr = err
@@ -267,7 +265,7 @@ func (s *Service) receive(ctx context.Context, u *upload, claim uuid.UUID, partN
 	}
 	if oldTail != nil && (saved.tailKey == nil || *saved.tailKey != *oldTail) {
 		sctx, cancel := s.storeCtx(ctx)
-		if err := s.store.remove(sctx, *oldTail); err != nil {
+		if err := s.store.Remove(sctx, *oldTail); err != nil {
 			s.log.Warn("remove trailing object", "upload_id", u.ID, "err", err)
 		}
 		cancel()

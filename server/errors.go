@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/media"
 	"github.com/labstack/echo/v4"
 )
 
@@ -24,7 +25,14 @@ var statusByKind = map[string]int{
 	fieldsync.ERATELIMIT:    http.StatusTooManyRequests,
 	fieldsync.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	fieldsync.EINTERNAL:     http.StatusInternalServerError,
+	fieldsync.EMETHOD:       http.StatusMethodNotAllowed,
+	fieldsync.EPRECONDITION: http.StatusPreconditionFailed,
+	fieldsync.EMEDIATYPE:    http.StatusUnsupportedMediaType,
+	fieldsync.ECHECKSUM:     statusChecksumMismatch,
 }
+
+// statusChecksumMismatch is "460 Checksum Mismatch" of tus's checksum extension.
+const statusChecksumMismatch = 460
 
 // errorBody is the protocol's error shape: {"error": {"code", "message", "details"}}.
 type errorBody struct {
@@ -43,11 +51,11 @@ func fromEchoError(he *echo.HTTPError) *fieldsync.Error {
 	case http.StatusNotFound:
 		return fieldsync.Errorf(fieldsync.ENOTFOUND, "not_found", "There is no such endpoint.")
 	case http.StatusMethodNotAllowed:
-		return &fieldsync.Error{Kind: "method_not_allowed", Code: "method_not_allowed", Message: "This endpoint does not take that method."}
+		return &fieldsync.Error{Kind: fieldsync.EMETHOD, Code: "method_not_allowed", Message: "This endpoint does not take that method."}
 	case http.StatusRequestEntityTooLarge:
 		return fieldsync.Errorf(fieldsync.ETOOLARGE, "payload_too_large", "The request body is larger than the server accepts.")
 	case http.StatusUnsupportedMediaType:
-		return &fieldsync.Error{Kind: "unsupported_media_type", Code: "unsupported_media_type", Message: "The request body must be JSON."}
+		return &fieldsync.Error{Kind: fieldsync.EMEDIATYPE, Code: "unsupported_media_type", Message: "The request body must be JSON."}
 	}
 	if he.Code >= 400 && he.Code < 500 {
 		return fieldsync.Errorf(fieldsync.EINVALID, "bad_request", "The request could not be understood.")
@@ -84,15 +92,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	fe := domainError(err)
 	status, ok := statusByKind[fe.Kind]
-	switch {
-	case fe.Kind == "method_not_allowed":
-		status = http.StatusMethodNotAllowed
-	case fe.Kind == "unsupported_media_type":
-		status = http.StatusUnsupportedMediaType
-	case !ok:
+	if !ok {
 		status = http.StatusInternalServerError
 	}
-	if status >= 500 && !errors.Is(err, context.Canceled) {
+	// An upload turned away for want of a part buffer is load, not a fault: logging each would add to it.
+	if status >= 500 && !errors.Is(err, context.Canceled) && !errors.Is(err, media.ErrServerBusy) {
 		s.log.ErrorContext(c.Request().Context(), "request failed", "err", err,
 			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 	}

@@ -1,17 +1,14 @@
 package server
 
 import (
-	"errors"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/internal/bodydeadline"
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 )
@@ -122,93 +119,15 @@ func (s *Server) boundBodyReads(next echo.HandlerFunc) echo.HandlerFunc {
 			isUploadPath(r.URL.Path) {
 			return next(c)
 		}
-		body := &deadlineBody{ReadCloser: r.Body, rc: http.NewResponseController(c.Response()), header: c.Response().Header(),
-			idle: s.cfg.BodyIdleTimeout, total: s.cfg.BodyReadTimeout, start: time.Now()}
+		body := bodydeadline.New(c.Response(), r.Body, s.cfg.BodyIdleTimeout, s.cfg.BodyReadTimeout, errRequestTimeout)
 		r.Body = body
-		err := next(c)
-		if !body.done && body.idle > 0 {
-			// The handler left some of the body unread; net/http reads (and discards) what is left
-			// to reuse the connection, and that read is bounded too.
-			_ = body.rc.SetReadDeadline(time.Now().Add(body.idle))
-		}
-		return err
+		defer body.Done()
+		return next(c)
 	}
 }
 
-// deadlineBody is a request body read under a deadline refreshed at each read (see
-// boundBodyReads).
-type deadlineBody struct {
-	io.ReadCloser
-	rc          *http.ResponseController
-	header      http.Header
-	idle, total time.Duration
-	start       time.Time
-	// done is set once the body is read whole, failed, or cannot be given a deadline.
-	done bool
-}
-
-func (b *deadlineBody) Read(p []byte) (int, error) {
-	if b.done {
-		return b.ReadCloser.Read(p)
-	}
-	var deadline time.Time
-	if b.idle > 0 {
-		deadline = time.Now().Add(b.idle)
-	}
-	if end := b.start.Add(b.total); b.total > 0 && (deadline.IsZero() || end.Before(deadline)) {
-		deadline = end
-	}
-	if err := b.rc.SetReadDeadline(deadline); err != nil {
-		// Not a connection that takes deadlines (an in-process test recorder): read unbounded.
-		b.done = true
-		return b.ReadCloser.Read(p)
-	}
-	n, err := b.ReadCloser.Read(p)
-	if err == nil {
-		return n, nil
-	}
-	b.done = true
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		// The connection's stream is cut mid-body: it cannot carry another request.
-		b.header.Set(echo.HeaderConnection, "close")
-		return n, &fieldsync.Error{Kind: fieldsync.ETIMEOUT, Code: "request_timeout",
-			Message: "The request body stopped arriving in time; send the request again."}
-	}
-	_ = b.rc.SetReadDeadline(time.Time{})
-	return n, err
-}
-
-// requestScheme is the scheme the client used: https on a TLS connection, or when a trusted proxy
-// (Config.TrustedProxies) says so in X-Forwarded-Proto; http otherwise. echo's c.Scheme() believes
-// X-Forwarded-Proto and its cousins from anyone, so a caller could make the server build links
-// (an upload's Location) to a scheme of their choosing: use this instead.
-func (s *Server) requestScheme(c echo.Context) string {
-	r := c.Request()
-	if r.TLS != nil {
-		return "https"
-	}
-	if s.fromTrustedProxy(r) {
-		// A chain of proxies lists one scheme each; the first is the client's.
-		first, _, _ := strings.Cut(r.Header.Get(echo.HeaderXForwardedProto), ",")
-		if p := strings.ToLower(strings.TrimSpace(first)); p == "http" || p == "https" {
-			return p
-		}
-	}
-	return "http"
-}
-
-// fromTrustedProxy reports whether the request's peer is one of Config.TrustedProxies, whose
-// forwarded headers are believed (the same networks echo's IPExtractor trusts for X-Forwarded-For).
-func (s *Server) fromTrustedProxy(r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	ip := net.ParseIP(host)
-	for _, n := range s.cfg.TrustedProxies {
-		if ip != nil && n.Contains(ip) {
-			return true
-		}
-	}
-	return false
+// errRequestTimeout answers a JSON body that stopped arriving in time.
+func errRequestTimeout() error {
+	return &fieldsync.Error{Kind: fieldsync.ETIMEOUT, Code: "request_timeout",
+		Message: "The request body stopped arriving in time; send the request again."}
 }

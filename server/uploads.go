@@ -18,19 +18,17 @@ func isUploadPath(p string) bool {
 	return p == uploadsPath || strings.HasPrefix(p, uploadsPath+"/")
 }
 
-// uploadRoutes registers the documents' uploads and downloads. The tus protocol (its headers,
-// statuses and error answers) is media.Service.ServeTus's; here it is only routed, behind
-// authentication. OPTIONS is discovery and needs no credentials. Both /v1/uploads and
+// uploadRoutes registers the documents' uploads and downloads. The tus protocol (its headers and
+// refusals) is media.Service.ServeTus's; here it is only routed, behind authentication, and its
+// errors answered as every other (handleError). OPTIONS is discovery and needs no credentials. Both /v1/uploads and
 // /v1/uploads/ are served, since clients are configured with either.
 func (s *Server) uploadRoutes(auth echo.MiddlewareFunc) {
 	e := s.echo
 	collection := func(c echo.Context) error {
-		s.media.ServeTus(c.Response(), c.Request(), "")
-		return nil
+		return s.media.ServeTus(c.Response(), c.Request(), "")
 	}
 	one := func(c echo.Context) error {
-		s.media.ServeTus(c.Response(), c.Request(), c.Param("id"))
-		return nil
+		return s.media.ServeTus(c.Response(), c.Request(), c.Param("id"))
 	}
 	for _, p := range []string{uploadsPath, uploadsPath + "/"} {
 		e.OPTIONS(p, collection)

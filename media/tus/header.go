@@ -1,4 +1,4 @@
-package media
+package tus
 
 import (
 	"bytes"
@@ -26,17 +26,17 @@ const (
 // (no sign, no spaces), that fits an int64.
 func parseOffset(header, v string) (int64, error) {
 	if v == "" || len(v) > 19 {
-		return 0, invalidHeader(header, "%s must be a non-negative whole number.", header)
+		return 0, InvalidHeader(header, "%s must be a non-negative whole number.", header)
 	}
 	var n int64
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		if c < '0' || c > '9' {
-			return 0, invalidHeader(header, "%s must be a non-negative whole number.", header)
+			return 0, InvalidHeader(header, "%s must be a non-negative whole number.", header)
 		}
 		d := int64(c - '0')
 		if n > (1<<63-1-d)/10 {
-			return 0, invalidHeader(header, "%s is too large.", header)
+			return 0, InvalidHeader(header, "%s is too large.", header)
 		}
 		n = n*10 + d
 	}
@@ -53,32 +53,32 @@ func parseMetadata(v string) (map[string]string, error) {
 		return md, nil
 	}
 	if len(v) > maxMetadataHeader {
-		return nil, invalidHeader("Upload-Metadata", "Upload-Metadata is longer than %d bytes.", maxMetadataHeader)
+		return nil, InvalidHeader("Upload-Metadata", "Upload-Metadata is longer than %d bytes.", maxMetadataHeader)
 	}
 	for pair := range strings.SplitSeq(v, ",") {
 		pair = strings.Trim(pair, " \t")
 		key, value, hasValue := strings.Cut(pair, " ")
 		if key == "" || !validMetadataKey(key) {
-			return nil, invalidHeader("Upload-Metadata", "Upload-Metadata has an invalid key.")
+			return nil, InvalidHeader("Upload-Metadata", "Upload-Metadata has an invalid key.")
 		}
 		if _, dup := md[key]; dup {
-			return nil, invalidHeader("Upload-Metadata", "Upload-Metadata has key %q twice.", key)
+			return nil, InvalidHeader("Upload-Metadata", "Upload-Metadata has key %q twice.", key)
 		}
 		if len(md) == maxMetadataPairs {
-			return nil, invalidHeader("Upload-Metadata", "Upload-Metadata has more than %d keys.", maxMetadataPairs)
+			return nil, InvalidHeader("Upload-Metadata", "Upload-Metadata has more than %d keys.", maxMetadataPairs)
 		}
 		var decoded []byte
 		if hasValue {
 			var err error
 			if decoded, err = base64.StdEncoding.Strict().DecodeString(strings.TrimSpace(value)); err != nil {
-				return nil, invalidHeader("Upload-Metadata", "The value of %q in Upload-Metadata is not base64.", key)
+				return nil, InvalidHeader("Upload-Metadata", "The value of %q in Upload-Metadata is not base64.", key)
 			}
 			if len(decoded) > maxMetadataValue {
-				return nil, invalidHeader("Upload-Metadata", "The value of %q in Upload-Metadata is too long.", key)
+				return nil, InvalidHeader("Upload-Metadata", "The value of %q in Upload-Metadata is too long.", key)
 			}
 			// Values are kept as text (and JSON, which holds no NUL): they must be text.
 			if !utf8.Valid(decoded) || bytes.IndexByte(decoded, 0) >= 0 {
-				e := invalidHeader("Upload-Metadata", "The value of %q in Upload-Metadata must be UTF-8 text without NUL characters.", key)
+				e := InvalidHeader("Upload-Metadata", "The value of %q in Upload-Metadata must be UTF-8 text without NUL characters.", key)
 				e.Details["field"] = key
 				return nil, e
 			}
@@ -120,12 +120,6 @@ func formatMetadata(keys []string, md map[string]string) string {
 	return b.String()
 }
 
-// checksum is a parsed Upload-Checksum: the algorithm and the digest the body must have.
-type checksum struct {
-	algorithm string
-	sum       []byte
-}
-
 // checksumAlgorithms are the algorithms of the checksum extension this server supports.
 var checksumAlgorithms = map[string]struct {
 	size int
@@ -137,13 +131,13 @@ var checksumAlgorithms = map[string]struct {
 
 // parseChecksum reads Upload-Checksum: an algorithm name, one space, and the digest in base64.
 // An algorithm this server does not support is an error of its own (400 checksum_algorithm_unsupported).
-func parseChecksum(v string) (*checksum, error) {
+func parseChecksum(v string) (*Checksum, error) {
 	if v == "" {
 		return nil, nil
 	}
 	alg, enc, ok := strings.Cut(strings.TrimSpace(v), " ")
 	if !ok || alg == "" {
-		return nil, invalidHeader("Upload-Checksum", "Upload-Checksum must be an algorithm and a base64 digest.")
+		return nil, InvalidHeader("Upload-Checksum", "Upload-Checksum must be an algorithm and a base64 digest.")
 	}
 	a, known := checksumAlgorithms[strings.ToLower(alg)]
 	if !known {
@@ -152,12 +146,13 @@ func parseChecksum(v string) (*checksum, error) {
 	}
 	sum, err := base64.StdEncoding.Strict().DecodeString(strings.TrimSpace(enc))
 	if err != nil || len(sum) != a.size {
-		return nil, invalidHeader("Upload-Checksum", "The digest in Upload-Checksum is not a base64 %s digest.", strings.ToLower(alg))
+		return nil, InvalidHeader("Upload-Checksum", "The digest in Upload-Checksum is not a base64 %s digest.", strings.ToLower(alg))
 	}
-	return &checksum{algorithm: strings.ToLower(alg), sum: sum}, nil
+	return &Checksum{Algorithm: strings.ToLower(alg), New: a.new, Sum: sum}, nil
 }
 
-func invalidHeader(header, format string, args ...any) *fieldsync.Error {
+// InvalidHeader returns an EINVALID error of code invalid_header naming the header at fault.
+func InvalidHeader(header, format string, args ...any) *fieldsync.Error {
 	e := fieldsync.Errorf(fieldsync.EINVALID, "invalid_header", format, args...)
 	e.Details = map[string]any{"header": header}
 	return e
