@@ -101,7 +101,7 @@ func evReplica(t *testing.T, dbURL string, accounts *account.Service, o evOption
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := notify.New(pool, jobs, workers, notify.Config{ScopeWindow: o.window, Heartbeat: o.heartbeat, MaxStreamsPerUser: o.streamsPerUser}, log)
+	svc, err := notify.New(pool, engine, jobs, workers, notify.Config{Heartbeat: o.heartbeat, MaxStreamsPerUser: o.streamsPerUser}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,8 +79,9 @@ func (e *Engine) Prepare(ctx context.Context) error {
 	return nil
 }
 
-// Run listens for commits (to wake long-polls) and runs the janitor (scope-window expiries,
-// change-log pruning) until ctx ends.
+// Run listens for commits, to wake long-polls and the feed's readers (the event streams): the
+// replica's one LISTEN connection. It also runs the janitor (scope-window expiries, change-log
+// pruning). It returns when ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- e.hub.Listen(ctx, e.db, e.log, "change listener") }()
