@@ -48,9 +48,11 @@
 //
 // Service.Stream feeds GET /v1/events: the caller's notifications the moment they commit, and a
 // "sync" signal when a change that may touch their scope commits, on any replica (the change log's
-// trigger announces every commit with pg_notify). A stream reads the change log from where it
-// was, plus whatever the transactions that were still running at its last read wrote since, so a
-// transaction that commits late is neither missed nor waited for. An event id carries the
-// stream's horizon (every transaction below it had been read); a client that reconnects with
-// Last-Event-ID reads again from there: it misses nothing, and may get a few events twice.
+// trigger announces every commit with pg_notify, and the sync engine's listener wakes the
+// streams). A stream reads the sync engine's feed of the change log (sync.Engine.Feed) from where
+// it was, plus whatever the transactions that were still running at its last read wrote since, so
+// a transaction that commits late is neither missed nor waited for. An event id is the feed's
+// token, which carries the stream's horizon (every transaction below it had been read); a client
+// that reconnects with Last-Event-ID reads again from there: it misses nothing, and may get a few
+// events twice.
 package notify

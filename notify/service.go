@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"firebase.google.com/go/v4/messaging"
-	"github.com/fieldsync/fieldsync/internal/branchwake"
 	"github.com/fieldsync/fieldsync/internal/waitcap"
+	"github.com/fieldsync/fieldsync/sync"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,9 +45,6 @@ type Config struct {
 	// PushTTL is how long FCM keeps a message for a phone that is off (default 72 h; the inbox
 	// has it for longer).
 	PushTTL time.Duration
-	// ScopeWindow is how long read notifications stay in the inbox: the sync engine's window
-	// (default 30 days).
-	ScopeWindow time.Duration
 	// Heartbeat is how often an idle event stream gets a comment, so that proxies keep it open,
 	// and the caller's session is checked again (default 20 s).
 	Heartbeat time.Duration
@@ -80,9 +77,6 @@ func (c *Config) setDefaults() {
 	if c.PushTTL <= 0 {
 		c.PushTTL = 72 * time.Hour
 	}
-	if c.ScopeWindow <= 0 {
-		c.ScopeWindow = 30 * 24 * time.Hour
-	}
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = 20 * time.Second
 	}
@@ -105,7 +99,7 @@ type Service struct {
 	cfg      Config
 	log      *slog.Logger
 	metrics  *metrics
-	hub      *branchwake.Hub
+	engine   *sync.Engine // its feed is what the event stream reads
 	streams  *waitcap.Cap // each user's open streams (MaxStreamsPerUser)
 	outcomes outcomeWriter
 	sends    chan struct{} // a slot per push in flight
@@ -117,13 +111,13 @@ type Service struct {
 
 // New returns the service over db. It registers the push worker in workers and adds the push
 // queue to jobs, which must be a client that works jobs (its Start runs them); register Hook with
-// the sync engine and run Run for the event stream. It fails if the queue cannot be added.
-func New(db *pgxpool.Pool, jobs *river.Client[pgx.Tx], workers *river.Workers, cfg Config, log *slog.Logger) (*Service, error) {
+// engine, whose feed the event stream reads, and run Run. It fails if the queue cannot be added.
+func New(db *pgxpool.Pool, engine *sync.Engine, jobs *river.Client[pgx.Tx], workers *river.Workers, cfg Config, log *slog.Logger) (*Service, error) {
 	cfg.setDefaults()
-	s := &Service{db: db, jobs: jobs, cfg: cfg, log: log, metrics: newMetrics(), hub: branchwake.New(), NowFunc: time.Now,
+	s := &Service{db: db, engine: engine, jobs: jobs, cfg: cfg, log: log, metrics: newMetrics(), NowFunc: time.Now,
 		streams: waitcap.New(cfg.MaxStreamsPerUser), sends: make(chan struct{}, cfg.MaxSends), stopping: make(chan struct{})}
-	if jobs == nil || workers == nil {
-		return nil, errors.New("notify: a job queue client and its workers are required")
+	if engine == nil || jobs == nil || workers == nil {
+		return nil, errors.New("notify: the sync engine, a job queue client and its workers are required")
 	}
 	river.AddWorker(workers, &deliveryWorker{s: s})
 	err := jobs.Queues().Add(QueuePush, river.QueueConfig{MaxWorkers: cfg.MaxWorkers,
@@ -147,13 +141,15 @@ func (s *Service) RegisterMetrics(reg prometheus.Registerer) error {
 	return nil
 }
 
-// Run listens for commits, to wake the event streams of their branch, until ctx ends. When it
-// ends, the replica is stopping: delivery jobs finish the pushes they have in flight, send no
-// more, and return the rest to the queue at once, for another replica (or this one, restarted),
-// rather than keep the job until they have sent everything.
+// Run runs until ctx ends, and returns ctx's error. When it ends, the replica is stopping:
+// delivery jobs finish the pushes they have in flight, send no more, and return the rest to the
+// queue at once, for another replica (or this one, restarted), rather than keep the job until
+// they have sent everything. The event streams need no listener of their own: the sync engine's
+// (Engine.Run) wakes them, as it wakes long-polls.
 func (s *Service) Run(ctx context.Context) error {
-	defer s.stopOnce.Do(func() { close(s.stopping) })
-	return s.hub.Listen(ctx, s.db, s.log, "event stream listener")
+	<-ctx.Done()
+	s.stopOnce.Do(func() { close(s.stopping) })
+	return ctx.Err()
 }
 
 // metrics are the Prometheus collectors of push delivery and the event stream.

@@ -111,7 +111,7 @@ func (b *bundle) replicaOver(t testing.TB, pool *pgxpool.Pool, name string, cfg 
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := notify.New(pool, jobs, workers, cfg, log)
+	svc, err := notify.New(pool, b.engine, jobs, workers, cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,8 @@ type evOptions struct {
 	heartbeat time.Duration
 	// streamsPerUser caps one user's open streams (notify's default when 0).
 	streamsPerUser int
+	// appName is the replica's connections' application_name in pg_stat_activity, when set.
+	appName string
 }
 
 func evSetup(t *testing.T, o evOptions) *evEnv {
@@ -87,6 +89,9 @@ func evReplica(t *testing.T, dbURL string, accounts *account.Service, o evOption
 		t.Fatal(err)
 	}
 	pcfg.MaxConns = 10
+	if o.appName != "" {
+		pcfg.ConnConfig.RuntimeParams["application_name"] = o.appName
+	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +106,7 @@ func evReplica(t *testing.T, dbURL string, accounts *account.Service, o evOption
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := notify.New(pool, jobs, workers, notify.Config{ScopeWindow: o.window, Heartbeat: o.heartbeat, MaxStreamsPerUser: o.streamsPerUser}, log)
+	svc, err := notify.New(pool, engine, jobs, workers, notify.Config{Heartbeat: o.heartbeat, MaxStreamsPerUser: o.streamsPerUser}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,6 +462,32 @@ func TestEventStreamAcrossReplicas(t *testing.T) {
 	screen.next(t, time.Second, "sync")
 	if n := decodeNotification(t, phone.next(t, time.Second, "notification")); n.Kind != "claim_reported" {
 		t.Errorf("rep got %s", n.Kind)
+	}
+}
+
+// TestOneListenerPerReplica: a replica's long-polls and event streams are woken through one LISTEN
+// connection, the sync engine's, which the notification service's streams share.
+func TestOneListenerPerReplica(t *testing.T) {
+	t.Parallel()
+	name := "fieldsync-replica-" + uuid.NewString()[:8]
+	e := evSetup(t, evOptions{appName: name})
+	listeners := func() int {
+		var n int
+		err := e.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE application_name = $1 AND query ILIKE 'listen %'`, name).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for listeners() == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Listeners start together: a second one would be up by now.
+	time.Sleep(300 * time.Millisecond)
+	if n := listeners(); n != 1 {
+		t.Fatalf("%d LISTEN connections for one replica, want 1", n)
 	}
 }
 

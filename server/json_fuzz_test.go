@@ -39,10 +39,6 @@ func jsonBodies() map[string]func() (any, func() error) {
 		Name     string    `json:"name"`
 		Password string    `json:"password"`
 	}
-	decision := func() (any, func() error) {
-		var r decisionRequest
-		return &r, func() error { _, err := r.fields("review_note"); return err }
-	}
 	return map[string]func() (any, func() error){
 		"login":         plain(account.LoginRequest{}),
 		"refresh":       plain(refreshBody{}),
@@ -59,26 +55,11 @@ func jsonBodies() map[string]func() (any, func() error) {
 			}
 		},
 		"intake": plain(sync.ClaimReport{}),
-		"assign": func() (any, func() error) {
-			var r assignRequest
-			return &r, func() error {
-				if isNull(r.AssigneeID) {
-					return fieldsync.InvalidField("assignee_id", "assignee_id must be the id of a rep of the branch.")
-				}
-				return nil
-			}
-		},
-		"review":   decision,
-		"decision": decision,
-		"payment": func() (any, func() error) {
-			var r paymentRequest
-			return &r, func() error {
-				if isNull(r.AmountPaid) {
-					return fieldsync.InvalidField("amount_paid", "amount_paid is required: the amount paid, in cents.")
-				}
-				return nil
-			}
-		},
+		// The commands' checks of their values are the engine's (sync.Engine.AssignTask, ...).
+		"assign":   plain(assignRequest{}),
+		"review":   plain(decisionRequest{}),
+		"decision": plain(decisionRequest{}),
+		"payment":  plain(paymentRequest{}),
 	}
 }
 

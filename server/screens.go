@@ -2,9 +2,7 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -18,8 +16,8 @@ import (
 )
 
 // screenRoutes registers the processors' and managers' screens: lists, details and commands.
-// Reads are limited to the caller's branch and scope by the engine; commands are mutations applied
-// by engine.Command, the same path as a push.
+// Reads are limited to the caller's branch and scope by the engine; commands are the engine's
+// methods (AssignTask, DecideClaim, ...), mutations applied through the same write as a push.
 func (s *Server) screenRoutes(auth echo.MiddlewareFunc) {
 	e := s.echo
 	screens := requireRole(fieldsync.RoleProcessor, fieldsync.RoleManager)
@@ -215,40 +213,10 @@ func decodeOptionalJSON(c echo.Context, v any) error {
 	return decodeJSONFrom(bytes.NewReader(data), v)
 }
 
-// command applies one mutation of a screen through the engine, the same path as a push, and
-// writes its result. A rejection is the error shape with the engine's code; a record that does not
-// exist is a 404.
-func (s *Server) command(c echo.Context, typ string, entityID uuid.UUID, base *int64, fields map[string]any) error {
-	return s.commandWith(c, typ, entityID, base, fields, func(ctx context.Context, m sync.Mutation) (sync.Result, error) {
-		return s.engine.Command(ctx, identity(c), m)
-	})
-}
-
-// commandWith is command, with apply (the engine's Command, or a command of its own) applying the
-// mutation.
-func (s *Server) commandWith(c echo.Context, typ string, entityID uuid.UUID, base *int64, fields map[string]any,
-	apply func(context.Context, sync.Mutation) (sync.Result, error)) error {
-	raw := make(map[string]json.RawMessage, len(fields))
-	for name, v := range fields {
-		if r, ok := v.(json.RawMessage); ok {
-			raw[name] = r
-			continue
-		}
-		data, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		raw[name] = data
-	}
-	if base != nil && *base < 1 {
-		return fieldsync.InvalidField("base_version", "base_version must be a version of the record (1 or more).")
-	}
-	res, err := apply(c.Request().Context(), sync.Mutation{Type: typ, Op: "update", EntityID: entityID, BaseVersion: base, Fields: raw})
+// writeCommandResult answers a screen's command (an engine method) with its result, or returns
+// its error.
+func writeCommandResult(c echo.Context, res sync.Result, err error) error {
 	if err != nil {
-		var fe *fieldsync.Error
-		if errors.As(err, &fe) && fe.Code == "not_found" && (fe.Details["field"] == "id" || fe.Details["field"] == "entity_id") {
-			return &fieldsync.Error{Kind: fieldsync.ENOTFOUND, Code: "not_found", Message: fe.Message, Details: map[string]any{"field": "id"}}
-		}
 		return err
 	}
 	return c.JSON(http.StatusOK, res)
@@ -258,11 +226,6 @@ type assignRequest struct {
 	// AssigneeID is passed to the engine as sent, so it is checked exactly as in a push.
 	AssigneeID  json.RawMessage `json:"assignee_id"`
 	BaseVersion *int64          `json:"base_version"`
-}
-
-// isNull reports whether a raw JSON value is absent or null.
-func isNull(raw json.RawMessage) bool {
-	return len(raw) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null"))
 }
 
 // handleAssignTask assigns a task, or reassigns it to another rep of the branch.
@@ -275,10 +238,8 @@ func (s *Server) handleAssignTask(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if isNull(req.AssigneeID) {
-		return fieldsync.InvalidField("assignee_id", "assignee_id must be the id of a rep of the branch.")
-	}
-	return s.command(c, sync.TypeTask, id, req.BaseVersion, map[string]any{"assignee_id": req.AssigneeID})
+	res, err := s.engine.AssignTask(c.Request().Context(), identity(c), id, req.AssigneeID, req.BaseVersion)
+	return writeCommandResult(c, res, err)
 }
 
 type baseRequest struct {
@@ -294,7 +255,8 @@ func (s *Server) handleCancelTask(c echo.Context) error {
 	if err := decodeOptionalJSON(c, &req); err != nil {
 		return err
 	}
-	return s.command(c, sync.TypeTask, id, req.BaseVersion, map[string]any{"status": "cancelled"})
+	res, err := s.engine.CancelTask(c.Request().Context(), identity(c), id, req.BaseVersion)
+	return writeCommandResult(c, res, err)
 }
 
 type reopenRequest struct {
@@ -315,13 +277,8 @@ func (s *Server) handleReopenTask(c echo.Context) error {
 	if err := decodeOptionalJSON(c, &req); err != nil {
 		return err
 	}
-	fields := map[string]any{"status": "open"}
-	if len(req.AssigneeID) > 0 {
-		fields["assignee_id"] = req.AssigneeID
-	}
-	return s.commandWith(c, sync.TypeTask, id, req.BaseVersion, fields, func(ctx context.Context, m sync.Mutation) (sync.Result, error) {
-		return s.engine.ReopenTask(ctx, identity(c), m, req.Reason)
-	})
+	res, err := s.engine.ReopenTask(c.Request().Context(), identity(c), id, req.AssigneeID, req.Reason, req.BaseVersion)
+	return writeCommandResult(c, res, err)
 }
 
 // decisionRequest is a processor's decision on a document or a claim. Note is passed to the
@@ -332,15 +289,8 @@ type decisionRequest struct {
 	BaseVersion *int64          `json:"base_version"`
 }
 
-func (r *decisionRequest) fields(noteField string) (map[string]any, error) {
-	if r.Decision != "approved" && r.Decision != "rejected" {
-		return nil, fieldsync.InvalidField("decision", "decision must be approved or rejected.")
-	}
-	fields := map[string]any{"status": r.Decision}
-	if !isNull(r.Note) {
-		fields[noteField] = r.Note
-	}
-	return fields, nil
+func (r *decisionRequest) decision() sync.Decision {
+	return sync.Decision{Decision: r.Decision, Note: r.Note}
 }
 
 // handleReviewDocument approves or rejects an uploaded document. A rejection needs a note (the
@@ -354,11 +304,8 @@ func (s *Server) handleReviewDocument(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	fields, err := req.fields("review_note")
-	if err != nil {
-		return err
-	}
-	return s.command(c, sync.TypeDocument, id, req.BaseVersion, fields)
+	res, err := s.engine.ReviewDocument(c.Request().Context(), identity(c), id, req.decision(), req.BaseVersion)
+	return writeCommandResult(c, res, err)
 }
 
 // handleDecideClaim approves or rejects a claim, by the claim's state machine.
@@ -371,11 +318,8 @@ func (s *Server) handleDecideClaim(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	fields, err := req.fields("decision_note")
-	if err != nil {
-		return err
-	}
-	return s.command(c, sync.TypeClaim, id, req.BaseVersion, fields)
+	res, err := s.engine.DecideClaim(c.Request().Context(), identity(c), id, req.decision(), req.BaseVersion)
+	return writeCommandResult(c, res, err)
 }
 
 type paymentRequest struct {
@@ -394,8 +338,6 @@ func (s *Server) handleRecordPayment(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if isNull(req.AmountPaid) {
-		return fieldsync.InvalidField("amount_paid", "amount_paid is required: the amount paid, in cents.")
-	}
-	return s.command(c, sync.TypeClaim, id, req.BaseVersion, map[string]any{"status": "paid", "amount_paid": req.AmountPaid})
+	res, err := s.engine.RecordPayment(c.Request().Context(), identity(c), id, req.AmountPaid, req.BaseVersion)
+	return writeCommandResult(c, res, err)
 }

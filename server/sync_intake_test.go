@@ -142,3 +142,62 @@ func TestClaimIntakeIsAuthorised(t *testing.T) {
 		expect(t, b.do(t, "POST", "/v1/claims", mgr.token, m), tc.status, tc.code)
 	}
 }
+
+// TestClaimIntakeRetriedOnSerializationFailure: a report whose transaction PostgreSQL aborts for a
+// serialization failure (provoked here by a trigger that fails the dispatch's first insert of the
+// visit) is run again, as a push is: the hotline gets its claim, made once, with one visit.
+func TestClaimIntakeRetriedOnSerializationFailure(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	mgr := b.signIn(t, "manager", "")
+	integ := b.signInAt(t, uuid.Nil, "integration", "")
+	rep := b.signIn(t, "rep", "hospital")
+	cust := b.newCustomer(t, mgr)
+	claimID := uuid.New()
+
+	ctx := context.Background()
+	name := "fail_once_" + strings.ReplaceAll(claimID.String(), "-", "")
+	for _, sql := range []string{
+		`CREATE SEQUENCE ` + name,
+		`CREATE FUNCTION ` + name + `() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF nextval('` + name + `') = 1 THEN
+				RAISE EXCEPTION 'provoked serialization failure' USING ERRCODE = 'serialization_failure';
+			END IF;
+			RETURN NEW;
+		END $$`,
+		`CREATE TRIGGER ` + name + ` AFTER INSERT ON tasks FOR EACH ROW
+			WHEN (NEW.claim_id = '` + claimID.String() + `') EXECUTE FUNCTION ` + name + `()`,
+	} {
+		if _, err := b.db.Pool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		_, _ = b.db.Pool.Exec(context.Background(), `DROP TRIGGER `+name+` ON tasks; DROP FUNCTION `+name+`(); DROP SEQUENCE `+name)
+	})
+
+	r := b.do(t, "POST", "/v1/claims", integ.token, map[string]any{"id": claimID, "customer_id": cust, "policy_number": "POL-1",
+		"kind": "hospitalisation", "hospitalised": true, "hospital": "St. Mary's"})
+	expect(t, r, http.StatusCreated, "")
+	var out struct {
+		Task map[string]any `json:"task"`
+	}
+	r.json(t, &out)
+	if out.Task == nil || out.Task["assignee_id"] != rep.id.String() {
+		t.Fatalf("dispatched task: %s", r.body)
+	}
+	var calls int64
+	if err := b.db.Pool.QueryRow(ctx, `SELECT last_value FROM `+name).Scan(&calls); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 {
+		t.Fatalf("the visit was inserted %d times, want 2 (a failed attempt, then the retry)", calls)
+	}
+	if n := b.countRows(t, "claims", "id = $1", claimID); n != 1 {
+		t.Fatalf("%d claims", n)
+	}
+	if n := b.countRows(t, "tasks", "claim_id = $1", claimID); n != 1 {
+		t.Fatalf("%d tasks", n)
+	}
+}

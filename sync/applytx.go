@@ -2,8 +2,6 @@ package sync
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/fieldsync/fieldsync"
 	"github.com/google/uuid"
@@ -20,16 +18,8 @@ func (e *Engine) ApplyTx(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity,
 	if m.ID == uuid.Nil {
 		m.ID = uuid.Must(uuid.NewV7())
 	}
-	if ent, ok := entities[m.Type]; ok && m.BaseVersion == nil && m.Op != "create" {
-		var v int64
-		err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT version FROM %s WHERE id = $1`, ent.table), m.EntityID).Scan(&v)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return Result{}, fieldErr("not_found", "id", "No %s has id %s.", m.Type, m.EntityID)
-		}
-		if err != nil {
-			return Result{}, fmt.Errorf("read version: %w", err)
-		}
-		m.BaseVersion = &v
+	if err := baseOnCurrent(ctx, tx, &m); err != nil {
+		return Result{}, err
 	}
 	r, err := e.apply(ctx, tx, id, &m)
 	if err != nil {

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -83,3 +84,41 @@ func parseCursor(token string, id *fieldsync.Identity) (cursor, error) {
 
 // xid8 formats a transaction id for a query parameter cast to xid8.
 func xid8(x uint64) string { return fmt.Sprint(x) }
+
+// position is a place in the change log: a transaction id and a version, the order the log is
+// read in.
+type position struct {
+	xid     uint64
+	version int64
+}
+
+func (p position) after(q position) bool {
+	return p.xid > q.xid || (p.xid == q.xid && p.version > q.version)
+}
+
+// feedToken is the token of the feed's place at a change at p, read with horizon h (see
+// FeedCursor): "h-xid-version". Clients hold these (the event stream's Last-Event-ID), so the
+// form does not change.
+func feedToken(h uint64, p position) string {
+	return strconv.FormatUint(h, 10) + "-" + strconv.FormatUint(p.xid, 10) + "-" + strconv.FormatInt(p.version, 10)
+}
+
+// ErrFeedToken is returned by Engine.FeedStart for a token the feed did not make.
+var ErrFeedToken = errors.New("malformed feed token")
+
+// parseFeedToken returns the horizon of a token made by feedToken.
+func parseFeedToken(s string) (uint64, error) {
+	parts := strings.Split(s, "-")
+	if len(s) > 80 || len(parts) != 3 {
+		return 0, ErrFeedToken
+	}
+	var nums [3]uint64
+	for i, part := range parts {
+		n, err := strconv.ParseUint(part, 10, 63)
+		if err != nil {
+			return 0, ErrFeedToken
+		}
+		nums[i] = n
+	}
+	return nums[0], nil
+}

@@ -4,11 +4,19 @@
 //
 // # Every write goes through one path
 //
-// Pushes from phones, and the screens' commands (claim intake, assigning, reviewing, paying), are
-// all mutations applied by Engine.Apply in a transaction: validated, authorised per role, record
-// and field, merged against the server's current record, and followed by the hooks (notifications)
-// in the same transaction. Versioning and the change log are kept by the database's triggers
-// (migrations/00002_sync_triggers.sql), so no writer can forget them.
+// Pushes from phones (Engine.Push), the screens' commands (Engine.AssignTask, DecideClaim, ...;
+// Engine.Command underneath) and claim intake (Engine.ReportClaim) are all mutations applied by
+// the engine's apply in one kind of transaction (Engine.write, retried after a deadlock or a
+// serialization failure): validated, authorised per role, record and field, merged against the
+// server's current record, and followed by the hooks (notifications) in the same transaction.
+// Versioning and the change log are kept by the database's triggers
+// (migrations/00002_sync_triggers.sql), so no writer can forget them, and their announcements wake
+// the long-polls and the feed's readers through the engine's one listener.
+//
+// # One reader of the change log
+//
+// Pulls (Engine.Pull) and the event stream (notify, through Engine.FeedStart and Engine.Feed) read
+// the change log here, with their cursors and tokens in cursor.go.
 //
 // # Decisions stand
 //

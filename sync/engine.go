@@ -10,6 +10,7 @@ import (
 	"github.com/fieldsync/fieldsync/internal/branchwake"
 	"github.com/fieldsync/fieldsync/internal/waitcap"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -78,8 +79,9 @@ func (e *Engine) Prepare(ctx context.Context) error {
 	return nil
 }
 
-// Run listens for commits (to wake long-polls) and runs the janitor (scope-window expiries,
-// change-log pruning) until ctx ends.
+// Run listens for commits, to wake long-polls and the feed's readers (the event streams): the
+// replica's one LISTEN connection. It also runs the janitor (scope-window expiries, change-log
+// pruning). It returns when ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- e.hub.Listen(ctx, e.db, e.log, "change listener") }()
@@ -92,3 +94,26 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	return first
 }
+
+// write runs fn as one write of the engine, in a transaction. Every write goes through it: a
+// push, a screen's command, a reported claim. The rules and the hooks (notifications) run inside
+// fn, through apply, so what they write commits with the write; the long-polls and event streams
+// concerned are woken by the change log's triggers when it commits (branchwake). When PostgreSQL
+// aborts the transaction for a deadlock or a serialization failure, fn runs again, up to three
+// times in all: two pushes that lock the same task and claim in opposite orders are both served,
+// one after the other, instead of one failing. fn must therefore keep nothing of an attempt but
+// what it returns through the transaction.
+func (e *Engine) write(ctx context.Context, fn func(pgx.Tx) error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = pgx.BeginFunc(ctx, e.db, fn)
+		var pgErr *pgconn.PgError
+		if attempt == maxWriteAttempts || !errors.As(err, &pgErr) || (pgErr.Code != "40P01" && pgErr.Code != "40001") {
+			return err
+		}
+		e.log.WarnContext(ctx, "transaction retried", "sqlstate", pgErr.Code, "attempt", attempt)
+	}
+}
+
+// maxWriteAttempts is how many times write runs a transaction PostgreSQL keeps aborting.
+const maxWriteAttempts = 3

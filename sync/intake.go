@@ -68,8 +68,8 @@ func (r *ClaimReport) validate() error {
 
 // ReportClaim creates a claim and, for a hospitalised customer, dispatches a hospital visit to the
 // least loaded on-duty hospital rep of the customer's branch, in one transaction with the hooks
-// (the rep and the customer's agent are told). Reporting the same id again returns the claim made
-// the first time.
+// (the rep and the customer's agent are told), through the same write as a push. Reporting the same
+// id again returns the claim made the first time.
 func (e *Engine) ReportClaim(ctx context.Context, id *fieldsync.Identity, r ClaimReport) (*ReportedClaim, error) {
 	if !slices.Contains(intakeRoles, id.Role) {
 		return nil, errForbidden("A %s may not report claims.", id.Role)
@@ -81,7 +81,9 @@ func (e *Engine) ReportClaim(ctx context.Context, id *fieldsync.Identity, r Clai
 		r.ID = uuid.Must(uuid.NewV7())
 	}
 	var out ReportedClaim
-	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+	// The same write as a push's (Engine.write): a deadlock or serialization failure of the
+	// dispatch is retried, not answered with a 500.
+	err := e.write(ctx, func(tx pgx.Tx) error {
 		var branch uuid.UUID
 		var customerName string
 		err := tx.QueryRow(ctx, `SELECT branch_id, name FROM customers WHERE id = $1 AND deleted_at IS NULL`, r.CustomerID).Scan(&branch, &customerName)

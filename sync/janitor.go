@@ -29,13 +29,14 @@ func (e *Engine) runJanitor(ctx context.Context) error {
 
 // Sweep emits the scope moves that time alone causes, and prunes the change log past its
 // retention. Several replicas may sweep at once: the settings row serialises them, and each
-// expiry is emitted by exactly one sweep.
+// expiry is emitted by exactly one sweep. It runs as the engine's other writes do (Engine.write),
+// retried after a deadlock or a serialization failure.
 //
 // Time moves records out of scope without any write: a task finished more than the scope window
 // ago leaves its rep's device, a claim settled that long ago leaves the review queue, and a read
 // notification that long ago leaves its inbox.
 func (e *Engine) Sweep(ctx context.Context) error {
-	return pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+	return e.write(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `
 			WITH s AS (SELECT window_swept_until AS since, now() AS until, scope_window AS win FROM sync_settings FOR UPDATE),
 			expired AS (

@@ -88,7 +88,7 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 			return "", false, err
 		}
 		defer release()
-		watcher = e.hub.Watch(id.BranchID, id.UserID, id.Role)
+		watcher = e.Watch(id)
 		defer watcher.Close()
 	}
 	waited := false

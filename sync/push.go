@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/fieldsync/fieldsync"
 	"github.com/google/uuid"
@@ -29,7 +27,7 @@ func (e *Engine) Push(ctx context.Context, id *fieldsync.Identity, mutations []M
 		return nil, fieldsync.Errorf(fieldsync.ETOOLARGE, "payload_too_large", "A push holds at most %d mutations.", MaxMutationsPerPush)
 	}
 	results := make([]Result, len(mutations))
-	err := e.inTx(ctx, func(tx pgx.Tx) error {
+	err := e.write(ctx, func(tx pgx.Tx) error {
 		// One push per user at a time: a retry racing its own original waits for it, then
 		// finds its mutations applied.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`, id.UserID); err != nil {
@@ -324,69 +322,4 @@ func (r errRow) Scan(...any) error { return r.err }
 
 func rejected(m *Mutation, fe *fieldsync.Error) Result {
 	return Result{ID: m.ID, Status: StatusRejected, Error: &ResultError{Code: fe.Code, Message: fe.Message, Details: fe.Details}}
-}
-
-// Command applies one mutation for a screen (a processor's or manager's) or for the server itself
-// (SystemIdentity), through the same path as a push, and returns its result. A rejection is
-// returned as the error. An update or delete without a base version is taken against the record as
-// it is now: the caller is looking at the current record.
-func (e *Engine) Command(ctx context.Context, id *fieldsync.Identity, m Mutation) (Result, error) {
-	if m.ID == uuid.Nil {
-		m.ID = uuid.Must(uuid.NewV7())
-	}
-	var r Result
-	err := e.inTx(ctx, func(tx pgx.Tx) error {
-		ent, ok := entities[m.Type]
-		if ok && m.BaseVersion == nil && m.Op != "create" {
-			var v int64
-			err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT version FROM %s WHERE id = $1`, ent.table), m.EntityID).Scan(&v)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return fieldErr("not_found", "id", "No %s has id %s.", m.Type, m.EntityID)
-			}
-			if err != nil {
-				return fmt.Errorf("read version: %w", err)
-			}
-			m.BaseVersion = &v
-		}
-		var err error
-		if r, err = e.apply(ctx, tx, id, &m); err != nil {
-			return err
-		}
-		// A rejection returned as a result is committed all the same: it may carry a recorded
-		// conflict.
-		return nil
-	})
-	if err == nil && r.Error != nil {
-		return r, &fieldsync.Error{Kind: fieldsync.ECONFLICT, Code: r.Error.Code, Message: r.Error.Message, Details: r.Error.Details}
-	}
-	return r, err
-}
-
-// ReopenTask applies a manager's reopening of a finished task (m, a status mutation of the task)
-// like Command, with the reason the manager gave: the engine records who reopened the task and why
-// as a note on it (see applier.recordReopen). reason may be empty.
-func (e *Engine) ReopenTask(ctx context.Context, id *fieldsync.Identity, m Mutation, reason string) (Result, error) {
-	if utf8.RuneCountInString(reason) > maxReopenReason || strings.ContainsRune(reason, 0) {
-		return Result{}, fieldErr("invalid_value", "reason", "reason must be at most %d characters, without U+0000.", maxReopenReason)
-	}
-	m.reason = reason
-	return e.Command(ctx, id, m)
-}
-
-// maxReopenReason is the longest reason a reopening takes (characters).
-const maxReopenReason = 2000
-
-// inTx runs fn in a transaction, and runs it again (up to three times in all) when PostgreSQL
-// aborts it for a deadlock or a serialization failure: two pushes that lock the same task and
-// claim in opposite orders are both served, one after the other, instead of one failing.
-func (e *Engine) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	var err error
-	for attempt := 1; ; attempt++ {
-		err = pgx.BeginFunc(ctx, e.db, fn)
-		var pgErr *pgconn.PgError
-		if attempt == 3 || !errors.As(err, &pgErr) || (pgErr.Code != "40P01" && pgErr.Code != "40001") {
-			return err
-		}
-		e.log.WarnContext(ctx, "transaction retried", "sqlstate", pgErr.Code, "attempt", attempt)
-	}
 }

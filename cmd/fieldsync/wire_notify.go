@@ -18,7 +18,7 @@ import (
 // Without FIELDSYNC_FIREBASE_CREDENTIALS_FILE push is off, and it says so once: notifications are
 // still written, synced to the inbox and streamed to screens.
 func newNotify(ctx context.Context, cfg config, pool *pgxpool.Pool, engine *sync.Engine, jobs jobClient, workers *river.Workers, log *slog.Logger) (*notify.Service, runFunc, error) {
-	ncfg := notify.Config{ScopeWindow: cfg.ScopeWindow, MaxStreamsPerUser: cfg.StreamsPerUser}
+	ncfg := notify.Config{MaxStreamsPerUser: cfg.StreamsPerUser}
 	if cfg.FirebaseCredentialsFile == "" {
 		log.Info("push notifications are off: FIELDSYNC_FIREBASE_CREDENTIALS_FILE is not set; the in-app inbox and the event stream still work")
 	} else {
@@ -33,7 +33,7 @@ func newNotify(ctx context.Context, cfg config, pool *pgxpool.Pool, engine *sync
 			log.Info("push notifications are on")
 		}
 	}
-	svc, err := notify.New(pool, jobs, workers, ncfg, log)
+	svc, err := notify.New(pool, engine, jobs, workers, ncfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
