@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -36,14 +34,7 @@ import (
 //
 // Seeded: the seed is logged, and FIELDSYNC_SEED replays it. FIELDSYNC_SCOPE_STEPS sets the steps.
 func TestScopeLogAgreesWithPull(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("FIELDSYNC_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("FIELDSYNC_SEED=%q: %v", s, err)
-		}
-	}
-	t.Logf("seed %d (replay with FIELDSYNC_SEED=%d)", seed, seed)
+	seed := gapSeed(t) // FIELDSYNC_SEED, or the clock; logged
 	w := newScopeWorld(t, seed)
 	steps := envInt(t, "FIELDSYNC_SCOPE_STEPS", 40)
 	for step := range steps {
