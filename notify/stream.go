@@ -347,7 +347,7 @@ func (st *stream) replay(ctx context.Context) error {
 	rows, err := st.s.db.Query(ctx, `
 		SELECT d FROM (
 			SELECT `+notificationData+` AS d, n.created_at, n.id FROM notifications n
-			WHERE n.user_id = $1 AND fieldsync_notification_kept(n, $2::interval)
+			WHERE n.user_id = $1 AND (n.read_at IS NULL OR n.read_at > now() - $2::interval)
 			ORDER BY n.created_at DESC, n.id DESC LIMIT $3
 		) x ORDER BY created_at, id`, st.id.UserID, st.s.cfg.ScopeWindow, maxReplay)
 	if err != nil {
