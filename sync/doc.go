@@ -35,21 +35,21 @@
 //
 // # Scope moves
 //
-// What a user holds is defined by their role (BRIEF.md): a rep holds their tasks and what those
-// need; a processor the branch's review queue; a manager the whole branch. It is written once
-// (scope.go): each role's roots (a rep's tasks, the processors' queued claims), when a root is
-// held (SQL functions of migrations/00007_scope_functions.sql: fieldsync_task_held,
-// fieldsync_claim_queued, fieldsync_notification_kept), and what a root brings with it. The scope
-// predicates of pulls, snapshots, screens and writes are built from that table, and so is the
-// pull's list of a root's dependents; the triggers and the window sweep log moves by the same
-// functions. TestScopeLogAgreesWithPull checks the two halves agree.
+// Who holds what is written once. scope.go says each role's roots (a rep's tasks, the
+// processors' queued claims) and what a root brings with it; when a root is held is said by SQL
+// functions (migrations/00007_scope_functions.sql: fieldsync_task_held, fieldsync_claim_queued,
+// fieldsync_notification_kept). The scope predicates of pulls, snapshots, screens and writes, and
+// the pull's list of what a root brings, are built from scope.go's table; the triggers log moves,
+// and the janitor's sweep the moves time alone makes, by the same functions.
+// TestScopeLogAgreesWithPull checks that the log and the pulls agree for every role.
 //
-// When a write moves a root into or out of someone's scope (a task reassigned, a claim entering
-// review), the triggers log an `enter` or `leave` for the user (or the branch's processors); when
-// time alone does (a finished task passing the window), the janitor's sweep logs the `leave`. A
-// pull that meets an `enter` sends the record whole with everything it brings (a task's claim,
-// customer, documents and notes), whatever their versions; a `leave` sends deletes with reason
-// out_of_scope for each of those that the user no longer holds through another record. Record
-// changes are sent only to users whose scope holds the record at the time of the pull, with the
-// record's current state.
+// What a user holds is defined by their role (BRIEF.md): a rep holds their tasks and what those
+// need; a processor the branch's review queue; a manager the whole branch. When a write moves a
+// record into or out of someone's scope (a task reassigned, a claim entering review, a finished
+// task passing the window), the triggers log an `enter` or `leave` for the user (or the branch's
+// processors). A pull that meets an `enter` sends the record whole with everything it brings (a
+// task's claim, customer, documents and notes), whatever their versions; a `leave` sends deletes
+// with reason out_of_scope for each of those that the user no longer holds through another record.
+// Record changes are sent only to users whose scope holds the record at the time of the pull, with
+// the record's current state.
 package sync
