@@ -43,6 +43,14 @@
 //
 // # Scope moves
 //
+// Who holds what is written once. scope.go says each role's roots (a rep's tasks, the
+// processors' queued claims) and what a root brings with it; when a root is held is said by SQL
+// functions (migrations/00007_scope_functions.sql: fieldsync_task_held, fieldsync_claim_queued,
+// fieldsync_notification_kept). The scope predicates of pulls, snapshots, screens and writes, and
+// the pull's list of what a root brings, are built from scope.go's table; the triggers log moves,
+// and the janitor's sweep the moves time alone makes, by the same functions.
+// TestScopeLogAgreesWithPull checks that the log and the pulls agree for every role.
+//
 // What a user holds is defined by their role (BRIEF.md): a rep holds their tasks and what those
 // need; a processor the branch's review queue; a manager the whole branch. When a write moves a
 // record into or out of someone's scope (a task reassigned, a claim entering review, a finished

@@ -1,9 +1,6 @@
 package sync
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/fieldsync/fieldsync"
 )
 
@@ -196,57 +193,3 @@ var entities = map[string]*entity{
 
 // snapshotOrder is the order types are sent in a snapshot: what others refer to first.
 var snapshotOrder = []string{TypeUser, TypeCustomer, TypeClaim, TypeTask, TypeTaskNote, TypeDocument, TypeNotification}
-
-// Scope predicates: SQL conditions over alias t that hold when the caller's scope holds the record,
-// tombstone or not. Parameters: $1 the user, $2 their branch, $3 the scope window.
-// Each must be true or false, never NULL: callers scan it into a bool.
-func repTask(a string) string {
-	// "assignee_id IS NOT NULL" makes an unassigned task false rather than NULL, and keeps
-	// "assignee_id = $1" for the index.
-	return fmt.Sprintf("(%[1]s.assignee_id IS NOT NULL AND %[1]s.assignee_id = $1 AND %[1]s.deleted_at IS NULL AND (%[1]s.finished_at IS NULL OR %[1]s.finished_at > now() - $3::interval))", a)
-}
-
-func processorClaim(a string) string {
-	return fmt.Sprintf("(%[1]s.branch_id = $2 AND %[1]s.deleted_at IS NULL AND (%[1]s.status IN ('collecting', 'under_review', 'approved') "+
-		"OR (%[1]s.status IN ('paid', 'rejected') AND %[1]s.settled_at > now() - $3::interval)))", a)
-}
-
-var scopes = map[string]map[string]string{
-	rep: {
-		TypeTask:         strings.Replace(repTask("t"), " AND t.deleted_at IS NULL", "", 1),
-		TypeClaim:        "EXISTS (SELECT 1 FROM tasks x WHERE x.claim_id = t.id AND " + repTask("x") + ")",
-		TypeCustomer:     "EXISTS (SELECT 1 FROM claims c JOIN tasks x ON x.claim_id = c.id WHERE c.customer_id = t.id AND c.deleted_at IS NULL AND " + repTask("x") + ")",
-		TypeDocument:     "EXISTS (SELECT 1 FROM tasks x WHERE x.claim_id = t.claim_id AND " + repTask("x") + ")",
-		TypeTaskNote:     "EXISTS (SELECT 1 FROM tasks x WHERE x.id = t.task_id AND " + repTask("x") + ")",
-		TypeNotification: "(t.user_id = $1 AND (t.read_at IS NULL OR t.read_at > now() - $3::interval))",
-		TypeUser:         "t.branch_id = $2",
-	},
-	processor: {
-		TypeClaim:    strings.Replace(processorClaim("t"), " AND t.deleted_at IS NULL", "", 1),
-		TypeTask:     "EXISTS (SELECT 1 FROM claims c WHERE c.id = t.claim_id AND " + processorClaim("c") + ")",
-		TypeDocument: "EXISTS (SELECT 1 FROM claims c WHERE c.id = t.claim_id AND " + processorClaim("c") + ")",
-		TypeCustomer: "EXISTS (SELECT 1 FROM claims c WHERE c.customer_id = t.id AND " + processorClaim("c") + ")",
-		// The field's notes come with the claim: a processor reviewing it reads what the rep saw.
-		TypeTaskNote:     "EXISTS (SELECT 1 FROM tasks x JOIN claims c ON c.id = x.claim_id WHERE x.id = t.task_id AND x.deleted_at IS NULL AND " + processorClaim("c") + ")",
-		TypeNotification: "(t.user_id = $1 AND (t.read_at IS NULL OR t.read_at > now() - $3::interval))",
-		TypeUser:         "t.branch_id = $2",
-	},
-	manager: {
-		TypeClaim:        "t.branch_id = $2",
-		TypeTask:         "t.branch_id = $2",
-		TypeDocument:     "t.branch_id = $2",
-		TypeCustomer:     "t.branch_id = $2",
-		TypeTaskNote:     "t.branch_id = $2",
-		TypeNotification: "(t.user_id = $1 AND (t.read_at IS NULL OR t.read_at > now() - $3::interval))",
-		TypeUser:         "t.branch_id = $2",
-	},
-}
-
-// scopeOf returns the scope predicate of role over entity type typ.
-func scopeOf(role, typ string) (string, error) {
-	byType, ok := scopes[role]
-	if !ok {
-		return "", fieldsync.Errorf(fieldsync.EFORBIDDEN, "forbidden", "The %s role does not sync.", role)
-	}
-	return byType[typ], nil
-}

@@ -40,15 +40,19 @@ func (e *Engine) Sweep(ctx context.Context) error {
 		_, err := tx.Exec(ctx, `
 			WITH s AS (SELECT window_swept_until AS since, now() AS until, scope_window AS win FROM sync_settings FOR UPDATE),
 			expired AS (
+				-- Held at the last sweep and not now: what the triggers' rule (migrations/00007)
+				-- says time alone took out since.
 				SELECT t.branch_id, 'task' AS type, t.id, t.assignee_id AS target_user, NULL AS target_role
-				FROM tasks t, s WHERE t.deleted_at IS NULL AND t.assignee_id IS NOT NULL
-					AND t.finished_at + s.win > s.since AND t.finished_at + s.win <= s.until
+				FROM tasks t, s WHERE t.deleted_at IS NULL
+					AND fieldsync_task_held(t, s.win, s.since) AND NOT fieldsync_task_held(t, s.win, s.until)
 				UNION ALL
 				SELECT c.branch_id, 'claim', c.id, NULL, 'processor'
-				FROM claims c, s WHERE c.deleted_at IS NULL AND c.settled_at + s.win > s.since AND c.settled_at + s.win <= s.until
+				FROM claims c, s WHERE c.deleted_at IS NULL
+					AND fieldsync_claim_queued(c, s.win, s.since) AND NOT fieldsync_claim_queued(c, s.win, s.until)
 				UNION ALL
 				SELECT n.branch_id, 'notification', n.id, n.user_id, NULL
-				FROM notifications n, s WHERE n.branch_id IS NOT NULL AND n.read_at + s.win > s.since AND n.read_at + s.win <= s.until
+				FROM notifications n, s WHERE n.branch_id IS NOT NULL
+					AND fieldsync_notification_kept(n, s.win, s.since) AND NOT fieldsync_notification_kept(n, s.win, s.until)
 			),
 			logged AS (
 				INSERT INTO changes (version, branch_id, entity_type, entity_id, op, target_user_id, target_role)

@@ -265,22 +265,6 @@ func (e *Engine) snapshotPage(ctx context.Context, id *fieldsync.Identity, c cur
 	return emitted, next, more, nil
 }
 
-// dependents lists, for a scope move of the root (p.type, p.id), the records that move with it:
-// a task brings its notes, its claim, the claim's customer and documents; a claim (the review
-// queue) brings its tasks and their notes, its documents and customer. Any other root moves alone.
-const dependents = `
-	SELECT p.type, p.id WHERE p.type NOT IN ('task', 'claim')
-	UNION ALL SELECT 'task', p.id WHERE p.type = 'task'
-	UNION ALL SELECT 'task_note', n.id FROM task_notes n WHERE p.type = 'task' AND n.task_id = p.id
-	UNION ALL SELECT 'claim', x.claim_id FROM tasks x WHERE p.type = 'task' AND x.id = p.id
-	UNION ALL SELECT 'customer', c.customer_id FROM tasks x JOIN claims c ON c.id = x.claim_id WHERE p.type = 'task' AND x.id = p.id
-	UNION ALL SELECT 'document', d.id FROM tasks x JOIN documents d ON d.claim_id = x.claim_id WHERE p.type = 'task' AND x.id = p.id
-	UNION ALL SELECT 'claim', p.id WHERE p.type = 'claim'
-	UNION ALL SELECT 'task', x.id FROM tasks x WHERE p.type = 'claim' AND x.claim_id = p.id
-	UNION ALL SELECT 'task_note', n.id FROM tasks x JOIN task_notes n ON n.task_id = x.id WHERE p.type = 'claim' AND x.claim_id = p.id
-	UNION ALL SELECT 'document', d.id FROM documents d WHERE p.type = 'claim' AND d.claim_id = p.id
-	UNION ALL SELECT 'customer', c.customer_id FROM claims c WHERE p.type = 'claim' AND c.id = p.id`
-
 // pageQuery returns the query that turns a page of change-log rows into the records to send, in
 // the order of the log, for role: each record once, its current state, and whether the caller's
 // scope holds it.

@@ -18,7 +18,7 @@ import (
 )
 
 // The screens' reads: the lists and details processors and managers look at. They go through the
-// same scope predicates as pulls (entity.go), so a screen never shows a record its user's devices
+// same scope predicates as pulls (scope.go), so a screen never shows a record its user's devices
 // would not hold, and records have the same JSON as in a pull (the entities' data expressions).
 
 // Limits of the screens' lists.
