@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
@@ -119,8 +120,9 @@ func parseSnapshot(s string) (snapshot, error) {
 	return snap, nil
 }
 
-// notificationData is the SQL of a notification as devices see it (the sync engine's view).
-const notificationData = `(to_jsonb(n) - 'branch_id') || jsonb_build_object('read', n.read_at IS NOT NULL)`
+// notificationData is the SQL of a notification as devices see it: the sync engine's record, so
+// that the stream sends what the inbox syncs and no column the engine does not name.
+var notificationData = sync.RecordSQL(sync.TypeNotification, "n")
 
 // Stream sends the caller's live events to send until ctx ends or send fails: EventReady first,
 // then each of the caller's notifications as soon as it commits, and EventSync when a change that

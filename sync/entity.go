@@ -94,14 +94,14 @@ type flag struct{ name, column string }
 // sends names the columns, and flags, of a record.
 func sends(columns []string, flags ...flag) record { return record{columns, flags} }
 
-// sql is the record as a JSON expression over alias t.
-func (r record) sql() string {
+// sql is the record as a JSON expression over the row alias.
+func (r record) sql(alias string) string {
 	var pairs []string
 	for _, c := range r.columns {
-		pairs = append(pairs, "'"+c+"', t."+c)
+		pairs = append(pairs, "'"+c+"', "+alias+"."+c)
 	}
 	for _, f := range r.flags {
-		pairs = append(pairs, "'"+f.name+"', t."+f.column+" IS NOT NULL")
+		pairs = append(pairs, "'"+f.name+"', "+alias+"."+f.column+" IS NOT NULL")
 	}
 	// A function takes at most 100 arguments: a longer record is built in parts.
 	var parts []string
@@ -125,11 +125,22 @@ func (r record) of(stored row) row {
 	return out
 }
 
+// RecordSQL is the SQL expression, over the row alias, of a record of type typ as devices
+// receive it: for those that send records outside pulls and pushes (the notification stream).
+// It panics on an unknown type, a programming error.
+func RecordSQL(typ, alias string) string {
+	ent, ok := entities[typ]
+	if !ok {
+		panic("sync: no entity type " + typ)
+	}
+	return ent.sends.sql(alias)
+}
+
 // withData fills in each entity's data from its sends. It runs as entities is initialised, so
 // that the queries other package variables build from entities (pageQueries) see it.
 func withData(m map[string]*entity) map[string]*entity {
 	for _, ent := range m {
-		ent.data = ent.sends.sql()
+		ent.data = ent.sends.sql("t")
 	}
 	return m
 }
