@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -184,16 +185,19 @@ func (b *bundle) wirePush(t *testing.T, w *wireSchemas, u *syncUser, muts ...syn
 }
 
 // TestWireMatchesOpenAPI validates real pulls (snapshots and the change log, every record type,
-// every role that syncs, tombstones of both reasons) and pushes (results of every status) against
-// the served OpenAPI document.
+// every role that syncs, tombstones of both reasons), pushes (results of every status), the
+// records of the screens and of the event stream against the served OpenAPI document. The server
+// runs with the notification rules, so the inbox holds what they write.
 func TestWireMatchesOpenAPI(t *testing.T) {
-	b := setup(t)
+	b := evSetup(t, evOptions{}).bundle
 	w := b.wireSchemas(t)
 	ctx := context.Background()
 	mgr := b.signIn(t, "manager", "")
 	proc := b.signIn(t, "processor", "")
 	rep := b.signIn(t, "rep", "hospital")
 	other := b.signIn(t, "rep", "agent")
+	stream := openEvents(t, b.srv.URL, rep.token, "")
+	stream.next(t, 5*time.Second, "ready")
 
 	// A claim reported through the API, as its answer describes it.
 	customer := b.newCustomer(t, mgr)
@@ -270,6 +274,30 @@ func TestWireMatchesOpenAPI(t *testing.T) {
 	}
 	if seen := b.wirePull(t, w, other); seen["task delete out_of_scope"] == 0 {
 		t.Errorf("the unassigned rep: no out_of_scope delete of the task: %v", seen)
+	}
+
+	// The screens send the same records.
+	for _, u := range []*syncUser{mgr, proc} {
+		for _, path := range []string{"/v1/review-queue", "/v1/claims", "/v1/tasks", "/v1/claims/{id}"} {
+			r := b.do(t, "GET", strings.Replace(path, "{id}", claim.String(), 1), u.token, nil)
+			expect(t, r, http.StatusOK, "")
+			w.response(t, "GET", path, r)
+		}
+	}
+
+	// The stream sends the rep's notifications (the rules' and the one written above) as the
+	// inbox syncs them.
+	w.record(t, "notification", stream.next(t, 5*time.Second, "notification").data)
+	for {
+		select {
+		case ev := <-stream.events:
+			if ev.typ == "notification" {
+				w.record(t, "notification", ev.data)
+			}
+			continue
+		case <-time.After(500 * time.Millisecond):
+		}
+		break
 	}
 }
 
