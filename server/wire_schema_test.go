@@ -301,36 +301,62 @@ func TestWireMatchesOpenAPI(t *testing.T) {
 	}
 }
 
-// TestNewColumnReachesNoDevice adds a column to the tasks table and gives it a value: no pull
-// (snapshot or change log) nor push result sends it, until the task entity names it.
+// TestNewColumnReachesNoDevice adds a column to every synced table and gives it a value: no
+// pull (snapshot or change log), push result, screen or event stream sends it, until the entity
+// names it.
 func TestNewColumnReachesNoDevice(t *testing.T) {
-	b := setup(t)
+	b := evSetup(t, evOptions{}).bundle
 	ctx := context.Background()
 	mgr := b.signIn(t, "manager", "")
+	proc := b.signIn(t, "processor", "")
 	rep := b.signIn(t, "rep", "hospital")
 	claim := b.newClaim(t, mgr, b.newCustomer(t, mgr))
 	task := b.newTask(t, mgr, claim, rep.id)
-	b.pullAll(t, mgr) // a cursor before the column's value is written
-	for _, sql := range []string{
-		`ALTER TABLE tasks ADD COLUMN secret text`,
-		`UPDATE tasks SET secret = 'leaked', title = 'Collect the secret' WHERE id = '` + task.String() + `'`,
-	} {
-		if _, err := b.db.Pool.Exec(ctx, sql); err != nil {
+	b.newNote(t, rep, task)
+	b.newDocument(t, rep, claim, task)
+	b.pullAll(t, mgr) // a cursor from before the new columns
+	stream := openEvents(t, b.srv.URL, rep.token, "")
+	stream.next(t, 5*time.Second, "ready")
+
+	for _, table := range []string{"tasks", "task_notes", "claims", "customers", "documents", "notifications", "users"} {
+		if _, err := b.db.Pool.Exec(ctx, `ALTER TABLE `+table+` ADD COLUMN secret text NOT NULL DEFAULT 'leaked'`); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, u := range []*syncUser{mgr, rep} {
-		changes := b.pullAll(t, u)
-		data := wantUpsert(t, u.role, changes, "task", task)
-		if data["title"] != "Collect the secret" {
-			t.Fatalf("%s pulled the task before the write: %v", u.role, data)
-		}
-		if _, ok := data["secret"]; ok {
-			t.Errorf("%s's pull sends the new column: %v", u.role, data)
+	if _, err := b.db.Pool.Exec(ctx, `UPDATE claims SET status = 'collecting' WHERE id = $1`, claim); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.db.Pool.Exec(ctx, `INSERT INTO notifications (id, user_id, branch_id, kind, title, body) VALUES ($1, $2, $3, 'task_assigned', 'New task', 'Go.')`,
+		uuid.New(), rep.id, b.branchID); err != nil {
+		t.Fatal(err)
+	}
+	leaks := func(what string, body []byte) {
+		t.Helper()
+		if bytes.Contains(body, []byte("leaked")) || bytes.Contains(body, []byte(`"secret"`)) {
+			t.Errorf("%s sends the new column: %s", what, body)
 		}
 	}
-	res := b.pushOne(t, mgr, "applied", updateOp("task", task, b.version(t, "tasks", task), syncFields{"instructions": "Ask at the desk."}))
-	if _, ok := res.Entity["secret"]; ok {
-		t.Errorf("the push result sends the new column: %v", res.Entity)
+
+	b.waitUntilServable(t)
+	for _, u := range []*syncUser{mgr, proc, rep} { // the manager from its cursor, the others from scratch
+		for range 100 {
+			r := b.do(t, "GET", pullPath(u.cursor, 0, 0), u.token, nil)
+			expect(t, r, http.StatusOK, "")
+			leaks(u.role+"'s pull", r.body)
+			page := decodeSyncPage(t, r.body)
+			if u.cursor = page.Cursor; !page.HasMore {
+				break
+			}
+		}
 	}
+	r := b.do(t, "POST", "/v1/sync/push", mgr.token, map[string]any{"mutations": []syncMutation{
+		updateOp("task", task, b.version(t, "tasks", task), syncFields{"title": "Collect the secret"})}})
+	expect(t, r, http.StatusOK, "")
+	leaks("a push result", r.body)
+	for _, path := range []string{"/v1/review-queue", "/v1/claims", "/v1/tasks", "/v1/claims/" + claim.String()} {
+		r := b.do(t, "GET", path, mgr.token, nil)
+		expect(t, r, http.StatusOK, "")
+		leaks(path, r.body)
+	}
+	leaks("the event stream", stream.next(t, 5*time.Second, "notification").data)
 }
