@@ -110,7 +110,10 @@ func (r record) sql(alias string) string {
 		parts = append(parts, "jsonb_build_object("+strings.Join(pairs[:n], ", ")+")")
 		pairs = pairs[n:]
 	}
-	return strings.Join(parts, " || ")
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	return "(" + strings.Join(parts, " || ") + ")"
 }
 
 // of is the record made from a stored row read with to_jsonb: what sql gives for the same row.
