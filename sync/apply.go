@@ -451,17 +451,10 @@ func (a *applier) recordReopen(ctx context.Context) error {
 	return nil
 }
 
-// visibleView is the record as devices see it (for hooks' Before), from the stored row.
+// visibleView is the record as devices see it (for hooks' Before), from the stored row: the
+// entity's allow-list, as pulls and push results send it.
 func (a *applier) visibleView(cur row) row {
-	out := row{}
-	for key, v := range cur {
-		switch key {
-		case "field_versions", "deleted_at", "object_key", "thumbnail_key":
-			continue
-		}
-		out[key] = v
-	}
-	return out
+	return a.ent.sends.of(cur)
 }
 
 func fieldOrder(name string) int {

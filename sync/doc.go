@@ -60,4 +60,12 @@
 // with reason out_of_scope for each of those that the user no longer holds through another record.
 // Record changes are sent only to users whose scope holds the record at the time of the pull, with
 // the record's current state.
+//
+// # Records are sent by name
+//
+// What a device receives of a row is an allow-list: each entity names its columns (entity.sends in
+// entity.go), and pulls, push results, the screens, the hooks' view and the notification stream
+// are all made from that list. A new column reaches no device until it is named there and in the
+// type's record schema of the OpenAPI description, which forbids what it does not name (the
+// server's wire tests validate real responses against it).
 package sync

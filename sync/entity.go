@@ -1,6 +1,8 @@
 package sync
 
 import (
+	"strings"
+
 	"github.com/fieldsync/fieldsync"
 )
 
@@ -52,7 +54,10 @@ type field struct {
 type entity struct {
 	typ   string
 	table string
-	// data is the SQL expression (over alias t) of the record a device receives.
+	// sends is what of a row a device receives, field by field. Every role receives the same
+	// fields of a record it sees (its scope decides which records).
+	sends record
+	// data is sends as an SQL expression over alias t, made once at start.
 	data string
 	// alive is the SQL condition (over t) of a record that exists (is not a tombstone).
 	alive string
@@ -72,19 +77,82 @@ var (
 	rep       = fieldsync.RoleRep
 )
 
-// visibleColumns builds the data expression: the row as JSON without the server's bookkeeping.
-func visibleColumns(hidden string, extra string) string {
-	expr := "(to_jsonb(t) - '{" + hidden + "}'::text[])"
-	if extra != "" {
-		expr += " || jsonb_build_object(" + extra + ")"
-	}
-	return expr
+// record is the allow-list of what a device receives of a stored row: the columns it names and
+// the flags. A column not named reaches no device: a new column stays the server's until it is
+// named here (and in the type's record schema of the OpenAPI description, which the wire tests
+// hold to what is sent).
+type record struct {
+	columns []string
+	flags   []flag
 }
 
-var entities = map[string]*entity{
+// flag is a boolean a device receives in place of a column it is not sent: whether the column
+// is set (a document's has_thumbnail: whether it has a thumbnail_key).
+type flag struct{ name, column string }
+
+// sends names the columns, and flags, of a record.
+func sends(columns []string, flags ...flag) record { return record{columns, flags} }
+
+// sql is the record as a JSON expression over the row alias.
+func (r record) sql(alias string) string {
+	var pairs []string
+	for _, c := range r.columns {
+		pairs = append(pairs, "'"+c+"', "+alias+"."+c)
+	}
+	for _, f := range r.flags {
+		pairs = append(pairs, "'"+f.name+"', "+alias+"."+f.column+" IS NOT NULL")
+	}
+	// A function takes at most 100 arguments: a longer record is built in parts.
+	var parts []string
+	for len(pairs) > 0 {
+		n := min(len(pairs), 50)
+		parts = append(parts, "jsonb_build_object("+strings.Join(pairs[:n], ", ")+")")
+		pairs = pairs[n:]
+	}
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	return "(" + strings.Join(parts, " || ") + ")"
+}
+
+// of is the record made from a stored row read with to_jsonb: what sql gives for the same row.
+func (r record) of(stored row) row {
+	out := make(row, len(r.columns)+len(r.flags))
+	for _, c := range r.columns {
+		out[c] = stored[c]
+	}
+	for _, f := range r.flags {
+		out[f.name] = stored[f.column] != nil
+	}
+	return out
+}
+
+// RecordSQL is the SQL expression, over the row alias, of a record of type typ as devices
+// receive it: for those that send records outside pulls and pushes (the notification stream).
+// It panics on an unknown type, a programming error.
+func RecordSQL(typ, alias string) string {
+	ent, ok := entities[typ]
+	if !ok {
+		panic("sync: no entity type " + typ)
+	}
+	return ent.sends.sql(alias)
+}
+
+// withData fills in each entity's data from its sends. It runs as entities is initialised, so
+// that the queries other package variables build from entities (pageQueries) see it.
+func withData(m map[string]*entity) map[string]*entity {
+	for _, ent := range m {
+		ent.data = ent.sends.sql("t")
+	}
+	return m
+}
+
+var entities = withData(map[string]*entity{
 	TypeTask: {
 		typ: TypeTask, table: "tasks",
-		data:  visibleColumns("field_versions,deleted_at", ""),
+		sends: sends([]string{"id", "claim_id", "branch_id", "assignee_id", "kind", "title", "instructions", "due_at",
+			"location_address", "location_lat", "location_lng", "checklist", "completion_note", "cannot_complete_reason",
+			"status", "finished_at", "version", "created_at", "updated_at"}),
 		alive: "t.deleted_at IS NULL",
 		fields: map[string]field{
 			"claim_id":               {kind: kindUUID, create: roles(manager)},
@@ -107,7 +175,7 @@ var entities = map[string]*entity{
 	},
 	TypeTaskNote: {
 		typ: TypeTaskNote, table: "task_notes",
-		data:  visibleColumns("branch_id", ""),
+		sends: sends([]string{"id", "task_id", "author_id", "body", "created_at", "version"}),
 		alive: "true",
 		fields: map[string]field{
 			"task_id": {kind: kindUUID, create: roles(rep, manager)},
@@ -118,7 +186,9 @@ var entities = map[string]*entity{
 	},
 	TypeClaim: {
 		typ: TypeClaim, table: "claims",
-		data:  visibleColumns("field_versions,deleted_at", ""),
+		sends: sends([]string{"id", "number", "branch_id", "customer_id", "policy_number", "kind", "description",
+			"hospitalised", "hospital", "status", "amount_claimed", "amount_paid", "paid_at", "settled_at", "premium",
+			"processor_id", "decision_note", "version", "created_at", "updated_at"}),
 		alive: "t.deleted_at IS NULL",
 		fields: map[string]field{
 			"description":    {kind: kindText, max: 10000, update: roles(manager, processor)},
@@ -133,7 +203,7 @@ var entities = map[string]*entity{
 	},
 	TypeCustomer: {
 		typ: TypeCustomer, table: "customers",
-		data:  visibleColumns("field_versions,deleted_at", ""),
+		sends: sends([]string{"id", "branch_id", "name", "phone", "address", "agent_id", "version", "created_at", "updated_at"}),
 		alive: "t.deleted_at IS NULL",
 		fields: map[string]field{
 			"name":     {kind: kindText, min: 1, max: 200, create: roles(manager), update: roles(manager)},
@@ -146,7 +216,11 @@ var entities = map[string]*entity{
 	},
 	TypeDocument: {
 		typ: TypeDocument, table: "documents",
-		data:  visibleColumns("field_versions,deleted_at,object_key,thumbnail_key,branch_id", "'has_thumbnail', t.thumbnail_key IS NOT NULL"),
+		// The object keys stay the server's: the bytes are fetched through the document's routes.
+		sends: sends([]string{"id", "claim_id", "task_id", "kind", "file_name", "content_type", "size_bytes", "sha256",
+			"width", "height", "captured_at", "gps_lat", "gps_lng", "status", "review_note", "reviewer_id", "reviewed_at",
+			"uploader_id", "uploaded_at", "processing_error", "version", "created_at", "updated_at"},
+			flag{"has_thumbnail", "thumbnail_key"}),
 		alive: "t.deleted_at IS NULL",
 		fields: map[string]field{
 			"claim_id":     {kind: kindUUID, create: roles(rep, manager)},
@@ -176,7 +250,8 @@ var entities = map[string]*entity{
 	},
 	TypeNotification: {
 		typ: TypeNotification, table: "notifications",
-		data:  visibleColumns("branch_id", "'read', t.read_at IS NOT NULL"),
+		sends: sends([]string{"id", "user_id", "kind", "title", "body", "entity_type", "entity_id", "data", "created_at",
+			"read_at", "version"}, flag{"read", "read_at"}),
 		alive: "true",
 		fields: map[string]field{
 			"read": {kind: kindBool, update: roles(rep, processor, manager)},
@@ -184,12 +259,12 @@ var entities = map[string]*entity{
 	},
 	TypeUser: {
 		typ: TypeUser, table: "users",
-		data: "jsonb_build_object('id', t.id, 'branch_id', t.branch_id, 'name', t.name, 'role', t.role, " +
-			"'rep_kind', t.rep_kind, 'on_duty', t.on_duty, 'disabled', t.disabled_at IS NOT NULL, 'version', t.version)",
+		// Names for the app: never the login or the password hash.
+		sends:  sends([]string{"id", "branch_id", "name", "role", "rep_kind", "on_duty", "version"}, flag{"disabled", "disabled_at"}),
 		alive:  "true",
 		fields: map[string]field{},
 	},
-}
+})
 
 // snapshotOrder is the order types are sent in a snapshot: what others refer to first.
 var snapshotOrder = []string{TypeUser, TypeCustomer, TypeClaim, TypeTask, TypeTaskNote, TypeDocument, TypeNotification}

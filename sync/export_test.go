@@ -31,3 +31,13 @@ func WritableFields(typ string) []string {
 	slices.Sort(names)
 	return names
 }
+
+// RecordOf is the record a device receives of a row of entity type typ, made in Go from the row
+// read with to_jsonb (the hooks' Before view), for tests that hold it to RecordSQL.
+func RecordOf(typ string, stored []byte) (map[string]any, error) {
+	r, err := decodeRow(stored)
+	if err != nil {
+		return nil, err
+	}
+	return entities[typ].sends.of(r), nil
+}
