@@ -12,9 +12,9 @@
 //
 // # Decisions stand
 //
-// Some fields freeze when a record reaches a status (frozenFields in rules.go, one table): a
-// claim's amounts and decision once approved, paid or rejected, a document's review once decided, a
-// task's completion once finished. A later write that would change one is rejected (field_frozen),
+// Some fields freeze when a record reaches a status (the Frozen fields of its state machine in
+// machine.go, one table per entity): a claim's amounts and decision once approved, paid or
+// rejected, a document's review once decided, a task's completion once finished. A later write that would change one is rejected (field_frozen),
 // whoever sends it. The correction that is allowed is a move by the state machine, such as a
 // manager reopening a task, which the engine records with who made it and why (a note on the task).
 //
