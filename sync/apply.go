@@ -18,17 +18,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Event is what a hook learns of an applied write: the record before and after (as a device sees
-// it; Before is nil for a create) and who wrote it.
-type Event struct {
-	Type   string
-	ID     uuid.UUID
-	Op     string // create, update or delete
-	Before map[string]any
-	After  map[string]any
-	Actor  *fieldsync.Identity
-}
-
 // row is a record as stored, read with to_jsonb.
 type row map[string]any
 
@@ -857,16 +846,7 @@ func (a *applier) runHooks(ctx context.Context, op string, before, after json.Ra
 	if len(a.e.hooks) == 0 {
 		return nil
 	}
-	ev := Event{Type: a.m.Type, ID: a.m.EntityID, Op: op, Actor: a.id}
-	var err error
-	if before != nil {
-		if ev.Before, err = decodeRow(before); err != nil {
-			return err
-		}
-	}
-	if ev.After, err = decodeRow(after); err != nil {
-		return err
-	}
+	ev := Event{Type: a.m.Type, ID: a.m.EntityID, Op: op, Before: before, After: after, Actor: a.id}
 	for _, h := range a.e.hooks {
 		if err := h(ctx, a.tx, ev); err != nil {
 			return fmt.Errorf("hook on %s %s: %w", a.m.Type, a.m.EntityID, err)
