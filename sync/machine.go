@@ -145,7 +145,6 @@ type statusMachine interface {
 	decisionRule() string
 	companions() []string
 	frozen(status string) []string
-	states() []string
 }
 
 func (m *Machine[S]) allowed(from, to, role string) bool { return m.Allowed(S(from), S(to), role) }
@@ -153,20 +152,10 @@ func (m *Machine[S]) decided(status string) bool         { return m.IsDecided(S(
 func (m *Machine[S]) decisionRule() string               { return m.DecisionRule }
 func (m *Machine[S]) companions() []string               { return m.Companions }
 func (m *Machine[S]) frozen(status string) []string      { return m.Frozen[S(status)] }
-func (m *Machine[S]) states() []string                   { return m.Strings() }
 
 // machines are the state machines by entity type; a type without a status has none.
 var machines = map[string]statusMachine{
 	TypeTask:     TaskMachine,
 	TypeClaim:    ClaimMachine,
 	TypeDocument: DocumentMachine,
-}
-
-// StatusEnums returns each entity type's statuses, in order, for the description's enums.
-func StatusEnums() map[string][]string {
-	out := make(map[string][]string, len(machines))
-	for typ, m := range machines {
-		out[typ] = m.states()
-	}
-	return out
 }

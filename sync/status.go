@@ -93,7 +93,20 @@ const (
 var DocumentKinds = []DocumentKind{DocumentIDCard, DocumentMedicalRecord, DocumentInvoice, DocumentDischargeSummary,
 	DocumentPhoto, DocumentOther}
 
-// strings returns values as plain strings, for the field definitions and the description.
+// Enums returns every enumeration of the records, by "<type>.<field>" (task.status, claim.kind...),
+// with its values in order: the OpenAPI description takes its enums from here.
+func Enums() map[string][]string {
+	return map[string][]string{
+		TypeTask + ".status":     TaskMachine.Strings(),
+		TypeClaim + ".status":    ClaimMachine.Strings(),
+		TypeDocument + ".status": DocumentMachine.Strings(),
+		TypeTask + ".kind":       stringsOf(TaskKinds),
+		TypeClaim + ".kind":      stringsOf(ClaimKinds),
+		TypeDocument + ".kind":   stringsOf(DocumentKinds),
+	}
+}
+
+// stringsOf returns values as plain strings, for the field definitions and the description.
 func stringsOf[S ~string](values []S) []string {
 	out := make([]string, len(values))
 	for i, v := range values {
