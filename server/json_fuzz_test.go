@@ -41,7 +41,7 @@ func jsonBodies() map[string]func() (any, func() error) {
 	}
 	decision := func() (any, func() error) {
 		var r decisionRequest
-		return &r, func() error { _, err := r.fields("review_note"); return err }
+		return &r, func() error { _, err := r.fields("review_note", "approved", "rejected"); return err }
 	}
 	return map[string]func() (any, func() error){
 		"login":         plain(account.LoginRequest{}),

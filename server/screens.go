@@ -294,7 +294,7 @@ func (s *Server) handleCancelTask(c echo.Context) error {
 	if err := decodeOptionalJSON(c, &req); err != nil {
 		return err
 	}
-	return s.command(c, sync.TypeTask, id, req.BaseVersion, map[string]any{"status": "cancelled"})
+	return s.command(c, sync.TypeTask, id, req.BaseVersion, map[string]any{"status": sync.TaskCancelled})
 }
 
 type reopenRequest struct {
@@ -315,7 +315,7 @@ func (s *Server) handleReopenTask(c echo.Context) error {
 	if err := decodeOptionalJSON(c, &req); err != nil {
 		return err
 	}
-	fields := map[string]any{"status": "open"}
+	fields := map[string]any{"status": sync.TaskOpen}
 	if len(req.AssigneeID) > 0 {
 		fields["assignee_id"] = req.AssigneeID
 	}
@@ -332,9 +332,11 @@ type decisionRequest struct {
 	BaseVersion *int64          `json:"base_version"`
 }
 
-func (r *decisionRequest) fields(noteField string) (map[string]any, error) {
-	if r.Decision != "approved" && r.Decision != "rejected" {
-		return nil, fieldsync.InvalidField("decision", "decision must be approved or rejected.")
+// fields are the mutation's fields for the decision, which must name one of the two statuses of
+// the record's state machine that decide it (approve, reject).
+func (r *decisionRequest) fields(noteField string, approve, reject string) (map[string]any, error) {
+	if r.Decision != approve && r.Decision != reject {
+		return nil, fieldsync.InvalidField("decision", "decision must be %s or %s.", approve, reject)
 	}
 	fields := map[string]any{"status": r.Decision}
 	if !isNull(r.Note) {
@@ -354,7 +356,7 @@ func (s *Server) handleReviewDocument(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	fields, err := req.fields("review_note")
+	fields, err := req.fields("review_note", string(sync.DocumentApproved), string(sync.DocumentRejected))
 	if err != nil {
 		return err
 	}
@@ -371,7 +373,7 @@ func (s *Server) handleDecideClaim(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	fields, err := req.fields("decision_note")
+	fields, err := req.fields("decision_note", string(sync.ClaimApproved), string(sync.ClaimRejected))
 	if err != nil {
 		return err
 	}
@@ -397,5 +399,5 @@ func (s *Server) handleRecordPayment(c echo.Context) error {
 	if isNull(req.AmountPaid) {
 		return fieldsync.InvalidField("amount_paid", "amount_paid is required: the amount paid, in cents.")
 	}
-	return s.command(c, sync.TypeClaim, id, req.BaseVersion, map[string]any{"status": "paid", "amount_paid": req.AmountPaid})
+	return s.command(c, sync.TypeClaim, id, req.BaseVersion, map[string]any{"status": sync.ClaimPaid, "amount_paid": req.AmountPaid})
 }
