@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/fieldsync/fieldsync"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 )
@@ -305,7 +306,7 @@ func (d *Device) newWork(rng *rand.Rand, reps []map[string]any) string {
 		name := names[rng.IntN(len(names))] + " " + surnames[rng.IntN(len(surnames))]
 		fields := map[string]any{"name": name, "phone": fmt.Sprintf("+351 93%d %03d %03d", rng.IntN(10), rng.IntN(1000), rng.IntN(1000)),
 			"address": fmt.Sprintf("Rua %d, Porto", 1+rng.IntN(300))}
-		if agents := where(reps, func(v map[string]any) bool { return str(v, "rep_kind") == "agent" }); len(agents) > 0 {
+		if agents := where(reps, func(v map[string]any) bool { return str(v, "rep_kind") == fieldsync.RepAgent }); len(agents) > 0 {
 			fields["agent_id"] = pick(rng, agents)["id"]
 		}
 		d.queue("customer", "create", uuid.Must(uuid.NewV7()), fields)
