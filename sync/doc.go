@@ -10,13 +10,22 @@
 // in the same transaction. Versioning and the change log are kept by the database's triggers
 // (migrations/00002_sync_triggers.sql), so no writer can forget them.
 //
+// # State machines are data
+//
+// A task's, a claim's and a document's statuses are Go types (status.go), and each entity's state
+// machine is one table (machine.go: TaskMachine, ClaimMachine, DocumentMachine): which role may
+// make which move, which statuses are decisions, which fields go with a status change and which
+// freeze. The engine's status checks, the screens' tests and the OpenAPI description's enums all
+// read those tables, so a rule is changed in one place.
+//
 // # Decisions stand
 //
-// Some fields freeze when a record reaches a status (the Frozen fields of its state machine in
-// machine.go, one table per entity): a claim's amounts and decision once approved, paid or
-// rejected, a document's review once decided, a task's completion once finished. A later write that would change one is rejected (field_frozen),
-// whoever sends it. The correction that is allowed is a move by the state machine, such as a
-// manager reopening a task, which the engine records with who made it and why (a note on the task).
+// Some fields freeze when a record reaches a status (the Frozen fields of its state machine): a
+// claim's amounts and decision once approved, paid or rejected, a document's review once decided,
+// a task's completion once finished. A later write that would change one is rejected
+// (field_frozen), whoever sends it. The correction that is allowed is a move by the state machine,
+// such as a manager reopening a task, which the engine records with who made it and why (a note on
+// the task).
 //
 // # Pulls without gaps
 //
