@@ -201,7 +201,7 @@ func (e *Engine) dispatchVisit(ctx context.Context, tx pgx.Tx, sys *fieldsync.Id
 		}
 		raw[name] = data
 	}
-	taskID := uuid.NewSHA1(r.ID, []byte("hospital_visit")) // the same on a retried report
+	taskID := uuid.NewSHA1(r.ID, []byte(TaskHospitalVisit)) // the same on a retried report
 	_, err = e.apply(ctx, tx, sys, &Mutation{ID: uuid.Must(uuid.NewV7()), Type: TypeTask, Op: "create", EntityID: taskID, Fields: raw})
 	return err
 }

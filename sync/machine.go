@@ -95,7 +95,9 @@ var TaskMachine = &Machine[TaskStatus]{
 
 // ClaimMachine: a processor reviews a claim once its documents are collected, sends it back for
 // more, approves or rejects it, and records the payment of an approved one. The server moves a
-// reported claim to collecting and on to under_review as its tasks progress (advanceClaim).
+// reported claim to collecting and on to under_review as its tasks progress (advanceClaim). The
+// moves from reported are the processors' by the machine, but a reported claim is not yet in
+// their scope (processorClaim), so the server is the one that makes them today.
 var ClaimMachine = &Machine[ClaimStatus]{
 	States: []ClaimStatus{ClaimReported, ClaimCollecting, ClaimUnderReview, ClaimApproved, ClaimPaid, ClaimRejected},
 	Transitions: []Transition[ClaimStatus]{
