@@ -378,7 +378,8 @@ func (a *applier) update(ctx context.Context, values map[string]any) (Result, er
 				return Result{}, err
 			}
 		}
-		if to, ok := set["status"].(string); ok && a.m.Type == TypeTask && TaskStatus(cur.str("status")).Finished() && !TaskStatus(to).Finished() && !a.isSystem() {
+		wasFinished := a.m.Type == TypeTask && TaskStatus(cur.str("status")).Finished()
+		if to, ok := set["status"].(string); ok && wasFinished && !TaskStatus(to).Finished() && !a.isSystem() {
 			if err := a.recordReopen(ctx); err != nil {
 				return Result{}, err
 			}
@@ -420,9 +421,9 @@ func (a *applier) checkFrozen(cur row, set map[string]any) error {
 }
 
 // recordReopen records who reopened a finished task and why, as a note on the task written by
-// them in the same transaction: the completion the reopening undoes was frozen (TaskMachine.Frozen), and
-// the note keeps the reason beside it, on every device that holds the task. The reason is the
-// screen's (Mutation.reason); a push gives none.
+// them in the same transaction: the completion the reopening undoes was frozen
+// (TaskMachine.Frozen), and the note keeps the reason beside it, on every device that holds the
+// task. The reason is the screen's (Mutation.reason); a push gives none.
 func (a *applier) recordReopen(ctx context.Context) error {
 	body := "Reopened."
 	if a.m.reason != "" {
