@@ -53,44 +53,10 @@ func machineCases[S ~string](m *sync.Machine[S], roles ...string) []machineCase 
 // asked.
 func TestStateMachinesAreTheEnginesRules(t *testing.T) {
 	t.Parallel()
-	f := newEngineFixture(t, 4)
-	ctx := context.Background()
-	rep := f.newUser(t, fieldsync.RoleRep, "hospital")
-	manager := f.newUser(t, fieldsync.RoleManager, "")
-	processor := f.newUser(t, fieldsync.RoleProcessor, "")
-	who := map[string]*fieldsync.Identity{fieldsync.RoleRep: rep, fieldsync.RoleManager: manager, fieldsync.RoleProcessor: processor}
-	customer := f.newCustomer(t, uuid.Nil)
-	reviewed := f.newClaim(t, customer, string(sync.ClaimUnderReview))
-
-	newTask := func(t *testing.T, status string) uuid.UUID {
-		id := uuid.New()
-		var assignee any = rep.UserID
-		if status == string(sync.TaskOpen) {
-			assignee = nil
-		}
-		f.exec(t, `INSERT INTO tasks (id, claim_id, branch_id, assignee_id, kind, title, status, finished_at)
-			VALUES ($1, $2, $3, $4, 'hospital_visit', 'Visit', $5::text,
-				CASE WHEN $5::text IN ('completed', 'cannot_complete', 'cancelled') THEN now() END)`,
-			id, reviewed, f.branch, assignee, status)
-		return id
-	}
-	newClaim := func(t *testing.T, status string) uuid.UUID {
-		id := uuid.New()
-		f.exec(t, `INSERT INTO claims (id, number, branch_id, customer_id, policy_number, kind, status, amount_paid, paid_at, settled_at)
-			VALUES ($1, 'CLM-M-' || nextval('claim_number_seq'), $2, $3, 'POL-1', 'illness', $4::text,
-				CASE WHEN $4::text = 'paid' THEN 1000 END, CASE WHEN $4::text = 'paid' THEN now() END,
-				CASE WHEN $4::text IN ('paid', 'rejected') THEN now() END)`,
-			id, f.branch, customer, status)
-		return id
-	}
-	newDocument := func(t *testing.T, status string) uuid.UUID {
-		id := uuid.New()
-		f.exec(t, `INSERT INTO documents (id, claim_id, branch_id, kind, status, object_key, reviewed_at, uploader_id)
-			VALUES ($1::uuid, $2, $3, 'invoice', $4::text, CASE WHEN $4::text <> 'pending_upload' THEN 'k/' || $1::uuid::text END,
-				CASE WHEN $4::text IN ('approved', 'rejected') THEN now() END, $5)`,
-			id, reviewed, f.branch, status, rep.UserID)
-		return id
-	}
+	w := newMachineWorld(t)
+	f, ctx, rep := w.f, context.Background(), w.rep
+	who := map[string]*fieldsync.Identity{fieldsync.RoleRep: rep, fieldsync.RoleManager: w.manager, fieldsync.RoleProcessor: w.processor}
+	newTask, newClaim, newDocument := w.task, w.claim, w.document
 
 	type entityCases struct {
 		typ   string
@@ -161,6 +127,59 @@ func TestStateMachinesAreTheEnginesRules(t *testing.T) {
 	}
 }
 
+// machineWorld is a branch with a rep, a manager and a processor, and a claim under review that
+// every one of them holds (the rep through a task in progress), to put records in any status of
+// their state machines.
+type machineWorld struct {
+	f                       *engineFixture
+	rep, manager, processor *fieldsync.Identity
+	customer, reviewed      uuid.UUID
+}
+
+func newMachineWorld(t *testing.T) *machineWorld {
+	f := newEngineFixture(t, 4)
+	w := &machineWorld{f: f, rep: f.newUser(t, fieldsync.RoleRep, "hospital"), manager: f.newUser(t, fieldsync.RoleManager, ""),
+		processor: f.newUser(t, fieldsync.RoleProcessor, ""), customer: f.newCustomer(t, uuid.Nil)}
+	w.reviewed = f.newClaim(t, w.customer, string(sync.ClaimUnderReview))
+	w.task(t, string(sync.TaskInProgress)) // the rep holds the claim and its documents through it
+	return w
+}
+
+// task adds a task of the claim under review in status, the rep's unless open.
+func (w *machineWorld) task(t *testing.T, status string) uuid.UUID {
+	id := uuid.New()
+	var assignee any = w.rep.UserID
+	if status == string(sync.TaskOpen) {
+		assignee = nil
+	}
+	w.f.exec(t, `INSERT INTO tasks (id, claim_id, branch_id, assignee_id, kind, title, status, finished_at)
+		VALUES ($1, $2, $3, $4, 'hospital_visit', 'Visit', $5::text,
+			CASE WHEN $5::text IN ('completed', 'cannot_complete', 'cancelled') THEN now() END)`,
+		id, w.reviewed, w.f.branch, assignee, status)
+	return id
+}
+
+// claim adds a claim in status (paid and rejected ones settled now).
+func (w *machineWorld) claim(t *testing.T, status string) uuid.UUID {
+	id := uuid.New()
+	w.f.exec(t, `INSERT INTO claims (id, number, branch_id, customer_id, policy_number, kind, status, amount_paid, paid_at, settled_at)
+		VALUES ($1, 'CLM-M-' || nextval('claim_number_seq'), $2, $3, 'POL-1', 'illness', $4::text,
+			CASE WHEN $4::text = 'paid' THEN 1000 END, CASE WHEN $4::text = 'paid' THEN now() END,
+			CASE WHEN $4::text IN ('paid', 'rejected') THEN now() END)`,
+		id, w.f.branch, w.customer, status)
+	return id
+}
+
+// document adds a document the rep made, of the claim under review, in status.
+func (w *machineWorld) document(t *testing.T, status string) uuid.UUID {
+	id := uuid.New()
+	w.f.exec(t, `INSERT INTO documents (id, claim_id, branch_id, kind, status, object_key, reviewed_at, uploader_id)
+		VALUES ($1::uuid, $2, $3, 'invoice', $4::text, CASE WHEN $4::text <> 'pending_upload' THEN 'k/' || $1::uuid::text END,
+			CASE WHEN $4::text IN ('approved', 'rejected') THEN now() END, $5)`,
+		id, w.reviewed, w.f.branch, status, w.rep.UserID)
+	return id
+}
+
 func mustJSON(t *testing.T, v any) json.RawMessage {
 	t.Helper()
 	data, err := json.Marshal(v)
@@ -182,4 +201,83 @@ func TestMachineNext(t *testing.T) {
 	if got := sync.ClaimMachine.Next(sync.ClaimApproved, fieldsync.RoleManager); len(got) != 0 {
 		t.Errorf("a manager moves a claim to %v, want nowhere: claims are the processors'", got)
 	}
+}
+
+// frozenSample is a write of a field that changes it, by a role that may write the field.
+type frozenSample struct {
+	role  string
+	value any
+}
+
+// TestFrozenFieldsAreTheMachines: every field each state machine freezes at a status is refused
+// with field_frozen there, whoever may otherwise write it, and the record is left as it was. A
+// field added to a machine's Frozen without a sample here fails the test.
+func TestFrozenFieldsAreTheMachines(t *testing.T) {
+	t.Parallel()
+	w := newMachineWorld(t)
+	ctx := context.Background()
+	processor2 := w.f.newUser(t, fieldsync.RoleProcessor, "")
+	who := map[string]*fieldsync.Identity{fieldsync.RoleRep: w.rep, fieldsync.RoleManager: w.manager, fieldsync.RoleProcessor: w.processor}
+	samples := map[string]map[string]frozenSample{
+		sync.TypeClaim: {
+			"amount_claimed": {fieldsync.RoleProcessor, 7000},
+			"amount_paid":    {fieldsync.RoleProcessor, 7000},
+			"decision_note":  {fieldsync.RoleProcessor, "Rewritten."},
+			"processor_id":   {fieldsync.RoleManager, processor2.UserID},
+		},
+		sync.TypeDocument: {
+			"kind":        {fieldsync.RoleRep, "photo"},
+			"file_name":   {fieldsync.RoleRep, "other.jpg"},
+			"review_note": {fieldsync.RoleProcessor, "Rewritten."},
+		},
+		sync.TypeTask: {
+			"completion_note":        {fieldsync.RoleRep, "Rewritten."},
+			"cannot_complete_reason": {fieldsync.RoleRep, "Rewritten."},
+			"checklist":              {fieldsync.RoleManager, []map[string]any{{"key": "new", "label": "New item", "done": false}}},
+		},
+	}
+	frozen := map[string]map[string][]string{sync.TypeClaim: {}, sync.TypeDocument: {}, sync.TypeTask: {}}
+	for s, fields := range sync.ClaimMachine.Frozen {
+		frozen[sync.TypeClaim][string(s)] = fields
+	}
+	for s, fields := range sync.DocumentMachine.Frozen {
+		frozen[sync.TypeDocument][string(s)] = fields
+	}
+	for s, fields := range sync.TaskMachine.Frozen {
+		frozen[sync.TypeTask][string(s)] = fields
+	}
+	newRecord := map[string]func(*testing.T, string) uuid.UUID{sync.TypeClaim: w.claim, sync.TypeDocument: w.document, sync.TypeTask: w.task}
+	for typ, byStatus := range frozen {
+		for status, fields := range byStatus {
+			for _, field := range fields {
+				t.Run(typ+"/"+status+"/"+field, func(t *testing.T) {
+					sample, ok := samples[typ][field]
+					if !ok {
+						t.Fatalf("no sample write of %s.%s: add one", typ, field)
+					}
+					id := newRecord[typ](t, status)
+					before := w.f.versionOf(t, typ, id)
+					_, err := w.f.engine.Command(ctx, who[sample.role], sync.Mutation{Type: typ, Op: "update", EntityID: id,
+						Fields: map[string]json.RawMessage{field: mustJSON(t, sample.value)}})
+					var fe *fieldsync.Error
+					if !errors.As(err, &fe) || fe.Code != "field_frozen" || fe.Details["field"] != field {
+						t.Fatalf("writing %s.%s at %s: %v, want field_frozen", typ, field, status, err)
+					}
+					if after := w.f.versionOf(t, typ, id); after != before {
+						t.Errorf("the record changed: version %d → %d", before, after)
+					}
+				})
+			}
+		}
+	}
+}
+
+// versionOf returns the stored version of the record typ/id.
+func (f *engineFixture) versionOf(t *testing.T, typ string, id uuid.UUID) int64 {
+	t.Helper()
+	var v int64
+	if err := f.pool.QueryRow(context.Background(), fmt.Sprintf(`SELECT version FROM %ss WHERE id = $1`, typ), id).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
