@@ -15,6 +15,13 @@ const (
 	RoleIntegration = "integration"
 )
 
+// Kinds of rep (users.rep_kind): an agent looks after customers of their own; a hospital rep is
+// on duty at hospitals and gets the visits claim intake dispatches.
+const (
+	RepAgent    = "agent"
+	RepHospital = "hospital"
+)
+
 // Identity is who is making a request: the authenticated user on one device in one session. It is
 // read fresh from the database on every request, so a disabled user or a revoked device is refused
 // at once rather than when the access token expires.

@@ -62,9 +62,9 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (uuid.UUID, error)
 	switch nu.Role {
 	case fieldsync.RoleRep:
 		if nu.RepKind == "" {
-			nu.RepKind = "agent"
+			nu.RepKind = fieldsync.RepAgent
 		}
-		if nu.RepKind != "agent" && nu.RepKind != "hospital" {
+		if nu.RepKind != fieldsync.RepAgent && nu.RepKind != fieldsync.RepHospital {
 			return uuid.Nil, fieldsync.InvalidField("rep_kind", "rep_kind must be agent or hospital.")
 		}
 	case fieldsync.RoleProcessor, fieldsync.RoleManager, fieldsync.RoleAdmin, fieldsync.RoleIntegration:

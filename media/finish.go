@@ -76,7 +76,7 @@ func (s *Service) complete(ctx context.Context, u *upload, claim uuid.UUID) erro
 		return err
 	}
 	declared := u.Metadata["sha256"]
-	if declared == "" && doc.Status == "pending_upload" && doc.SHA256 != nil {
+	if declared == "" && doc.Status == sync.DocumentPendingUpload && doc.SHA256 != nil {
 		declared = *doc.SHA256
 	}
 	sameBytes := doc.ObjectKey != nil && doc.SHA256 != nil && *doc.SHA256 == sum
@@ -86,7 +86,7 @@ func (s *Service) complete(ctx context.Context, u *upload, claim uuid.UUID) erro
 	case declared != "" && declared != sum:
 		return &fieldsync.Error{Kind: fieldsync.EINVALID, Code: "sha256_mismatch",
 			Message: "The file's SHA-256 is not the one the document declared; it was not kept.", Details: map[string]any{"sha256": sum}}
-	case !sameBytes && (doc.Status == "uploaded" || doc.Status == "approved"):
+	case !sameBytes && (doc.Status == sync.DocumentUploaded || doc.Status == sync.DocumentApproved):
 		return fieldsync.Errorf(fieldsync.ECONFLICT, "document_already_uploaded",
 			"The document has another file already; only a pending or rejected document takes a new one.")
 	}
@@ -117,7 +117,7 @@ func (s *Service) complete(ctx context.Context, u *upload, claim uuid.UUID) erro
 	now := s.NowFunc().UTC()
 	fields := map[string]any{}
 	if !sameBytes {
-		fields = map[string]any{"status": "uploaded", "object_key": objectKey, "size_bytes": u.Length, "content_type": contentType,
+		fields = map[string]any{"status": sync.DocumentUploaded, "object_key": objectKey, "size_bytes": u.Length, "content_type": contentType,
 			"sha256": sum, "uploaded_at": now, "thumbnail_key": nil, "width": nil, "height": nil, "captured_at": nil, "gps_lat": nil, "gps_lng": nil, "processing_error": ""}
 		if doc.FileName == "" {
 			if name := sync.CleanFileName(u.Metadata["filename"]); name != "" {
@@ -125,9 +125,9 @@ func (s *Service) complete(ctx context.Context, u *upload, claim uuid.UUID) erro
 			}
 		}
 	}
-	if doc.Status == "rejected" {
+	if doc.Status == sync.DocumentRejected {
 		// A new file for a rejected document goes back to review.
-		fields["status"], fields["uploaded_at"], fields["review_note"] = "uploaded", now, ""
+		fields["status"], fields["uploaded_at"], fields["review_note"] = sync.DocumentUploaded, now, ""
 	}
 	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE uploads SET state = 'completed', completed_at = now(), expires_at = $3, claim = NULL, updated_at = now()

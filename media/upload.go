@@ -10,6 +10,7 @@ import (
 
 	"github.com/fieldsync/fieldsync"
 	"github.com/fieldsync/fieldsync/media/tus"
+	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
@@ -79,7 +80,7 @@ type document struct {
 	ID           uuid.UUID
 	BranchID     uuid.UUID
 	UploaderID   uuid.UUID
-	Status       string
+	Status       sync.DocumentStatus
 	FileName     string
 	ContentType  string
 	SizeBytes    *int64
@@ -131,9 +132,9 @@ func (s *Service) createUpload(ctx context.Context, caller *fieldsync.Identity, 
 		return nil, fieldsync.Errorf(fieldsync.ENOTFOUND, "document_not_found", "No document has id %s.", docID)
 	case doc.UploaderID != caller.UserID:
 		return nil, fieldsync.Errorf(fieldsync.EFORBIDDEN, "forbidden", "Only the rep who created the document may upload its file.")
-	case doc.Status == "approved":
+	case doc.Status == sync.DocumentApproved:
 		return nil, fieldsync.Errorf(fieldsync.ECONFLICT, "document_approved", "The document was approved; its file can no longer change.")
-	case doc.Status == "pending_upload" && doc.SizeBytes != nil && *doc.SizeBytes != length:
+	case doc.Status == sync.DocumentPendingUpload && doc.SizeBytes != nil && *doc.SizeBytes != length:
 		return nil, &fieldsync.Error{Kind: fieldsync.EINVALID, Code: "size_mismatch",
 			Message: fmt.Sprintf("The document declared %d bytes; Upload-Length says %d.", *doc.SizeBytes, length), Details: map[string]any{"header": "Upload-Length"}}
 	}

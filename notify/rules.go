@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/fieldsync/fieldsync"
@@ -69,35 +68,55 @@ func (s *Service) Hook(ctx context.Context, tx pgx.Tx, ev sync.Event) error {
 // rules returns the notifications ev causes. Writes that no rule concerns (most of them: checklist
 // ticks, notes, uploads) return before any query.
 func (s *Service) rules(ctx context.Context, tx pgx.Tx, ev sync.Event) ([]note, error) {
-	switch {
-	case ev.Type == sync.TypeTask && ev.Op == "create":
-		return s.taskCreated(ctx, tx, ev)
-	case ev.Type == sync.TypeTask && ev.Op == "update":
-		return s.taskUpdated(ctx, tx, ev)
-	case ev.Type == sync.TypeDocument && ev.Op == "update" && changedTo(ev, "status", "rejected"):
-		return s.documentRejected(ctx, tx, ev)
-	case ev.Type == sync.TypeClaim && ev.Op == "update" && changedTo(ev, "status", "paid"):
-		return s.claimPaid(ctx, tx, ev)
+	if ev.Op != "create" && ev.Op != "update" {
+		return nil, nil
+	}
+	switch ev.Type {
+	case sync.TypeTask:
+		before, after, err := ev.Task()
+		if err != nil {
+			return nil, err
+		}
+		if before == nil {
+			return s.taskCreated(ctx, tx, ev, after)
+		}
+		return s.taskUpdated(ctx, tx, ev, before, after)
+	case sync.TypeDocument:
+		before, after, err := ev.Document()
+		if err != nil {
+			return nil, err
+		}
+		if before != nil && before.Status != sync.DocumentRejected && after.Status == sync.DocumentRejected {
+			return s.documentRejected(ctx, tx, after)
+		}
+	case sync.TypeClaim:
+		before, after, err := ev.Claim()
+		if err != nil {
+			return nil, err
+		}
+		if before != nil && before.Status != sync.ClaimPaid && after.Status == sync.ClaimPaid {
+			return s.claimPaid(ctx, tx, after)
+		}
 	}
 	return nil, nil
 }
 
 // taskCreated: the hospital visit that claim intake dispatches tells its rep and the customer's
 // agent that the claim was reported; any other task created with an assignee tells the assignee.
-func (s *Service) taskCreated(ctx context.Context, tx pgx.Tx, ev sync.Event) ([]note, error) {
-	assignee := uuidOf(ev.After, "assignee_id")
-	dispatched := ev.Actor != nil && ev.Actor.Role == sync.RoleSystem && str(ev.After, "kind") == "hospital_visit"
+func (s *Service) taskCreated(ctx context.Context, tx pgx.Tx, ev sync.Event, task *sync.Task) ([]note, error) {
+	assignee := task.AssigneeID
+	dispatched := ev.Actor != nil && ev.Actor.Role == sync.RoleSystem && task.Kind == sync.TaskHospitalVisit
 	if !dispatched && assignee == uuid.Nil {
 		return nil, nil
 	}
-	c, err := loadClaim(ctx, tx, uuidOf(ev.After, "claim_id"))
+	c, err := loadClaim(ctx, tx, task.ClaimID)
 	if err != nil {
 		return nil, err
 	}
 	if dispatched {
 		return s.claimReported(ctx, tx, ev, c, assignee)
 	}
-	return []note{taskAssigned(ev, c, assignee, false)}, nil
+	return []note{taskAssigned(task, c, assignee, false)}, nil
 }
 
 // claimReported is the first row of the table: the on-duty hospital rep the visit went to, and
@@ -138,44 +157,40 @@ func (s *Service) claimReported(ctx context.Context, tx pgx.Tx, ev sync.Event, c
 }
 
 // taskAssigned tells the new assignee (or, reopened, the same one) that the task is theirs.
-func taskAssigned(ev sync.Event, c *claimInfo, assignee uuid.UUID, reopened bool) note {
-	title := "New task: " + str(ev.After, "title")
+func taskAssigned(task *sync.Task, c *claimInfo, assignee uuid.UUID, reopened bool) note {
+	title := "New task: " + task.Title
 	if reopened {
-		title = "Task reopened: " + str(ev.After, "title")
+		title = "Task reopened: " + task.Title
 	}
 	body := fmt.Sprintf("For %s, claim %s.", c.customer, c.number)
-	if due, err := time.Parse(time.RFC3339Nano, str(ev.After, "due_at")); err == nil {
-		body += " Due " + due.UTC().Format("Mon 2 Jan, 15:04 UTC") + "."
+	if task.DueAt != nil {
+		body += " Due " + task.DueAt.UTC().Format("Mon 2 Jan, 15:04 UTC") + "."
 	}
-	if addr := str(ev.After, "location_address"); addr != "" {
-		body += " At " + addr + "."
+	if task.LocationAddress != "" {
+		body += " At " + task.LocationAddress + "."
 	}
-	return note{user: assignee, kind: KindTaskAssigned, entityType: sync.TypeTask, entityID: ev.ID, title: title, body: body,
-		data: map[string]any{"task_id": ev.ID, "claim_id": c.id, "claim_number": c.number, "customer_name": c.customer, "reopened": reopened}}
-}
-
-func finished(status string) bool {
-	return status == "completed" || status == "cannot_complete" || status == "cancelled"
+	return note{user: assignee, kind: KindTaskAssigned, entityType: sync.TypeTask, entityID: task.ID, title: title, body: body,
+		data: map[string]any{"task_id": task.ID, "claim_id": c.id, "claim_number": c.number, "customer_name": c.customer, "reopened": reopened}}
 }
 
 // taskUpdated: a reassignment tells the new assignee and the former one; a reopened task tells its
 // assignee; a task completed or given up tells the branch's manager and processors.
-func (s *Service) taskUpdated(ctx context.Context, tx pgx.Tx, ev sync.Event) ([]note, error) {
-	was, is := uuidOf(ev.Before, "assignee_id"), uuidOf(ev.After, "assignee_id")
-	from, to := str(ev.Before, "status"), str(ev.After, "status")
+func (s *Service) taskUpdated(ctx context.Context, tx pgx.Tx, ev sync.Event, before, after *sync.Task) ([]note, error) {
+	was, is := before.AssigneeID, after.AssigneeID
+	from, to := before.Status, after.Status
 	reassigned := was != is
-	reopened := !reassigned && is != uuid.Nil && finished(from) && !finished(to)
-	ended := from != to && (to == "completed" || to == "cannot_complete")
+	reopened := !reassigned && is != uuid.Nil && from.Finished() && !to.Finished()
+	ended := from != to && (to == sync.TaskCompleted || to == sync.TaskCannotComplete)
 	if !reassigned && !reopened && !ended {
 		return nil, nil
 	}
-	c, err := loadClaim(ctx, tx, uuidOf(ev.After, "claim_id"))
+	c, err := loadClaim(ctx, tx, after.ClaimID)
 	if err != nil {
 		return nil, err
 	}
 	var notes []note
 	if is != uuid.Nil && (reassigned || reopened) {
-		notes = append(notes, taskAssigned(ev, c, is, reopened))
+		notes = append(notes, taskAssigned(after, c, is, reopened))
 	}
 	if reassigned && was != uuid.Nil {
 		names, err := userNames(ctx, tx, is)
@@ -187,11 +202,11 @@ func (s *Service) taskUpdated(ctx context.Context, tx pgx.Tx, ev sync.Event) ([]
 			body = fmt.Sprintf("It is unassigned now (claim %s, %s). It leaves your device at the next sync.", c.number, c.customer)
 		}
 		notes = append(notes, note{user: was, kind: KindTaskUnassigned, entityType: sync.TypeTask, entityID: ev.ID,
-			title: "Task taken off you: " + str(ev.After, "title"), body: body,
+			title: "Task taken off you: " + after.Title, body: body,
 			data: map[string]any{"task_id": ev.ID, "claim_id": c.id, "claim_number": c.number, "new_assignee_id": nullUUID(is)}})
 	}
 	if ended {
-		more, err := s.taskEnded(ctx, tx, ev, c)
+		more, err := s.taskEnded(ctx, tx, ev, after, c)
 		if err != nil {
 			return nil, err
 		}
@@ -202,8 +217,8 @@ func (s *Service) taskUpdated(ctx context.Context, tx pgx.Tx, ev sync.Event) ([]
 
 // taskEnded is the third row: the branch's manager and processors learn that a task was completed
 // (and whether the claim is now ready for review) or cannot be completed, and why.
-func (s *Service) taskEnded(ctx context.Context, tx pgx.Tx, ev sync.Event, c *claimInfo) ([]note, error) {
-	rep := uuidOf(ev.After, "assignee_id")
+func (s *Service) taskEnded(ctx context.Context, tx pgx.Tx, ev sync.Event, task *sync.Task, c *claimInfo) ([]note, error) {
+	rep := task.AssigneeID
 	if rep == uuid.Nil && ev.Actor != nil {
 		rep = ev.Actor.UserID
 	}
@@ -216,10 +231,10 @@ func (s *Service) taskEnded(ctx context.Context, tx pgx.Tx, ev sync.Event, c *cl
 	if err != nil {
 		return nil, err
 	}
-	title := str(ev.After, "title")
-	data := map[string]any{"task_id": ev.ID, "claim_id": c.id, "claim_number": c.number, "customer_name": c.customer, "rep_id": nullUUID(rep)}
+	title := task.Title
+	data := map[string]any{"task_id": task.ID, "claim_id": c.id, "claim_number": c.number, "customer_name": c.customer, "rep_id": nullUUID(rep)}
 	var kind, body string
-	if str(ev.After, "status") == "completed" {
+	if task.Status == sync.TaskCompleted {
 		kind, title = KindTaskCompleted, "Task completed: "+title
 		var open int
 		err := tx.QueryRow(ctx, `SELECT count(*) FROM tasks WHERE claim_id = $1 AND deleted_at IS NULL
@@ -233,42 +248,41 @@ func (s *Service) taskEnded(ctx context.Context, tx pgx.Tx, ev sync.Event, c *cl
 			body = fmt.Sprintf("%s completed it (claim %s, %s). %d other task(s) of the claim are still open.", who, c.number, c.customer, open)
 		}
 	} else {
-		reason := str(ev.After, "cannot_complete_reason")
+		reason := task.CannotCompleteReason
 		kind, title = KindTaskCannotComplete, "Task cannot be completed: "+title
 		data["reason"] = reason
 		body = fmt.Sprintf("%s: %s (claim %s, %s).", who, strings.TrimRight(reason, ". "), c.number, c.customer)
 	}
 	notes := make([]note, 0, len(staff))
 	for _, u := range staff {
-		notes = append(notes, note{user: u, kind: kind, entityType: sync.TypeTask, entityID: ev.ID, title: title, body: body, data: data})
+		notes = append(notes, note{user: u, kind: kind, entityType: sync.TypeTask, entityID: task.ID, title: title, body: body, data: data})
 	}
 	return notes, nil
 }
 
-var documentKinds = map[string]string{
-	"id_card": "ID card", "medical_record": "medical record", "invoice": "invoice",
-	"discharge_summary": "discharge summary", "photo": "photo", "other": "document",
+var documentKinds = map[sync.DocumentKind]string{
+	sync.DocumentIDCard: "ID card", sync.DocumentMedicalRecord: "medical record", sync.DocumentInvoice: "invoice",
+	sync.DocumentDischargeSummary: "discharge summary", sync.DocumentPhoto: "photo", sync.DocumentOther: "document",
 }
 
 // documentRejected is the fourth row: the rep who uploaded the document, with the reviewer's reason.
-func (s *Service) documentRejected(ctx context.Context, tx pgx.Tx, ev sync.Event) ([]note, error) {
-	uploader := uuidOf(ev.After, "uploader_id")
-	if uploader == uuid.Nil {
+func (s *Service) documentRejected(ctx context.Context, tx pgx.Tx, doc *sync.Document) ([]note, error) {
+	if doc.UploaderID == uuid.Nil {
 		return nil, nil
 	}
-	c, err := loadClaim(ctx, tx, uuidOf(ev.After, "claim_id"))
+	c, err := loadClaim(ctx, tx, doc.ClaimID)
 	if err != nil {
 		return nil, err
 	}
-	kind := orUnknown(documentKinds[str(ev.After, "kind")], "document")
-	reason := str(ev.After, "review_note")
-	data := map[string]any{"document_id": ev.ID, "claim_id": c.id, "claim_number": c.number, "customer_name": c.customer,
-		"document_kind": str(ev.After, "kind"), "reason": reason}
-	if task := uuidOf(ev.After, "task_id"); task != uuid.Nil {
-		data["task_id"] = task
+	kind := orUnknown(documentKinds[doc.Kind], "document")
+	reason := doc.ReviewNote
+	data := map[string]any{"document_id": doc.ID, "claim_id": c.id, "claim_number": c.number, "customer_name": c.customer,
+		"document_kind": doc.Kind, "reason": reason}
+	if doc.TaskID != uuid.Nil {
+		data["task_id"] = doc.TaskID
 	}
 	return []note{{
-		user: uploader, kind: KindDocumentRejected, entityType: sync.TypeDocument, entityID: ev.ID, data: data,
+		user: doc.UploaderID, kind: KindDocumentRejected, entityType: sync.TypeDocument, entityID: doc.ID, data: data,
 		title: "Document rejected: " + kind + " for " + c.customer,
 		body:  fmt.Sprintf("%s. Please collect the %s again (claim %s).", strings.TrimRight(reason, ". "), kind, c.number),
 	}}, nil
@@ -276,15 +290,18 @@ func (s *Service) documentRejected(ctx context.Context, tx pgx.Tx, ev sync.Event
 
 // claimPaid is the last row: the customer's agent learns the claim is settled; the branch's
 // managers get the payout and what it does to the branch's figures for the month.
-func (s *Service) claimPaid(ctx context.Context, tx pgx.Tx, ev sync.Event) ([]note, error) {
-	c, err := loadClaim(ctx, tx, ev.ID)
+func (s *Service) claimPaid(ctx context.Context, tx pgx.Tx, claim *sync.Claim) ([]note, error) {
+	c, err := loadClaim(ctx, tx, claim.ID)
 	if err != nil {
 		return nil, err
 	}
-	paid, _ := integer(ev.After, "amount_paid")
-	paidAt, err := time.Parse(time.RFC3339Nano, str(ev.After, "paid_at"))
-	if err != nil {
-		paidAt = s.NowFunc()
+	var paid int64
+	if claim.AmountPaid != nil {
+		paid = *claim.AmountPaid
+	}
+	paidAt := s.NowFunc()
+	if claim.PaidAt != nil {
+		paidAt = *claim.PaidAt
 	}
 	var notes []note
 	if c.agent != uuid.Nil {
@@ -317,9 +334,9 @@ func (s *Service) claimPaid(ctx context.Context, tx pgx.Tx, ev sync.Event) ([]no
 	data := map[string]any{"claim_id": c.id, "claim_number": c.number, "customer_name": c.customer, "amount_paid": paid,
 		"period": paidAt.UTC().Format("2006-01"), "period_total_paid": total, "period_claims_paid": count}
 	body := fmt.Sprintf("%s paid to %s", money(paid), c.customer)
-	if premium, ok := integer(ev.After, "premium"); ok && premium > 0 {
-		data["premium"] = premium
-		body += fmt.Sprintf(" (%s of the %s premium)", percent(paid, premium), money(premium))
+	if premium := claim.Premium; premium != nil && *premium > 0 {
+		data["premium"] = *premium
+		body += fmt.Sprintf(" (%s of the %s premium)", percent(paid, *premium), money(*premium))
 	}
 	body += fmt.Sprintf(". Paid in %s: %s on %d claim(s)", period, money(total), count)
 	if withPremiumPaid != nil && premiums != nil && *premiums > 0 {
@@ -387,7 +404,7 @@ func (s *Service) write(ctx context.Context, tx pgx.Tx, notes []note) error {
 type claimInfo struct {
 	id, branch, customerID, agent uuid.UUID
 	number, hospital, customer    string
-	kind                          string
+	kind                          sync.ClaimKind
 }
 
 func loadClaim(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*claimInfo, error) {
@@ -445,30 +462,6 @@ func branchStaff(ctx context.Context, tx pgx.Tx, branch uuid.UUID, roles ...stri
 	return ids, nil
 }
 
-// changedTo reports whether ev moved field to value.
-func changedTo(ev sync.Event, field, value string) bool {
-	return str(ev.After, field) == value && str(ev.Before, field) != value
-}
-
-func str(m map[string]any, key string) string {
-	s, _ := m[key].(string)
-	return s
-}
-
-func uuidOf(m map[string]any, key string) uuid.UUID {
-	id, _ := uuid.Parse(str(m, key))
-	return id
-}
-
-func integer(m map[string]any, key string) (int64, bool) {
-	n, ok := m[key].(json.Number)
-	if !ok {
-		return 0, false
-	}
-	v, err := n.Int64()
-	return v, err == nil
-}
-
 func nullUUID(id uuid.UUID) any {
 	if id == uuid.Nil {
 		return nil
@@ -483,10 +476,10 @@ func orUnknown(s, fallback string) string {
 	return s
 }
 
-func kindLabel(kind string) string {
+func kindLabel(kind sync.ClaimKind) string {
 	switch kind {
-	case "hospitalisation", "accident", "illness", "death":
-		return kind
+	case sync.ClaimHospitalisation, sync.ClaimAccident, sync.ClaimIllness, sync.ClaimDeath:
+		return string(kind)
 	}
 	return "insurance"
 }

@@ -10,9 +10,10 @@ import (
 	"github.com/google/uuid"
 )
 
-// The fields that freeze once a record reaches a status (sync's frozenFields): a paid claim's
-// amounts and decision, a reviewed document's review and description, a finished task's
-// completion. Each is written before the status (allowed), then refused after it, over push.
+// The fields that freeze once a record reaches a status (the Frozen fields of sync's state
+// machines): a paid claim's amounts and decision, a reviewed document's review and description, a
+// finished task's completion. Each is written before the status (allowed), then refused after it,
+// over push.
 
 // screenPush pushes one update of the record typ/id as u, against its current version, and
 // returns the result.

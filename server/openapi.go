@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 
+	"github.com/fieldsync/fieldsync/sync"
 	"github.com/labstack/echo/v4"
 	"go.yaml.in/yaml/v3"
 )
@@ -15,7 +16,9 @@ import (
 // The OpenAPI description is kept in parts, one per area of the API (openapi/*.json): base.json
 // holds the document's head, conventions and shared components, and each other part adds its
 // paths and components. They are merged once at start; TestOpenAPIDescribesEveryRoute keeps the
-// result true to the routes.
+// result true to the routes. The records' enumerations (statuses, kinds) are not written in the
+// parts but taken from the domain's (sync.Enums), so the description cannot drift from the state
+// machines: see fillEnums.
 //
 //go:embed openapi/*.json
 var openAPIParts embed.FS
@@ -114,7 +117,62 @@ func mergeOpenAPI(parts fs.FS) ([]byte, error) {
 			doc["tags"] = append(existing, tags...)
 		}
 	}
+	if err := fillEnums(doc, sync.Enums()); err != nil {
+		return nil, err
+	}
 	return json.MarshalIndent(doc, "", "  ")
+}
+
+// fillEnums writes the domain's enumerations into the description, where the parts name them:
+// a schema with "x-enum-from": "task.status" gets that enum; an object schema with
+// "x-keys-from": "claim.status" gets one required property per value, each described by its
+// "x-each" schema (a count by status, say). The markers are not served.
+func fillEnums(v any, enums map[string][]string) error {
+	switch v := v.(type) {
+	case map[string]any:
+		if name, ok := v["x-enum-from"]; ok {
+			values, err := enumNamed(enums, name)
+			if err != nil {
+				return err
+			}
+			v["enum"] = values
+			delete(v, "x-enum-from")
+		}
+		if name, ok := v["x-keys-from"]; ok {
+			values, err := enumNamed(enums, name)
+			if err != nil {
+				return err
+			}
+			props := make(map[string]any, len(values))
+			for _, key := range values {
+				props[key] = v["x-each"]
+			}
+			v["required"], v["properties"] = values, props
+			delete(v, "x-keys-from")
+			delete(v, "x-each")
+		}
+		for _, child := range v {
+			if err := fillEnums(child, enums); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, child := range v {
+			if err := fillEnums(child, enums); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func enumNamed(enums map[string][]string, name any) ([]string, error) {
+	s, _ := name.(string)
+	values, ok := enums[s]
+	if !ok {
+		return nil, fmt.Errorf("the description names an enumeration the domain does not have: %v", name)
+	}
+	return values, nil
 }
 
 // objectAt returns m[key] as an object, creating it if absent.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fieldsync/fieldsync/sync"
 	"github.com/labstack/echo/v4"
 	"go.yaml.in/yaml/v3"
 )
@@ -290,5 +291,44 @@ func TestOpenAPIYAMLIsTheSameDocument(t *testing.T) {
 	}
 	if !reflect.DeepEqual(roundTrip, fromJSON) {
 		t.Error("/openapi.yaml differs from /openapi.json")
+	}
+}
+
+// TestOpenAPIEnumsAreTheDomains: the records' statuses and kinds in the served description are the
+// domain's, in the state machines' order, and no marker of where they were filled in is served.
+func TestOpenAPIEnumsAreTheDomains(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					Enum []string `json:"enum"`
+				} `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for schema, want := range map[string]map[string][]string{
+		"SyncTask":     {"status": sync.TaskMachine.Strings(), "kind": {"hospital_visit", "document_collection", "follow_up"}},
+		"SyncClaim":    {"status": sync.ClaimMachine.Strings()},
+		"SyncDocument": {"status": sync.DocumentMachine.Strings()},
+	} {
+		for field, values := range want {
+			if got := doc.Components.Schemas[schema].Properties[field].Enum; !slices.Equal(got, values) {
+				t.Errorf("%s.%s: enum %v, want %v", schema, field, got, values)
+			}
+		}
+	}
+	if got := sync.ClaimMachine.Strings(); !slices.Equal(got, []string{"reported", "collecting", "under_review", "approved", "paid", "rejected"}) {
+		t.Errorf("claim statuses %v: the wire's statuses changed", got)
+	}
+	for _, marker := range []string{"x-enum-from", "x-keys-from", "x-each"} {
+		if strings.Contains(string(openAPI), marker) {
+			t.Errorf("the served description still holds %q", marker)
+		}
+	}
+	if err := fillEnums(map[string]any{"x-enum-from": "task.colour"}, sync.Enums()); err == nil {
+		t.Error("an enumeration the domain does not have was filled in without an error")
 	}
 }

@@ -18,17 +18,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Event is what a hook learns of an applied write: the record before and after (as a device sees
-// it; Before is nil for a create) and who wrote it.
-type Event struct {
-	Type   string
-	ID     uuid.UUID
-	Op     string // create, update or delete
-	Before map[string]any
-	After  map[string]any
-	Actor  *fieldsync.Identity
-}
-
 // row is a record as stored, read with to_jsonb.
 type row map[string]any
 
@@ -233,14 +222,14 @@ func (a *applier) prepareTask(ctx context.Context, cols map[string]any, values m
 		return err
 	}
 	cols["branch_id"] = claim.str("branch_id")
-	status := "open"
+	status := TaskOpen
 	if assignee, ok := values["assignee_id"].(uuid.UUID); ok {
 		if err := a.requireRepOfBranch(ctx, assignee, claim.str("branch_id"), "assignee_id"); err != nil {
 			return err
 		}
-		status = "assigned"
+		status = TaskAssigned
 	}
-	cols["status"] = status
+	cols["status"] = string(status)
 	return nil
 }
 
@@ -302,7 +291,7 @@ func (a *applier) prepareDocument(ctx context.Context, cols map[string]any, valu
 	}
 	cols["branch_id"] = claim.str("branch_id")
 	cols["uploader_id"] = a.id.UserID
-	cols["status"] = "pending_upload"
+	cols["status"] = string(DocumentPendingUpload)
 	return nil
 }
 
@@ -389,7 +378,8 @@ func (a *applier) update(ctx context.Context, values map[string]any) (Result, er
 				return Result{}, err
 			}
 		}
-		if to, ok := set["status"].(string); ok && a.m.Type == TypeTask && finished(cur.str("status")) && !finished(to) && !a.isSystem() {
+		wasFinished := a.m.Type == TypeTask && TaskStatus(cur.str("status")).Finished()
+		if to, ok := set["status"].(string); ok && wasFinished && !TaskStatus(to).Finished() && !a.isSystem() {
 			if err := a.recordReopen(ctx); err != nil {
 				return Result{}, err
 			}
@@ -405,9 +395,9 @@ func (a *applier) update(ctx context.Context, values map[string]any) (Result, er
 	return Result{ID: a.m.ID, Status: status, Version: version, Entity: entity, Conflicts: a.conflicts}, nil
 }
 
-// checkFrozen refuses a write that would change a field frozen at the record's status
-// (frozenFields). set holds only what the mutation changes, after the merge: writing the value a
-// field already has, or a field the state machine already held back, is not refused.
+// checkFrozen refuses a write that would change a field frozen at the record's status (the Frozen
+// fields of its state machine). set holds only what the mutation changes, after the merge: writing
+// the value a field already has, or a field the state machine already held back, is not refused.
 func (a *applier) checkFrozen(cur row, set map[string]any) error {
 	if a.isSystem() {
 		return nil
@@ -416,7 +406,11 @@ func (a *applier) checkFrozen(cur row, set map[string]any) error {
 	if to, ok := set["status"].(string); ok && to != status {
 		return nil
 	}
-	for _, name := range frozenFields[a.m.Type][status] {
+	sm, ok := machines[a.m.Type]
+	if !ok {
+		return nil
+	}
+	for _, name := range sm.frozen(status) {
 		if _, ok := set[name]; ok {
 			return &fieldsync.Error{Kind: fieldsync.ECONFLICT, Code: "field_frozen",
 				Message: fmt.Sprintf("The %s is %s: its %s no longer changes.", a.m.Type, strings.ReplaceAll(status, "_", " "), name),
@@ -427,9 +421,9 @@ func (a *applier) checkFrozen(cur row, set map[string]any) error {
 }
 
 // recordReopen records who reopened a finished task and why, as a note on the task written by
-// them in the same transaction: the completion the reopening undoes was frozen (frozenFields), and
-// the note keeps the reason beside it, on every device that holds the task. The reason is the
-// screen's (Mutation.reason); a push gives none.
+// them in the same transaction: the completion the reopening undoes was frozen
+// (TaskMachine.Frozen), and the note keeps the reason beside it, on every device that holds the
+// task. The reason is the screen's (Mutation.reason); a push gives none.
 func (a *applier) recordReopen(ctx context.Context) error {
 	body := "Reopened."
 	if a.m.reason != "" {
@@ -537,112 +531,46 @@ func sameValue(kind fieldKind, stored any, v any) bool {
 	return stored == v
 }
 
-// Task status transitions each role may make, from the server's current status.
-var taskTransitions = map[string]map[string][]string{
-	rep: {
-		"assigned":    {"accepted", "cannot_complete"},
-		"accepted":    {"in_progress", "completed", "cannot_complete"},
-		"in_progress": {"completed", "cannot_complete"},
-	},
-	manager: {
-		"open":            {"cancelled"},
-		"assigned":        {"cancelled"},
-		"accepted":        {"cancelled"},
-		"in_progress":     {"cancelled"},
-		"completed":       {"open", "assigned"},
-		"cannot_complete": {"open", "assigned"},
-		"cancelled":       {"open", "assigned"},
-	},
-}
-
-var claimTransitions = map[string][]string{
-	"reported":     {"collecting", "under_review", "rejected"},
-	"collecting":   {"under_review", "rejected"},
-	"under_review": {"approved", "rejected", "collecting"},
-	"approved":     {"paid", "rejected"},
-}
-
-func finished(taskStatus string) bool {
-	return taskStatus == "completed" || taskStatus == "cannot_complete" || taskStatus == "cancelled"
-}
-
 // mergeStatus checks a status change against the server's current status: the state machine of
-// the record's type. A change it does not allow is a conflict: the server's status stands.
+// the record's type (machines). A change it does not allow is a conflict: the server's status
+// stands, and the fields written with it (its companions) are refused with it.
 func (a *applier) mergeStatus(cur row, set map[string]any, to string) error {
+	sm := machines[a.m.Type]
 	from := cur.str("status")
 	if s, ok := set["status"].(string); ok {
 		from = s // a reassignment in this mutation already moved it
 	}
 	if from == to {
-		if !a.isSystem() && decided(a.m.Type, from) {
+		if !a.isSystem() && sm.decided(from) {
 			// The decision was made already: it stands as made, with its own reason and amount.
-			a.refuseCompanions(cur, set, decisionRule(a.m.Type))
+			a.refuseCompanions(cur, set, sm.decisionRule())
 		}
 		return nil
 	}
-	allowed := a.isSystem()
-	rule := RuleStateMachine
-	switch a.m.Type {
-	case TypeTask:
-		allowed = allowed || slices.Contains(taskTransitions[a.id.Role][from], to)
-		if a.id.Role == manager && (to == "open" || to == "assigned") && finished(from) {
-			// Reopening: assigned when someone holds it, open otherwise.
-			to = "open"
-			if assignee := assigneeAfter(cur, set); assignee != nil {
-				to = "assigned"
-			}
+	if !a.isSystem() && !sm.allowed(from, to, a.id.Role) {
+		rule := RuleStateMachine
+		if sm.decided(from) {
+			rule = sm.decisionRule()
 		}
-	case TypeClaim:
-		allowed = allowed || slices.Contains(claimTransitions[from], to)
-	case TypeDocument:
-		switch {
-		case a.isSystem():
-		case from == "approved" || from == "rejected":
-			rule = RuleFirstDecisionWins
-		case from == "uploaded" && (to == "approved" || to == "rejected"):
-			allowed = true
-		}
-	}
-	if !allowed {
 		a.conflicts = append(a.conflicts, Conflict{Field: "status", Yours: to, Theirs: from, Kept: "theirs", Rule: rule})
 		a.refuseCompanions(cur, set, rule)
 		return nil
+	}
+	if a.m.Type == TypeTask && a.id.Role == manager && TaskStatus(from).Finished() && (to == string(TaskOpen) || to == string(TaskAssigned)) {
+		// Reopening: assigned when someone holds it, open otherwise.
+		to = string(TaskOpen)
+		if assigneeAfter(cur, set) != nil {
+			to = string(TaskAssigned)
+		}
 	}
 	set["status"] = to
 	return nil
 }
 
-// statusCompanions are the fields written with a status decision that mean nothing without it: a
-// review's or a decision's reason, the amount of a payment. When the status change is refused, or
-// repeats a decision already made, they are refused with it: the decision that stands keeps its
-// own reason, and a claim never holds the amount of a payment that did not happen.
-var statusCompanions = map[string][]string{
-	TypeDocument: {"review_note"},
-	TypeClaim:    {"decision_note", "amount_paid"},
-}
-
-// decided reports whether status is a decision already made: a reviewed document, a settled claim.
-func decided(typ, status string) bool {
-	switch typ {
-	case TypeDocument:
-		return status == "approved" || status == "rejected"
-	case TypeClaim:
-		return status == "paid" || status == "rejected"
-	}
-	return false
-}
-
-func decisionRule(typ string) string {
-	if typ == TypeDocument {
-		return RuleFirstDecisionWins
-	}
-	return RuleStateMachine
-}
-
 // refuseCompanions takes back the status companions this mutation was about to write (merged
 // before the status, in field order), as conflicts the server wins.
 func (a *applier) refuseCompanions(cur row, set map[string]any, rule string) {
-	for _, name := range statusCompanions[a.m.Type] {
+	for _, name := range machines[a.m.Type].companions() {
 		if _, ok := set[name]; !ok {
 			continue
 		}
@@ -668,11 +596,12 @@ func (a *applier) mergeAssignee(ctx context.Context, cur row, set map[string]any
 	}
 	reopening := false
 	if s, ok := a.m.Fields["status"]; ok {
-		var to string
+		var to TaskStatus
 		_ = json.Unmarshal(s, &to)
-		reopening = to == "open" || to == "assigned"
+		reopening = to == TaskOpen || to == TaskAssigned
 	}
-	if finished(cur.str("status")) && !reopening {
+	finished := TaskStatus(cur.str("status")).Finished()
+	if finished && !reopening {
 		a.conflicts = append(a.conflicts, Conflict{Field: "assignee_id", Yours: a.m.Fields["assignee_id"], Theirs: cur["assignee_id"],
 			Kept: "theirs", Rule: RuleStateMachine})
 		return nil
@@ -682,13 +611,13 @@ func (a *applier) mergeAssignee(ctx context.Context, cur row, set map[string]any
 			return err
 		}
 		set["assignee_id"] = id
-		if !finished(cur.str("status")) {
-			set["status"] = "assigned"
+		if !finished {
+			set["status"] = string(TaskAssigned)
 		}
 	} else {
 		set["assignee_id"] = nil
-		if !finished(cur.str("status")) {
-			set["status"] = "open"
+		if !finished {
+			set["status"] = string(TaskOpen)
 		}
 	}
 	return nil
@@ -768,25 +697,25 @@ func (a *applier) derive(ctx context.Context, cur row, set map[string]any) error
 	now := a.e.NowFunc().UTC()
 	switch a.m.Type {
 	case TypeTask:
-		if finished(status) {
+		if TaskStatus(status).Finished() {
 			set["finished_at"] = now
 		} else {
 			set["finished_at"] = nil
 		}
-		if status == "cannot_complete" && after("cannot_complete_reason") == "" {
+		if TaskStatus(status) == TaskCannotComplete && after("cannot_complete_reason") == "" {
 			return fieldErr("invalid_value", "cannot_complete_reason", "Say why the task cannot be completed.")
 		}
-		if status == "assigned" && after("assignee_id") == nil {
+		if TaskStatus(status) == TaskAssigned && after("assignee_id") == nil {
 			return fieldErr("invalid_value", "assignee_id", "An assigned task needs an assignee.")
 		}
 	case TypeClaim:
-		switch status {
-		case "paid":
+		switch ClaimStatus(status) {
+		case ClaimPaid:
 			if after("amount_paid") == nil {
 				return fieldErr("invalid_value", "amount_paid", "Record the amount paid to mark a claim paid.")
 			}
 			set["paid_at"], set["settled_at"] = now, now
-		case "rejected":
+		case ClaimRejected:
 			set["settled_at"] = now
 		default:
 			set["settled_at"] = nil
@@ -795,9 +724,9 @@ func (a *applier) derive(ctx context.Context, cur row, set map[string]any) error
 			set["processor_id"] = a.id.UserID
 		}
 	case TypeDocument:
-		switch status {
-		case "approved", "rejected":
-			if status == "rejected" && after("review_note") == "" {
+		switch DocumentStatus(status) {
+		case DocumentApproved, DocumentRejected:
+			if DocumentStatus(status) == DocumentRejected && after("review_note") == "" {
 				return fieldErr("invalid_value", "review_note", "Say why the document is rejected.")
 			}
 			set["reviewer_id"], set["reviewed_at"] = a.id.UserID, now
@@ -848,7 +777,7 @@ func (a *applier) delete(ctx context.Context) (Result, error) {
 	if err := a.checkRecordRights(cur); err != nil {
 		return Result{}, err
 	}
-	if a.m.Type == TypeDocument && a.id.Role == rep && cur.str("status") != "pending_upload" && cur.str("status") != "rejected" {
+	if a.m.Type == TypeDocument && a.id.Role == rep && !DocumentStatus(cur.str("status")).Deletable() {
 		return Result{}, rejectErr("invalid_transition", "A document that was uploaded is kept for review; only a pending or rejected one can be deleted.")
 	}
 	if cur["deleted_at"] == nil {
@@ -911,16 +840,7 @@ func (a *applier) runHooks(ctx context.Context, op string, before, after json.Ra
 	if len(a.e.hooks) == 0 {
 		return nil
 	}
-	ev := Event{Type: a.m.Type, ID: a.m.EntityID, Op: op, Actor: a.id}
-	var err error
-	if before != nil {
-		if ev.Before, err = decodeRow(before); err != nil {
-			return err
-		}
-	}
-	if ev.After, err = decodeRow(after); err != nil {
-		return err
-	}
+	ev := Event{Type: a.m.Type, ID: a.m.EntityID, Op: op, Before: before, After: after, Actor: a.id}
 	for _, h := range a.e.hooks {
 		if err := h(ctx, a.tx, ev); err != nil {
 			return fmt.Errorf("hook on %s %s: %w", a.m.Type, a.m.EntityID, err)

@@ -76,7 +76,7 @@ func (e *Engine) AssignTask(ctx context.Context, id *fieldsync.Identity, task uu
 
 // CancelTask cancels task.
 func (e *Engine) CancelTask(ctx context.Context, id *fieldsync.Identity, task uuid.UUID, base *int64) (Result, error) {
-	return e.screenCommand(ctx, id, TypeTask, task, base, "", map[string]any{"status": "cancelled"})
+	return e.screenCommand(ctx, id, TypeTask, task, base, "", map[string]any{"status": TaskCancelled})
 }
 
 // ReopenTask reopens a finished task: assigned to assignee when given, else to whoever held it,
@@ -86,7 +86,7 @@ func (e *Engine) ReopenTask(ctx context.Context, id *fieldsync.Identity, task uu
 	if utf8.RuneCountInString(reason) > maxReopenReason || strings.ContainsRune(reason, 0) {
 		return Result{}, fieldErr("invalid_value", "reason", "reason must be at most %d characters, without U+0000.", maxReopenReason)
 	}
-	fields := map[string]any{"status": "open"}
+	fields := map[string]any{"status": TaskOpen}
 	if len(assignee) > 0 {
 		fields["assignee_id"] = assignee
 	}
@@ -103,9 +103,11 @@ type Decision struct {
 	Note     json.RawMessage
 }
 
-func (d Decision) fields(noteField string) (map[string]any, error) {
-	if d.Decision != "approved" && d.Decision != "rejected" {
-		return nil, fieldsync.InvalidField("decision", "decision must be approved or rejected.")
+// fields are the mutation's fields of the decision, which must name one of the two statuses of
+// the record's state machine that decide it (approve, reject).
+func (d Decision) fields(noteField, approve, reject string) (map[string]any, error) {
+	if d.Decision != approve && d.Decision != reject {
+		return nil, fieldsync.InvalidField("decision", "decision must be %s or %s.", approve, reject)
 	}
 	fields := map[string]any{"status": d.Decision}
 	if !isNull(d.Note) {
@@ -117,7 +119,7 @@ func (d Decision) fields(noteField string) (map[string]any, error) {
 // ReviewDocument approves or rejects an uploaded document. A document already decided keeps its
 // first decision (a conflict).
 func (e *Engine) ReviewDocument(ctx context.Context, id *fieldsync.Identity, doc uuid.UUID, d Decision, base *int64) (Result, error) {
-	fields, err := d.fields("review_note")
+	fields, err := d.fields("review_note", string(DocumentApproved), string(DocumentRejected))
 	if err != nil {
 		return Result{}, err
 	}
@@ -126,7 +128,7 @@ func (e *Engine) ReviewDocument(ctx context.Context, id *fieldsync.Identity, doc
 
 // DecideClaim approves or rejects a claim, by the claim's state machine.
 func (e *Engine) DecideClaim(ctx context.Context, id *fieldsync.Identity, claim uuid.UUID, d Decision, base *int64) (Result, error) {
-	fields, err := d.fields("decision_note")
+	fields, err := d.fields("decision_note", string(ClaimApproved), string(ClaimRejected))
 	if err != nil {
 		return Result{}, err
 	}
@@ -139,7 +141,7 @@ func (e *Engine) RecordPayment(ctx context.Context, id *fieldsync.Identity, clai
 	if isNull(amount) {
 		return Result{}, fieldsync.InvalidField("amount_paid", "amount_paid is required: the amount paid, in cents.")
 	}
-	return e.screenCommand(ctx, id, TypeClaim, claim, base, "", map[string]any{"status": "paid", "amount_paid": amount})
+	return e.screenCommand(ctx, id, TypeClaim, claim, base, "", map[string]any{"status": ClaimPaid, "amount_paid": amount})
 }
 
 // screenCommand applies a screen's update of record entityID (of type typ) through Command.

@@ -846,7 +846,8 @@ func checkConflictRule(c convConflict) error {
 		switch c.rule {
 		case sync.RuleStateMachine:
 		case sync.RuleFirstDecisionWins:
-			if c.typ != sync.TypeDocument || (theirs != "approved" && theirs != "rejected") {
+			decided, _ := theirs.(string)
+			if c.typ != sync.TypeDocument || !sync.DocumentMachine.IsDecided(sync.DocumentStatus(decided)) {
 				return fmt.Errorf("first_decision_wins is for a document already decided")
 			}
 		default:

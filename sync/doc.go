@@ -18,13 +18,22 @@
 // Pulls (Engine.Pull) and the event stream (notify, through Engine.FeedStart and Engine.Feed) read
 // the change log here, with their cursors and tokens in cursor.go.
 //
+// # State machines are data
+//
+// A task's, a claim's and a document's statuses are Go types (status.go), and each entity's state
+// machine is one table (machine.go: TaskMachine, ClaimMachine, DocumentMachine): which role may
+// make which move, which statuses are decisions, which fields go with a status change and which
+// freeze. The engine's status checks, the screens' tests and the OpenAPI description's enums all
+// read those tables, so a rule is changed in one place.
+//
 // # Decisions stand
 //
-// Some fields freeze when a record reaches a status (frozenFields in rules.go, one table): a
-// claim's amounts and decision once approved, paid or rejected, a document's review once decided, a
-// task's completion once finished. A later write that would change one is rejected (field_frozen),
-// whoever sends it. The correction that is allowed is a move by the state machine, such as a
-// manager reopening a task, which the engine records with who made it and why (a note on the task).
+// Some fields freeze when a record reaches a status (the Frozen fields of its state machine): a
+// claim's amounts and decision once approved, paid or rejected, a document's review once decided,
+// a task's completion once finished. A later write that would change one is rejected
+// (field_frozen), whoever sends it. The correction that is allowed is a move by the state machine,
+// such as a manager reopening a task, which the engine records with who made it and why (a note on
+// the task).
 //
 // # Pulls without gaps
 //

@@ -157,7 +157,7 @@ var entities = withData(map[string]*entity{
 		fields: map[string]field{
 			"claim_id":               {kind: kindUUID, create: roles(manager)},
 			"assignee_id":            {kind: kindUUID, nullable: true, create: roles(manager), update: roles(manager)},
-			"kind":                   {kind: kindEnum, enum: []string{"hospital_visit", "document_collection", "follow_up"}, create: roles(manager), update: roles(manager)},
+			"kind":                   {kind: kindEnum, enum: stringsOf(TaskKinds), create: roles(manager), update: roles(manager)},
 			"title":                  {kind: kindText, min: 1, max: 200, create: roles(manager), update: roles(manager)},
 			"instructions":           {kind: kindText, max: 10000, create: roles(manager), update: roles(manager)},
 			"due_at":                 {kind: kindTime, nullable: true, create: roles(manager), update: roles(manager)},
@@ -167,7 +167,7 @@ var entities = withData(map[string]*entity{
 			"checklist":              {kind: kindChecklist, create: roles(manager), update: roles(manager, rep)},
 			"completion_note":        {kind: kindText, max: 10000, update: roles(rep)},
 			"cannot_complete_reason": {kind: kindText, max: 2000, update: roles(rep)},
-			"status": {kind: kindEnum, enum: []string{"open", "assigned", "accepted", "in_progress", "completed", "cannot_complete", "cancelled"},
+			"status": {kind: kindEnum, enum: TaskMachine.Strings(),
 				update: roles(rep, manager)},
 		},
 		required:    []string{"claim_id", "kind", "title"},
@@ -193,7 +193,7 @@ var entities = withData(map[string]*entity{
 		fields: map[string]field{
 			"description":    {kind: kindText, max: 10000, update: roles(manager, processor)},
 			"hospital":       {kind: kindText, max: 300, update: roles(manager, processor)},
-			"status":         {kind: kindEnum, enum: []string{"reported", "collecting", "under_review", "approved", "paid", "rejected"}, update: roles(processor)},
+			"status":         {kind: kindEnum, enum: ClaimMachine.Strings(), update: roles(processor)},
 			"amount_claimed": {kind: kindInt, max: 1 << 50, nullable: true, update: roles(processor)},
 			"amount_paid":    {kind: kindInt, max: 1 << 50, nullable: true, update: roles(processor)},
 			"premium":        {kind: kindInt, max: 1 << 50, nullable: true, update: roles(processor, manager)},
@@ -225,12 +225,12 @@ var entities = withData(map[string]*entity{
 		fields: map[string]field{
 			"claim_id":     {kind: kindUUID, create: roles(rep, manager)},
 			"task_id":      {kind: kindUUID, nullable: true, create: roles(rep, manager)},
-			"kind":         {kind: kindEnum, enum: []string{"id_card", "medical_record", "invoice", "discharge_summary", "photo", "other"}, create: roles(rep, manager), update: roles(rep, manager)},
+			"kind":         {kind: kindEnum, enum: stringsOf(DocumentKinds), create: roles(rep, manager), update: roles(rep, manager)},
 			"file_name":    {kind: kindText, max: 255, clean: CleanFileName, create: roles(rep, manager), update: roles(rep, manager)},
 			"content_type": {kind: kindText, max: 100, create: roles(rep, manager)},
 			"size_bytes":   {kind: kindInt, max: 1 << 40, nullable: true, create: roles(rep, manager)},
 			"sha256":       {kind: kindText, max: 64, nullable: true, create: roles(rep, manager)},
-			"status":       {kind: kindEnum, enum: []string{"pending_upload", "uploaded", "approved", "rejected"}, update: roles(processor)},
+			"status":       {kind: kindEnum, enum: DocumentMachine.Strings(), update: roles(processor)},
 			"review_note":  {kind: kindText, max: 2000, update: roles(processor)},
 			// Written only by the server (the upload and its processing), through the engine.
 			"object_key":    {kind: kindText, max: 500, nullable: true},

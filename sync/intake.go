@@ -34,7 +34,7 @@ type ReportedClaim struct {
 	Task  json.RawMessage `json:"task"`
 }
 
-var claimKinds = []string{"hospitalisation", "accident", "illness", "death", "other"}
+var claimKinds = stringsOf(ClaimKinds)
 
 // intakeRoles may report claims: the call-centre integration for any branch, processors and
 // managers for their own.
@@ -186,7 +186,7 @@ func (e *Engine) dispatchVisit(ctx context.Context, tx pgx.Tx, sys *fieldsync.Id
 	}
 	fields := map[string]any{
 		"claim_id":         r.ID,
-		"kind":             "hospital_visit",
+		"kind":             TaskHospitalVisit,
 		"title":            truncate("Visit "+customer+" at "+r.Hospital, 200),
 		"instructions":     "Collect the ID card, medical record, invoices and discharge summary.",
 		"location_address": truncate(r.Hospital, 500),
@@ -203,7 +203,7 @@ func (e *Engine) dispatchVisit(ctx context.Context, tx pgx.Tx, sys *fieldsync.Id
 		}
 		raw[name] = data
 	}
-	taskID := uuid.NewSHA1(r.ID, []byte("hospital_visit")) // the same on a retried report
+	taskID := uuid.NewSHA1(r.ID, []byte(TaskHospitalVisit)) // the same on a retried report
 	_, err = e.apply(ctx, tx, sys, &Mutation{ID: uuid.Must(uuid.NewV7()), Type: TypeTask, Op: "create", EntityID: taskID, Fields: raw})
 	return err
 }

@@ -22,7 +22,7 @@ func SystemIdentity(branch, cause uuid.UUID) *fieldsync.Identity {
 // its tasks, to under_review when every task has finished and at least one was completed. It is a
 // mutation like any other, so it is versioned, logged and notified the same way.
 func (e *Engine) advanceClaim(ctx context.Context, tx pgx.Tx, claimID string, actor *fieldsync.Identity) error {
-	var status string
+	var status ClaimStatus
 	var version int64
 	var branch uuid.UUID
 	var started, open, completed int
@@ -40,12 +40,12 @@ func (e *Engine) advanceClaim(ctx context.Context, tx pgx.Tx, claimID string, ac
 	if err != nil {
 		return fmt.Errorf("read claim progress: %w", err)
 	}
-	next := ""
+	var next ClaimStatus
 	switch {
-	case (status == "reported" || status == "collecting") && open == 0 && completed > 0:
-		next = "under_review"
-	case status == "reported" && started > 0:
-		next = "collecting"
+	case (status == ClaimReported || status == ClaimCollecting) && open == 0 && completed > 0:
+		next = ClaimUnderReview
+	case status == ClaimReported && started > 0:
+		next = ClaimCollecting
 	}
 	if next == "" {
 		return nil
@@ -68,28 +68,4 @@ func translateWriteError(err error) error {
 		return fe
 	}
 	return fmt.Errorf("write: %w", err)
-}
-
-// frozenFields are the fields that stop changing once a record reaches a status, by type and
-// status: a decision, a payment, a finished piece of work stand as they were made. A later write
-// that would change one is rejected with field_frozen (conflict, 409 on the screens), and nothing
-// of it is applied. The server's own writes are not held back, and neither is a mutation that
-// moves the record to another status by its state machine (a manager's reopen, a processor's
-// rejection after an approval): that move is the recorded change that may correct them, and it
-// writes the fields of the status it leads to. A decision repeated with its fields (paying a
-// paid claim again) stays a conflict by the state machine's rules, as before.
-var frozenFields = map[string]map[string][]string{
-	TypeClaim: {
-		"approved": {"amount_claimed", "decision_note"},
-		"paid":     {"amount_claimed", "amount_paid", "decision_note", "processor_id"},
-		"rejected": {"amount_claimed", "amount_paid", "decision_note", "processor_id"},
-	},
-	TypeDocument: {
-		"approved": {"kind", "file_name", "review_note"},
-		"rejected": {"kind", "file_name", "review_note"},
-	},
-	TypeTask: {
-		"completed":       {"completion_note", "cannot_complete_reason", "checklist"},
-		"cannot_complete": {"completion_note", "cannot_complete_reason", "checklist"},
-	},
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/internal/client"
 	"github.com/fieldsync/fieldsync/media"
+	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 	"github.com/minio/minio-go/v7"
 )
@@ -61,7 +62,7 @@ func (r *run) upload(ctx context.Context) error {
 	for range cap(docs) {
 		id := uuid.Must(uuid.NewV7())
 		ms = append(ms, client.Mutation{ID: uuid.Must(uuid.NewV7()), Type: "document", Op: "create", EntityID: id, Fields: map[string]any{
-			"claim_id": w.Claims[0], "task_id": w.Tasks[0], "kind": "discharge_summary", "file_name": "discharge.pdf",
+			"claim_id": w.Claims[0], "task_id": w.Tasks[0], "kind": sync.DocumentDischargeSummary, "file_name": "discharge.pdf",
 			"content_type": "application/pdf", "size_bytes": len(file), "sha256": hex.EncodeToString(sum[:]),
 		}})
 		docs <- id

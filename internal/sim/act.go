@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 )
 
@@ -43,9 +45,6 @@ func (d *Device) Act(rng *rand.Rand) string {
 	return what
 }
 
-// The statuses of a finished task.
-var finished = []string{"completed", "cannot_complete", "cancelled"}
-
 func str(v map[string]any, k string) string { s, _ := v[k].(string); return s }
 
 func idOf(v map[string]any, k string) uuid.UUID {
@@ -66,9 +65,13 @@ func where(s []map[string]any, keep func(map[string]any) bool) []map[string]any 
 	return out
 }
 
-func statusIn(statuses ...string) func(map[string]any) bool {
-	return func(v map[string]any) bool { return slices.Contains(statuses, str(v, "status")) }
+// statusIn keeps the records in one of statuses.
+func statusIn[S ~string](statuses ...S) func(map[string]any) bool {
+	return func(v map[string]any) bool { return slices.Contains(statuses, S(str(v, "status"))) }
 }
+
+// taskStatus is a task's status, as its record says.
+func taskStatus(v map[string]any) sync.TaskStatus { return sync.TaskStatus(str(v, "status")) }
 
 // checklist returns a task's checklist items.
 func checklist(task map[string]any) []map[string]any {
@@ -77,13 +80,13 @@ func checklist(task map[string]any) []map[string]any {
 
 // docKind is the kind of document a checklist item asks for.
 func docKind(key string) string {
-	switch key {
-	case "id_card", "medical_record", "discharge_summary":
+	switch sync.DocumentKind(key) {
+	case sync.DocumentIDCard, sync.DocumentMedicalRecord, sync.DocumentDischargeSummary:
 		return key
 	case "invoices":
-		return "invoice"
+		return string(sync.DocumentInvoice)
 	}
-	return "photo"
+	return string(sync.DocumentPhoto)
 }
 
 // readNotification marks one of the user's unread notifications read.
@@ -106,7 +109,7 @@ func (d *Device) note(rng *rand.Rand, task map[string]any) string {
 func (d *Device) actRep(rng *rand.Rand) string {
 	me := d.client.User().ID
 	mine := where(d.list("task"), func(v map[string]any) bool {
-		return idOf(v, "assignee_id") == me && statusIn("assigned", "accepted", "in_progress")(v) && d.confirmed("task", idOf(v, "id"))
+		return idOf(v, "assignee_id") == me && statusIn(sync.TaskAssigned, sync.TaskAccepted, sync.TaskInProgress)(v) && d.confirmed("task", idOf(v, "id"))
 	})
 	if rng.Float64() < 0.1 || len(mine) == 0 {
 		return d.readNotification(rng)
@@ -114,19 +117,19 @@ func (d *Device) actRep(rng *rand.Rand) string {
 	t := pick(rng, mine)
 	id, title := idOf(t, "id"), str(t, "title")
 	r := rng.Float64()
-	switch str(t, "status") {
-	case "assigned":
+	switch taskStatus(t) {
+	case sync.TaskAssigned:
 		if r < 0.04 {
-			d.queue("task", "update", id, map[string]any{"status": "cannot_complete", "cannot_complete_reason": "The customer was discharged before the visit."})
+			d.queue("task", "update", id, map[string]any{"status": sync.TaskCannotComplete, "cannot_complete_reason": "The customer was discharged before the visit."})
 			return fmt.Sprintf("could not complete %q", title)
 		}
-		d.queue("task", "update", id, map[string]any{"status": "accepted"})
+		d.queue("task", "update", id, map[string]any{"status": sync.TaskAccepted})
 		return fmt.Sprintf("accepted %q", title)
-	case "accepted":
+	case sync.TaskAccepted:
 		if r < 0.15 {
 			return d.note(rng, t)
 		}
-		d.queue("task", "update", id, map[string]any{"status": "in_progress"})
+		d.queue("task", "update", id, map[string]any{"status": sync.TaskInProgress})
 		return fmt.Sprintf("started %q", title)
 	}
 	// In progress: work through the checklist.
@@ -138,7 +141,7 @@ func (d *Device) actRep(rng *rand.Rand) string {
 	}
 	claim := idOf(t, "claim_id")
 	rejected := where(d.list("document"), func(v map[string]any) bool {
-		return idOf(v, "claim_id") == claim && idOf(v, "uploader_id") == me && str(v, "status") == "rejected" && !d.retaken(v)
+		return idOf(v, "claim_id") == claim && idOf(v, "uploader_id") == me && sync.DocumentStatus(str(v, "status")) == sync.DocumentRejected && !d.retaken(v)
 	})
 	switch {
 	case len(rejected) > 0 && r < 0.5:
@@ -147,10 +150,10 @@ func (d *Device) actRep(rng *rand.Rand) string {
 		d.retakes = append(d.retakes, idOf(doc, "id"))
 		return fmt.Sprintf("photographed again the %s the processor rejected", str(doc, "kind"))
 	case len(undone) == 0 && r < 0.7:
-		d.queue("task", "update", id, map[string]any{"status": "completed", "completion_note": "All documents collected."})
+		d.queue("task", "update", id, map[string]any{"status": sync.TaskCompleted, "completion_note": "All documents collected."})
 		return fmt.Sprintf("completed %q", title)
 	case r < 0.02:
-		d.queue("task", "update", id, map[string]any{"status": "cannot_complete", "cannot_complete_reason": "The customer refused the visit."})
+		d.queue("task", "update", id, map[string]any{"status": sync.TaskCannotComplete, "cannot_complete_reason": "The customer refused the visit."})
 		return fmt.Sprintf("could not complete %q", title)
 	case r < 0.12:
 		return d.note(rng, t)
@@ -204,7 +207,7 @@ func (d *Device) discardPhoto(rng *rand.Rand) string {
 	}
 	p := waiting[rng.IntN(len(waiting))]
 	doc := d.view(Key{"document", p.doc})
-	if doc == nil || str(doc, "status") != "pending_upload" || !d.queue("document", "delete", p.doc, nil) {
+	if doc == nil || sync.DocumentStatus(str(doc, "status")) != sync.DocumentPendingUpload || !d.queue("document", "delete", p.doc, nil) {
 		return ""
 	}
 	d.dropPhoto(p.doc)
@@ -214,9 +217,9 @@ func (d *Device) discardPhoto(rng *rand.Rand) string {
 func (d *Device) actManager(rng *rand.Rand) string {
 	tasks := d.list("task")
 	reps := where(d.list("user"), func(v map[string]any) bool { return str(v, "role") == "rep" && v["disabled"] != true })
-	open := where(tasks, statusIn("open"))
-	active := where(tasks, statusIn("assigned", "accepted", "in_progress"))
-	done := where(tasks, statusIn(finished...))
+	open := where(tasks, statusIn(sync.TaskOpen))
+	active := where(tasks, statusIn(sync.TaskAssigned, sync.TaskAccepted, sync.TaskInProgress))
+	done := where(tasks, func(v map[string]any) bool { return taskStatus(v).Finished() })
 	target := min(max(3, 2*len(reps)), 12)
 	r := rng.Float64()
 	switch {
@@ -248,13 +251,13 @@ func (d *Device) actManager(rng *rand.Rand) string {
 		return fmt.Sprintf("reassigned %q to %s", str(t, "title"), str(rep, "name"))
 	case len(active) > 0 && r < 0.79:
 		t := pick(rng, active)
-		if !d.queue("task", "update", idOf(t, "id"), map[string]any{"status": "cancelled"}) {
+		if !d.queue("task", "update", idOf(t, "id"), map[string]any{"status": sync.TaskCancelled}) {
 			return ""
 		}
 		return fmt.Sprintf("cancelled %q", str(t, "title"))
 	case len(done) > 0 && r < 0.82:
 		t := pick(rng, done)
-		if !d.queue("task", "update", idOf(t, "id"), map[string]any{"status": "assigned"}) {
+		if !d.queue("task", "update", idOf(t, "id"), map[string]any{"status": sync.TaskAssigned}) {
 			return ""
 		}
 		return fmt.Sprintf("reopened %q", str(t, "title"))
@@ -287,7 +290,7 @@ func (d *Device) actManager(rng *rand.Rand) string {
 // claim still being worked.
 func (d *Device) newWork(rng *rand.Rand, reps []map[string]any) string {
 	customers := where(d.list("customer"), func(v map[string]any) bool { return d.confirmed("customer", idOf(v, "id")) })
-	claims := where(d.list("claim"), statusIn("reported", "collecting", "under_review"))
+	claims := where(d.list("claim"), statusIn(sync.ClaimReported, sync.ClaimCollecting, sync.ClaimUnderReview))
 	tasked := map[string]bool{}
 	for _, t := range d.list("task") {
 		tasked[str(t, "claim_id")] = true
@@ -303,7 +306,7 @@ func (d *Device) newWork(rng *rand.Rand, reps []map[string]any) string {
 		name := names[rng.IntN(len(names))] + " " + surnames[rng.IntN(len(surnames))]
 		fields := map[string]any{"name": name, "phone": fmt.Sprintf("+351 93%d %03d %03d", rng.IntN(10), rng.IntN(1000), rng.IntN(1000)),
 			"address": fmt.Sprintf("Rua %d, Porto", 1+rng.IntN(300))}
-		if agents := where(reps, func(v map[string]any) bool { return str(v, "rep_kind") == "agent" }); len(agents) > 0 {
+		if agents := where(reps, func(v map[string]any) bool { return str(v, "rep_kind") == fieldsync.RepAgent }); len(agents) > 0 {
 			fields["agent_id"] = pick(rng, agents)["id"]
 		}
 		d.queue("customer", "create", uuid.Must(uuid.NewV7()), fields)
@@ -312,9 +315,9 @@ func (d *Device) newWork(rng *rand.Rand, reps []map[string]any) string {
 		c := pick(rng, customers)
 		hospitalised := rng.Float64() < 0.6
 		body := map[string]any{"id": uuid.Must(uuid.NewV7()), "customer_id": c["id"], "policy_number": fmt.Sprintf("POL-%06d", rng.IntN(1000000)),
-			"kind": "accident", "description": "Reported by the simulator.", "amount_claimed": 1000 * (50 + rng.IntN(5000))}
+			"kind": sync.ClaimAccident, "description": "Reported by the simulator.", "amount_claimed": 1000 * (50 + rng.IntN(5000))}
 		if hospitalised {
-			body["kind"], body["hospitalised"], body["hospital"] = "hospitalisation", true, "Hospital de São João"
+			body["kind"], body["hospitalised"], body["hospital"] = sync.ClaimHospitalisation, true, "Hospital de São João"
 		}
 		d.reports = append(d.reports, &report{body: body})
 		return fmt.Sprintf("reported a claim of %s (hospitalised: %t)", str(c, "name"), hospitalised)
@@ -323,7 +326,7 @@ func (d *Device) newWork(rng *rand.Rand, reps []map[string]any) string {
 		return ""
 	}
 	c, rep := pick(rng, claims), pick(rng, reps)
-	kind := []string{"document_collection", "follow_up"}[rng.IntN(2)]
+	kind := []sync.TaskKind{sync.TaskDocumentCollection, sync.TaskFollowUp}[rng.IntN(2)]
 	items := []map[string]any{{"key": "invoices", "label": "Photograph the invoices", "done": false}}
 	if rng.IntN(2) == 0 {
 		items = append(items, map[string]any{"key": "medical_record", "label": "Photograph the medical record", "done": false})
@@ -336,17 +339,17 @@ func (d *Device) newWork(rng *rand.Rand, reps []map[string]any) string {
 
 func (d *Device) actProcessor(rng *rand.Rand) string {
 	docs := where(d.list("document"), func(v map[string]any) bool {
-		return str(v, "status") == "uploaded" && d.confirmed("document", idOf(v, "id"))
+		return sync.DocumentStatus(str(v, "status")) == sync.DocumentUploaded && d.confirmed("document", idOf(v, "id"))
 	})
 	claims := d.list("claim")
 	r := rng.Float64()
 	if len(docs) > 0 && r < 0.5 {
 		doc := pick(rng, docs)
 		if rng.Float64() < 0.15 {
-			d.queue("document", "update", idOf(doc, "id"), map[string]any{"status": "rejected", "review_note": "Blurred; photograph it again in better light."})
+			d.queue("document", "update", idOf(doc, "id"), map[string]any{"status": sync.DocumentRejected, "review_note": "Blurred; photograph it again in better light."})
 			return fmt.Sprintf("rejected the %s %s", str(doc, "kind"), str(doc, "file_name"))
 		}
-		d.queue("document", "update", idOf(doc, "id"), map[string]any{"status": "approved"})
+		d.queue("document", "update", idOf(doc, "id"), map[string]any{"status": sync.DocumentApproved})
 		return fmt.Sprintf("approved the %s %s", str(doc, "kind"), str(doc, "file_name"))
 	}
 	// A claim under review is decided once none of its documents waits for review.
@@ -354,21 +357,23 @@ func (d *Device) actProcessor(rng *rand.Rand) string {
 	for _, doc := range docs {
 		waiting[str(doc, "claim_id")] = true
 	}
-	review := where(claims, func(v map[string]any) bool { return str(v, "status") == "under_review" && !waiting[str(v, "id")] })
-	approved := where(claims, statusIn("approved"))
+	review := where(claims, func(v map[string]any) bool {
+		return sync.ClaimStatus(str(v, "status")) == sync.ClaimUnderReview && !waiting[str(v, "id")]
+	})
+	approved := where(claims, statusIn(sync.ClaimApproved))
 	switch {
 	case len(review) > 0 && r < 0.8:
 		c := pick(rng, review)
 		id := idOf(c, "id")
 		switch x := rng.Float64(); {
 		case x < 0.08:
-			d.queue("claim", "update", id, map[string]any{"status": "rejected", "decision_note": "Not covered by the policy."})
+			d.queue("claim", "update", id, map[string]any{"status": sync.ClaimRejected, "decision_note": "Not covered by the policy."})
 			return fmt.Sprintf("rejected claim %s", str(c, "number"))
 		case x < 0.16:
-			d.queue("claim", "update", id, map[string]any{"status": "collecting", "decision_note": "The discharge summary is missing."})
+			d.queue("claim", "update", id, map[string]any{"status": sync.ClaimCollecting, "decision_note": "The discharge summary is missing."})
 			return fmt.Sprintf("sent claim %s back to collecting", str(c, "number"))
 		}
-		d.queue("claim", "update", id, map[string]any{"status": "approved", "decision_note": "Documents complete."})
+		d.queue("claim", "update", id, map[string]any{"status": sync.ClaimApproved, "decision_note": "Documents complete."})
 		return fmt.Sprintf("approved claim %s", str(c, "number"))
 	case len(approved) > 0 && r < 0.9:
 		c := pick(rng, approved)
@@ -377,7 +382,7 @@ func (d *Device) actProcessor(rng *rand.Rand) string {
 			amount = 100000
 		}
 		amount = amount * int64(80+rng.IntN(21)) / 100
-		d.queue("claim", "update", idOf(c, "id"), map[string]any{"status": "paid", "amount_paid": amount})
+		d.queue("claim", "update", idOf(c, "id"), map[string]any{"status": sync.ClaimPaid, "amount_paid": amount})
 		return fmt.Sprintf("paid claim %s: %d.%02d", str(c, "number"), amount/100, amount%100)
 	}
 	return d.readNotification(rng)
