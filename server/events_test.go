@@ -4,26 +4,21 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fieldsync/fieldsync"
 	"github.com/fieldsync/fieldsync/account"
-	"github.com/fieldsync/fieldsync/internal/jobqueue"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/notify"
-	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 )
 
 // evEnv is a server with the event stream and the notification rules (push off), over a database
@@ -34,55 +29,27 @@ type evEnv struct {
 	notify *notify.Service
 }
 
-type evOptions struct {
-	window    time.Duration // the sync engine's scope window (30 days by default)
-	heartbeat time.Duration
-	// streamsPerUser caps one user's open streams (notify's default when 0).
-	streamsPerUser int
+// evSetup builds the service with its notifications (push off), changed by opts, over a
+// database of its own.
+func evSetup(t *testing.T, opts ...func(*apptest.Setup)) *evEnv {
+	t.Helper()
+	db := testenv.DB(t)
+	a := apptest.New(t, append([]func(*apptest.Setup){withNotifications, overPool(streamsPool(t, db.URL))}, opts...)...)
+	a.DB = db
+	return &evEnv{bundle: newBundle(t, a), notify: a.Notify}
 }
 
-func evSetup(t *testing.T, o evOptions) *evEnv {
-	t.Helper()
-	if o.window == 0 {
-		o.window = 30 * 24 * time.Hour
-	}
-	if o.heartbeat == 0 {
-		o.heartbeat = 20 * time.Second
-	}
-	b := &bundle{db: testenv.DB(t)}
-	var err error
-	if b.keyPEM, err = account.GenerateKeyPEM(); err != nil {
-		t.Fatal(err)
-	}
-	if b.keys, err = account.ParseKeys(b.keyPEM); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	b.accounts, err = account.NewService(b.db.Pool, b.keys, account.Config{
-		Tokens:          account.TokenConfig{Issuer: "fieldsync-test", Audience: "fieldsync-api", TTL: 15 * time.Minute},
-		RefreshTokenTTL: 24 * time.Hour,
-		Password:        account.PasswordParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1},
-		Throttle:        account.ThrottleConfig{PerLogin: 50, PerAddress: 500, Window: time.Minute},
-	}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &evEnv{bundle: b}
-	b.engine, env.notify, b.srv = evReplica(t, b.db.URL, b.accounts, o)
-	branch, err := b.accounts.CreateBranch(context.Background(), "Branch "+uuid.NewString()[:8])
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.branchID = branch.ID
-	return env
+// withNotifications is an apptest option: the notifications service (rules, event stream) is on.
+func withNotifications(s *apptest.Setup) {
+	s.NoNotifications = false
+	s.MaxBodyBytes = 1 << 20
 }
 
-// evReplica starts one replica of the service over the database at dbURL: its own pool, sync
-// engine, job queue, notification service (push off) and HTTP server.
-func evReplica(t *testing.T, dbURL string, accounts *account.Service, o evOptions) (*sync.Engine, *notify.Service, *httptest.Server) {
+// streamsPool is a pool of its own over the database at url, larger than testenv's: streams and
+// long-polls hold connections while they wait.
+func streamsPool(t *testing.T, url string) *pgxpool.Pool {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	pcfg, err := pgxpool.ParseConfig(dbURL)
+	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,30 +59,13 @@ func evReplica(t *testing.T, dbURL string, accounts *account.Service, o evOption
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	engine := sync.New(pool, sync.Config{ScopeWindow: o.window}, log)
-	if err := engine.Prepare(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	workers := river.NewWorkers()
-	jobs, err := river.NewClient(riverpgxv5.New(pool), jobqueue.Config(workers, log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := notify.New(pool, jobs, workers, notify.Config{ScopeWindow: o.window, Heartbeat: o.heartbeat, MaxStreamsPerUser: o.streamsPerUser}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine.AddHook(svc.Hook)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{}, 2)
-	go func() { _ = svc.Run(ctx); done <- struct{}{} }()
-	go func() { _ = engine.Run(ctx); done <- struct{}{} }()
-	t.Cleanup(func() { stop(); <-done; <-done })
-	s := server.New(server.Config{MaxBodyBytes: 1 << 20, ShutdownTimeout: 5 * time.Second},
-		server.Deps{Accounts: accounts, Engine: engine, Notify: svc}, log)
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	return engine, svc, srv
+	return pool
+}
+
+// eventsReplica builds another replica with notifications over the env's database.
+func (e *evEnv) eventsReplica(t *testing.T) *apptest.App {
+	t.Helper()
+	return e.replica(t, withNotifications, overPool(streamsPool(t, e.db.URL)))
 }
 
 // evUser is a signed-in user.
@@ -293,7 +243,7 @@ func decodeNotification(t *testing.T, ev sseEvent) evNotification {
 
 func TestEventStreamSendsANewNotificationWithinASecond(t *testing.T) {
 	t.Parallel()
-	e := evSetup(t, evOptions{})
+	e := evSetup(t)
 	rep := e.signIn(t, fieldsync.RoleRep, "hospital", "Hugo Hospital")
 	agent := e.signIn(t, fieldsync.RoleRep, "agent", "Alice Agent")
 	customer := e.customer(t, "Jane Doe", agent.id)
@@ -322,7 +272,7 @@ func TestEventStreamSendsANewNotificationWithinASecond(t *testing.T) {
 
 func TestEventStreamResumesWithLastEventID(t *testing.T) {
 	t.Parallel()
-	e := evSetup(t, evOptions{})
+	e := evSetup(t)
 	rep := e.signIn(t, fieldsync.RoleRep, "hospital", "Hugo Hospital")
 	agent := e.signIn(t, fieldsync.RoleRep, "agent", "Alice Agent")
 
@@ -368,7 +318,7 @@ func insertNotification(t *testing.T, tx pgx.Tx, user uuid.UUID, title string) {
 
 func TestEventStreamSendsAtCommitAndResumingMissesNothingCommittedLate(t *testing.T) {
 	t.Parallel()
-	e := evSetup(t, evOptions{})
+	e := evSetup(t)
 	rep := e.signIn(t, fieldsync.RoleRep, "hospital", "Hugo Hospital")
 	stream := openEvents(t, e.srv.URL, rep.token, "")
 	stream.next(t, 5*time.Second, "ready")
@@ -441,8 +391,8 @@ func TestEventStreamSendsAtCommitAndResumingMissesNothingCommittedLate(t *testin
 
 func TestEventStreamAcrossReplicas(t *testing.T) {
 	t.Parallel()
-	e := evSetup(t, evOptions{})
-	engineB, _, _ := evReplica(t, e.db.URL, e.accounts, evOptions{window: 30 * 24 * time.Hour, heartbeat: 20 * time.Second})
+	e := evSetup(t)
+	engineB := e.eventsReplica(t).Engine
 	manager := e.signIn(t, fieldsync.RoleManager, "", "Maria Manager")
 	rep := e.signIn(t, fieldsync.RoleRep, "hospital", "Hugo Hospital")
 	agent := e.signIn(t, fieldsync.RoleRep, "agent", "Alice Agent")
@@ -462,7 +412,7 @@ func TestEventStreamAcrossReplicas(t *testing.T) {
 
 func TestEventStreamRefusals(t *testing.T) {
 	t.Parallel()
-	e := evSetup(t, evOptions{})
+	e := evSetup(t)
 	rep := e.signIn(t, fieldsync.RoleRep, "agent", "Alice Agent")
 	expect(t, e.do(t, "GET", "/v1/events", "", nil), http.StatusUnauthorized, "token_invalid")
 
@@ -494,7 +444,7 @@ func TestEventStreamRefusals(t *testing.T) {
 
 func TestEventStreamHeartbeatsAndEndsWithTheSession(t *testing.T) {
 	t.Parallel()
-	e := evSetup(t, evOptions{heartbeat: 200 * time.Millisecond})
+	e := evSetup(t, func(s *apptest.Setup) { s.Heartbeat = 200 * time.Millisecond })
 	rep := e.signIn(t, fieldsync.RoleRep, "agent", "Alice Agent")
 	stream := openEvents(t, e.srv.URL, rep.token, "")
 	stream.next(t, 5*time.Second, "ready")
@@ -594,7 +544,7 @@ func TestInboxSyncsIsMarkedReadByPushAndExpiresAfterTheWindow(t *testing.T) {
 	// Long enough for the pull of the read notification to come before it expires, even on a busy
 	// machine (a pull serves nothing past a transaction still running anywhere on the server).
 	const window = 8 * time.Second
-	e := evSetup(t, evOptions{window: window})
+	e := evSetup(t, func(s *apptest.Setup) { s.ScopeWindow = window })
 	rep := e.signIn(t, fieldsync.RoleRep, "hospital", "Hugo Hospital")
 	agent := e.signIn(t, fieldsync.RoleRep, "agent", "Alice Agent")
 	e.report(t, e.engine, e.customer(t, "Jane Doe", agent.id))
@@ -671,10 +621,10 @@ func changeList(changes []sync.Change) string {
 
 func TestEventStreamsEndWhenTheServerShutsDown(t *testing.T) {
 	t.Parallel()
-	e := evSetup(t, evOptions{})
+	e := evSetup(t)
 	rep := e.signIn(t, fieldsync.RoleRep, "agent", "Alice Agent")
-	s := server.New(server.Config{MaxBodyBytes: 1 << 20, ShutdownTimeout: 20 * time.Second},
-		server.Deps{Accounts: e.accounts, Engine: e.engine, Notify: e.notify}, slog.New(slog.DiscardHandler))
+	s := e.replica(t, withNotifications, overPool(streamsPool(t, e.db.URL)),
+		func(s *apptest.Setup) { s.ShutdownTimeout = 20 * time.Second }).Server
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/google/uuid"
@@ -21,7 +22,7 @@ import (
 
 func TestBodyOverTheLimitIs413(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(o *setupOptions) { o.maxBody = 1024 })
+	b := setup(t, func(o *apptest.Setup) { o.MaxBodyBytes = 1024 })
 	big := `{"login":"` + strings.Repeat("x", 2000) + `","password":"p","device":{"id":"` + uuid.NewString() + `","platform":"ios"}}`
 	expect(t, b.do(t, "POST", "/v1/auth/login", "", big), 413, "payload_too_large")
 
@@ -189,8 +190,8 @@ func TestReadyzTurns503WhenTheDatabaseIsUnreachable(t *testing.T) {
 	t.Parallel()
 	proxy, pool := proxiedPool(t, testenv.DB(t))
 
-	b := setup(t, func(o *setupOptions) {
-		o.ready = map[string]server.ReadyCheck{"database": pool.Ping, "object_store": s3Ready(t)}
+	b := setup(t, func(o *apptest.Setup) {
+		o.Deps.Pool, o.S3 = pool, testenv.S3(t)
 	})
 	r := b.do(t, "GET", "/readyz", "", nil)
 	expect(t, r, http.StatusOK, "")
