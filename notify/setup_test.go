@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"firebase.google.com/go/v4/messaging"
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/internal/fakefcm"
 	"github.com/fieldsync/fieldsync/internal/jobqueue"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/notify"
@@ -17,9 +19,45 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"golang.org/x/oauth2"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
+
+// newFakeFCM starts the fake FCM (internal/fakefcm) until the test ends.
+func newFakeFCM(t testing.TB) *fakefcm.Server {
+	f := fakefcm.New()
+	t.Cleanup(f.Close)
+	return f
+}
+
+// sender is the real firebase SDK's messaging client, pointed at the fake f.
+func sender(t testing.TB, f *fakefcm.Server) *messaging.Client {
+	t.Helper()
+	c, err := notify.NewFCM(context.Background(), notify.FCMConfig{
+		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: fakefcm.AccessToken, TokenType: "Bearer"}),
+		ProjectID:   f.Project(),
+		Endpoint:    f.Endpoint(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// waitAccepted waits until f accepted at least n messages and returns them, failing the test
+// after timeout.
+func waitAccepted(t testing.TB, f *fakefcm.Server, n int, timeout time.Duration) []fakefcm.Message {
+	t.Helper()
+	msgs, err := f.WaitCount(n, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
+// pushKey names one notification's push to one phone.
+func pushKey(m fakefcm.Message) string { return m.Token + " " + m.Data["notification_id"] }
 
 // bundle is what a test gets from setup: a database of its own, the sync engine with the
 // notification hook, one replica delivering through the real firebase SDK to a fake FCM, and a
@@ -27,7 +65,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 type bundle struct {
 	db          *testenv.Database
 	engine      *sync.Engine
-	fcm         *fakeFCM
+	fcm         *fakefcm.Server
 	svc         *notify.Service
 	jobs        *river.Client[pgx.Tx]
 	branch      uuid.UUID
@@ -57,7 +95,7 @@ func setup(t testing.TB, opts ...func(*options)) *bundle {
 	}
 	cfg := o.cfg
 	if !o.pushOff {
-		cfg.Sender = b.fcm.sender(t)
+		cfg.Sender = sender(t, b.fcm)
 	}
 	b.svc, b.jobs = b.replica(t, "replica-a", cfg, !o.noWorker)
 	b.engine.AddHook(b.svc.Hook)
