@@ -8,6 +8,7 @@ import (
 
 	"github.com/fieldsync/fieldsync"
 	"github.com/fieldsync/fieldsync/internal/fakefcm"
+	"github.com/fieldsync/fieldsync/internal/fixture"
 	"github.com/fieldsync/fieldsync/internal/jobqueue"
 	"github.com/fieldsync/fieldsync/notify"
 	"github.com/fieldsync/fieldsync/sync"
@@ -281,14 +282,9 @@ func TestAMessageFCMRefusesIsNotRetriedAndKeepsTheToken(t *testing.T) {
 // staff adds n processors to the branch, each signed in on one phone, and returns their tokens.
 func (b *bundle) staff(t testing.TB, n int) []string {
 	t.Helper()
-	ctx := context.Background()
 	var toks []string
 	for range n {
-		u := uuid.New()
-		if _, err := b.db.Pool.Exec(ctx, `INSERT INTO users (id, branch_id, role, name, login, password_hash) VALUES ($1, $2, 'processor', $3, $4, 'x')`,
-			u, b.branch, "Processor "+u.String()[:4], "p-"+u.String()); err != nil {
-			t.Fatal(err)
-		}
+		u := b.fx.User(fixture.User{Branch: b.branch, Role: fieldsync.RoleProcessor})
 		_, tok := b.device(t, u)
 		toks = append(toks, tok)
 	}

@@ -38,10 +38,7 @@ func (b *bundle) world(t testing.TB) *world {
 	if _, err := b.db.Pool.Exec(context.Background(), `UPDATE users SET on_duty = false WHERE id = $1`, w.hospital2); err != nil {
 		t.Fatal(err)
 	}
-	other := uuid.New()
-	if _, err := b.db.Pool.Exec(context.Background(), `INSERT INTO branches (id, name) VALUES ($1, $2)`, other, "Other "+other.String()[:8]); err != nil {
-		t.Fatal(err)
-	}
+	other := b.fx.Branch()
 	w.otherManager = b.userIn(t, other, fieldsync.RoleManager, "", "Otto Other")
 	for _, u := range []uuid.UUID{w.manager, w.processor1, w.processor2, w.hospital, w.hospital2, w.agent, w.agent, w.otherManager} {
 		d, tok := b.device(t, u)

@@ -10,6 +10,7 @@ import (
 	"firebase.google.com/go/v4/messaging"
 	"github.com/fieldsync/fieldsync"
 	"github.com/fieldsync/fieldsync/internal/fakefcm"
+	"github.com/fieldsync/fieldsync/internal/fixture"
 	"github.com/fieldsync/fieldsync/internal/jobqueue"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/notify"
@@ -68,6 +69,7 @@ type bundle struct {
 	fcm         *fakefcm.Server
 	svc         *notify.Service
 	jobs        *river.Client[pgx.Tx]
+	fx          *fixture.Factory
 	branch      uuid.UUID
 	integration *fieldsync.Identity
 }
@@ -100,16 +102,9 @@ func setup(t testing.TB, opts ...func(*options)) *bundle {
 	b.svc, b.jobs = b.replica(t, "replica-a", cfg, !o.noWorker)
 	b.engine.AddHook(b.svc.Hook)
 
-	ctx := context.Background()
-	b.branch = uuid.New()
-	if _, err := b.db.Pool.Exec(ctx, `INSERT INTO branches (id, name) VALUES ($1, $2)`, b.branch, "Branch "+b.branch.String()[:8]); err != nil {
-		t.Fatal(err)
-	}
-	integ := uuid.New()
-	if _, err := b.db.Pool.Exec(ctx, `INSERT INTO users (id, role, name, login, password_hash) VALUES ($1, 'integration', 'Call centre', $2, 'x')`,
-		integ, "cc-"+integ.String()[:8]); err != nil {
-		t.Fatal(err)
-	}
+	b.fx = fixture.New(t, b.db.Pool)
+	b.branch = b.fx.Branch()
+	integ := b.fx.User(fixture.User{Role: fieldsync.RoleIntegration, Name: "Call centre"})
 	b.integration = &fieldsync.Identity{UserID: integ, Role: fieldsync.RoleIntegration, Name: "Call centre"}
 	return b
 }
@@ -180,43 +175,20 @@ func (b *bundle) user(t testing.TB, role, repKind, name string) uuid.UUID {
 
 func (b *bundle) userIn(t testing.TB, branch uuid.UUID, role, repKind, name string) uuid.UUID {
 	t.Helper()
-	id := uuid.New()
-	var kind any
-	if repKind != "" {
-		kind = repKind
-	}
-	_, err := b.db.Pool.Exec(context.Background(), `INSERT INTO users (id, branch_id, role, rep_kind, name, login, password_hash)
-		VALUES ($1, $2, $3, $4, $5, $6, 'x')`, id, branch, role, kind, name, role+"-"+id.String()[:8])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return b.fx.User(fixture.User{Branch: branch, Role: role, RepKind: repKind, Name: name})
 }
 
 // device signs user in on a new device with a push token, and returns the device and token.
 func (b *bundle) device(t testing.TB, user uuid.UUID) (uuid.UUID, string) {
 	t.Helper()
-	ctx := context.Background()
-	id, token := uuid.New(), "token-"+uuid.NewString()
-	if _, err := b.db.Pool.Exec(ctx, `INSERT INTO devices (id, user_id, platform, push_token, push_platform, push_token_at)
-		VALUES ($1, $2, 'android', $3, 'android', now())`, id, user, token); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.db.Pool.Exec(ctx, `INSERT INTO sessions (id, user_id, device_id) VALUES ($1, $2, $3)`, uuid.New(), user, id); err != nil {
-		t.Fatal(err)
-	}
-	return id, token
+	token := "token-" + uuid.NewString()
+	return b.fx.Device(fixture.Device{User: user, PushToken: token, Session: true}), token
 }
 
 // customer creates a customer of the branch looked after by agent.
 func (b *bundle) customer(t testing.TB, name string, agent uuid.UUID) uuid.UUID {
 	t.Helper()
-	id := uuid.New()
-	if _, err := b.db.Pool.Exec(context.Background(), `INSERT INTO customers (id, branch_id, name, agent_id) VALUES ($1, $2, $3, $4)`,
-		id, b.branch, name, agent); err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return b.fx.Customer(fixture.Customer{Branch: b.branch, Name: name, Agent: agent})
 }
 
 // report reports a hospitalised claim for customer, as the call centre does, and returns the

@@ -13,6 +13,7 @@ import (
 	"github.com/fieldsync/fieldsync"
 	"github.com/fieldsync/fieldsync/account"
 	"github.com/fieldsync/fieldsync/internal/app/apptest"
+	"github.com/fieldsync/fieldsync/internal/fixture"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/notify"
 	"github.com/fieldsync/fieldsync/sync"
@@ -88,12 +89,7 @@ func (e *evEnv) signIn(t *testing.T, role, repKind, name string) evUser {
 // customer creates a customer of the branch looked after by agent.
 func (e *evEnv) customer(t *testing.T, name string, agent uuid.UUID) uuid.UUID {
 	t.Helper()
-	id := uuid.New()
-	if _, err := e.db.Pool.Exec(context.Background(), `INSERT INTO customers (id, branch_id, name, agent_id) VALUES ($1, $2, $3, $4)`,
-		id, e.branchID, name, agent); err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return fixture.New(t, e.db.Pool).Customer(fixture.Customer{Branch: e.branchID, Name: name, Agent: agent})
 }
 
 // report reports a hospitalised claim through engine and returns when it has committed.
@@ -309,11 +305,7 @@ func TestEventStreamResumesWithLastEventID(t *testing.T) {
 // insertNotification writes a notification for user in tx, as a rule would.
 func insertNotification(t *testing.T, tx pgx.Tx, user uuid.UUID, title string) {
 	t.Helper()
-	_, err := tx.Exec(context.Background(), `INSERT INTO notifications (id, user_id, kind, title, body) VALUES ($1, $2, 'task_assigned', $3, '')`,
-		uuid.New(), user, title)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fixture.New(t, tx).Notification(user, title)
 }
 
 func TestEventStreamSendsAtCommitAndResumingMissesNothingCommittedLate(t *testing.T) {
