@@ -11,7 +11,7 @@ import (
 
 	"firebase.google.com/go/v4/messaging"
 	"github.com/fieldsync/fieldsync"
-	"github.com/fieldsync/fieldsync/notify"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 )
@@ -113,7 +113,7 @@ func benchmarkDrain(b *testing.B, latency time.Duration) {
 
 	b.StartTimer()
 	start := time.Now()
-	bb.replicaWith(b, "drainer", notify.Config{Sender: sender, MaxSends: sends}, true, drainConns)
+	bb.replicaWith(b, "drainer", true, drainConns, pushVia(sender), func(s *apptest.Setup) { s.PushSends = sends })
 	calls := waitAccepted(b, bb.fcm, drainMessages, 5*time.Minute)
 	elapsed := time.Since(start)
 	b.StopTimer()

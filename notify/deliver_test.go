@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/fieldsync/fieldsync/internal/fakefcm"
 	"github.com/fieldsync/fieldsync/internal/fixture"
 	"github.com/fieldsync/fieldsync/internal/jobqueue"
-	"github.com/fieldsync/fieldsync/notify"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -354,7 +354,7 @@ func TestTwoReplicasSendEachMessageOnce(t *testing.T) {
 	b.fcm.SetDelay(2 * time.Millisecond) // so that both replicas get a share
 	sender := sender(t, b.fcm)
 	for _, name := range []string{"replica-b", "replica-c"} {
-		b.replica(t, name, notify.Config{Sender: sender, MaxWorkers: 2}, true)
+		b.replica(t, name, true, pushVia(sender), func(s *apptest.Setup) { s.PushWorkers = 2 })
 	}
 	waitAccepted(t, b.fcm, len(want), 30*time.Second)
 	b.waitIdle(t, 10*time.Second)
@@ -384,7 +384,7 @@ func TestARestartMidDeliveryLosesNothing(t *testing.T) {
 	// it cancels (nothing is accepted).
 	hold := make(chan struct{})
 	b.fcm.SetHold(hold)
-	_, a := b.replica(t, "replica-a2", notifyConfig(sender), true)
+	a := b.replica(t, "replica-a2", true, pushVia(sender)).Jobs
 	waitFor(t, 10*time.Second, func() bool { return b.pushJobs(t)["running"] >= 5 })
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	if err := a.StopAndCancel(stopCtx); err != nil {
@@ -410,7 +410,7 @@ func TestARestartMidDeliveryLosesNothing(t *testing.T) {
 
 	close(hold)
 	b.fcm.SetHold(nil)
-	_, bj := b.replica(t, "replica-b2", notifyConfig(sender), true)
+	bj := b.replica(t, "replica-b2", true, pushVia(sender)).Jobs
 	waitAccepted(t, b.fcm, len(want), 60*time.Second)
 	b.waitIdle(t, 30*time.Second)
 	checkOnce(t, want, b.fcm.Messages())
@@ -457,7 +457,7 @@ func TestDeliveriesOfAKilledReplicaAreSentByAnother(t *testing.T) {
 	t.Cleanup(func() { close(hold) }) // before the fake closes, which waits for its requests
 	unreachable.SetHold(hold)
 	pool, kill := b.db.KillablePool(t, 6)
-	b.replicaOver(t, pool, "replica-killed", notifyConfig(sender(t, unreachable)), true)
+	b.replicaOver(t, pool, "replica-killed", true, pushVia(sender(t, unreachable)))
 	var taken *time.Time
 	waitFor(t, 10*time.Second, func() bool {
 		err := b.db.Pool.QueryRow(context.Background(), `SELECT min(attempted_at) FROM river_job
@@ -466,7 +466,7 @@ func TestDeliveriesOfAKilledReplicaAreSentByAnother(t *testing.T) {
 	})
 	kill()
 
-	b.replica(t, "replica-b", notifyConfig(sender(t, b.fcm)), true)
+	b.replica(t, "replica-b", true, pushVia(sender(t, b.fcm)))
 	waitAccepted(t, b.fcm, len(want), time.Until(taken.Add(time.Minute)))
 	t.Logf("every message sent %s after A took the jobs (at most %s + a send expected)", time.Since(*taken).Round(time.Second), jobqueue.MaxRescueDelay)
 	b.waitIdle(t, 10*time.Second)
@@ -492,8 +492,6 @@ func waitFor(t testing.TB, timeout time.Duration, cond func() bool) {
 	}
 }
 
-func notifyConfig(sender notify.Sender) notify.Config { return notify.Config{Sender: sender} }
-
 func TestAGracefulRestartHandsOverWithoutDuplicates(t *testing.T) {
 	t.Parallel()
 	b := setup(t, noWorker)
@@ -504,7 +502,8 @@ func TestAGracefulRestartHandsOverWithoutDuplicates(t *testing.T) {
 	sender := sender(t, b.fcm)
 	b.fcm.SetDelay(100 * time.Millisecond) // FCM is slow today: draining takes a while
 
-	svc, a := b.replica(t, "replica-a3", notify.Config{Sender: sender, MaxSends: 10}, true)
+	ra := b.replica(t, "replica-a3", true, pushVia(sender), func(s *apptest.Setup) { s.PushSends = 10 })
+	svc, a := ra.Notify, ra.Jobs
 	run, stopRun := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- svc.Run(run) }()
@@ -527,7 +526,7 @@ func TestAGracefulRestartHandsOverWithoutDuplicates(t *testing.T) {
 	}
 
 	b.fcm.SetDelay(0)
-	b.replica(t, "replica-b3", notify.Config{Sender: sender}, true)
+	b.replica(t, "replica-b3", true, pushVia(sender))
 	waitAccepted(t, b.fcm, len(want), 30*time.Second)
 	b.waitIdle(t, 30*time.Second)
 	checkOnce(t, want, b.fcm.Messages())

@@ -3,15 +3,14 @@ package notify_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"testing"
 	"time"
 
 	"firebase.google.com/go/v4/messaging"
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/fieldsync/fieldsync/internal/fakefcm"
 	"github.com/fieldsync/fieldsync/internal/fixture"
-	"github.com/fieldsync/fieldsync/internal/jobqueue"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/notify"
 	"github.com/fieldsync/fieldsync/sync"
@@ -19,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"golang.org/x/oauth2"
 )
 
@@ -77,12 +75,13 @@ type bundle struct {
 type options struct {
 	pushOff  bool
 	noWorker bool // queue deliveries, but work none (River not started)
-	cfg      notify.Config
 }
 
 func pushOff(o *options)  { o.pushOff = true }
 func noWorker(o *options) { o.noWorker = true }
 
+// setup builds the service (apptest.New, as serve does) with its notifications delivering
+// through the real firebase SDK to a fake FCM, and a branch with the call centre's integration.
 func setup(t testing.TB, opts ...func(*options)) *bundle {
 	t.Helper()
 	o := options{}
@@ -90,17 +89,12 @@ func setup(t testing.TB, opts ...func(*options)) *bundle {
 		opt(&o)
 	}
 	b := &bundle{db: testenv.DB(t), fcm: newFakeFCM(t)}
-	log := slog.New(slog.DiscardHandler)
-	b.engine = sync.New(b.db.Pool, sync.Config{ScopeWindow: 30 * 24 * time.Hour}, log)
-	if err := b.engine.Prepare(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	cfg := o.cfg
+	var via []func(*apptest.Setup)
 	if !o.pushOff {
-		cfg.Sender = sender(t, b.fcm)
+		via = append(via, pushVia(sender(t, b.fcm)))
 	}
-	b.svc, b.jobs = b.replica(t, "replica-a", cfg, !o.noWorker)
-	b.engine.AddHook(b.svc.Hook)
+	a := b.replica(t, "replica-a", !o.noWorker, via...)
+	b.engine, b.svc, b.jobs = a.Engine, a.Notify, a.Jobs
 
 	b.fx = fixture.New(t, b.db.Pool)
 	b.branch = b.fx.Branch()
@@ -109,16 +103,21 @@ func setup(t testing.TB, opts ...func(*options)) *bundle {
 	return b
 }
 
-// replica starts another delivery replica over the test's database: a pool, a River client and a
-// notification service of its own, as another server process would have. When start is false the
-// River client is made but not started.
-func (b *bundle) replica(t testing.TB, name string, cfg notify.Config, start bool) (*notify.Service, *river.Client[pgx.Tx]) {
+// pushVia is a replica option: push through sender.
+func pushVia(sender notify.Sender) func(*apptest.Setup) {
+	return func(s *apptest.Setup) { s.Deps.Sender = sender }
+}
+
+// replica starts another replica over the test's database, with a pool of 6 connections of its
+// own, as another server process would have; its background workers stay stopped, and its job
+// queue works deliveries when start is set. name is its job client's, in river_job.attempted_by.
+func (b *bundle) replica(t testing.TB, name string, start bool, opts ...func(*apptest.Setup)) *apptest.App {
 	t.Helper()
-	return b.replicaWith(t, name, cfg, start, 6)
+	return b.replicaWith(t, name, start, 6, opts...)
 }
 
 // replicaWith is replica with a pool of conns connections.
-func (b *bundle) replicaWith(t testing.TB, name string, cfg notify.Config, start bool, conns int32) (*notify.Service, *river.Client[pgx.Tx]) {
+func (b *bundle) replicaWith(t testing.TB, name string, start bool, conns int32, opts ...func(*apptest.Setup)) *apptest.App {
 	t.Helper()
 	pcfg, err := pgxpool.ParseConfig(b.db.URL)
 	if err != nil {
@@ -130,28 +129,19 @@ func (b *bundle) replicaWith(t testing.TB, name string, cfg notify.Config, start
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	return b.replicaOver(t, pool, name, cfg, start)
+	return b.replicaOver(t, pool, name, start, opts...)
 }
 
 // replicaOver is replica over pool.
-func (b *bundle) replicaOver(t testing.TB, pool *pgxpool.Pool, name string, cfg notify.Config, start bool) (*notify.Service, *river.Client[pgx.Tx]) {
+func (b *bundle) replicaOver(t testing.TB, pool *pgxpool.Pool, name string, start bool, opts ...func(*apptest.Setup)) *apptest.App {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	workers := river.NewWorkers()
-	rcfg := jobqueue.Config(workers, log)
-	rcfg.ID = name // which replica attempted a job, in river_job.attempted_by
-	jobs, err := river.NewClient(riverpgxv5.New(pool), rcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := notify.New(pool, jobs, workers, cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := apptest.New(t, append([]func(*apptest.Setup){func(s *apptest.Setup) {
+		s.Deps.Pool, s.JobsID, s.NoNotifications, s.Idle = pool, name, false, true
+	}}, opts...)...)
 	if start {
-		b.start(t, jobs)
+		b.start(t, a.Jobs)
 	}
-	return svc, jobs
+	return a
 }
 
 // start starts a River client and stops it when the test ends.

@@ -218,7 +218,7 @@ func (a *App) newMedia(deps Deps, workers *river.Workers, now func() time.Time) 
 func (a *App) newNotify(ctx context.Context, deps Deps, workers *river.Workers, now func() time.Time) error {
 	cfg := a.cfg
 	ncfg := notify.Config{ScopeWindow: cfg.ScopeWindow, MaxStreamsPerUser: cfg.StreamsPerUser, Heartbeat: cfg.Heartbeat,
-		Sender: deps.Sender}
+		MaxWorkers: cfg.PushWorkers, MaxSends: cfg.PushSends, Sender: deps.Sender}
 	switch {
 	case ncfg.Sender != nil:
 	case cfg.FirebaseCredentialsFile == "":

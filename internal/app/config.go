@@ -76,6 +76,10 @@ type Config struct {
 	ChangeRetention time.Duration
 	// Heartbeat is how often an idle event stream gets a comment (notify's default when zero).
 	Heartbeat time.Duration
+	// PushWorkers and PushSends are how many delivery jobs this replica works at once and how
+	// many pushes it sends at once (notify's defaults when zero).
+	PushWorkers int
+	PushSends   int
 	// StoreTimeout bounds each call to the object store (media's default when zero).
 	StoreTimeout time.Duration
 	// JobsID names this replica's job client in river_job.attempted_by (River's own when empty).
