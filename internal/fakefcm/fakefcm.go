@@ -301,41 +301,48 @@ var ErrTimeout = errors.New("fakefcm: no matching message in time")
 // for it to arrive. It returns ErrTimeout (wrapped, with how many messages were seen) when none
 // does.
 func (s *Server) WaitFor(match func(Message) bool, timeout time.Duration) (Message, error) {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		s.mu.Lock()
-		msgs, changed := accepted(s.requests), s.changed
-		s.mu.Unlock()
+	var found Message
+	msgs, err := s.waitAccepted(timeout, func(msgs []Message) bool {
 		for _, m := range msgs {
 			if match(m) {
-				return m, nil
+				found = m
+				return true
 			}
 		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			return Message{}, fmt.Errorf("%w: %d accepted within %s, none matched", ErrTimeout, len(msgs), timeout)
-		}
+		return false
+	})
+	if err != nil {
+		return Message{}, fmt.Errorf("%w: %d accepted within %s, none matched", ErrTimeout, len(msgs), timeout)
 	}
+	return found, nil
 }
 
 // WaitCount waits until at least n messages were accepted and returns them all, or returns
 // ErrTimeout (wrapped) after timeout.
 func (s *Server) WaitCount(n int, timeout time.Duration) ([]Message, error) {
+	msgs, err := s.waitAccepted(timeout, func(msgs []Message) bool { return len(msgs) >= n })
+	if err != nil {
+		return msgs, fmt.Errorf("%w: %d accepted within %s, want %d", ErrTimeout, len(msgs), timeout, n)
+	}
+	return msgs, nil
+}
+
+// waitAccepted waits until done holds of the accepted messages, and returns them; ErrTimeout
+// with the last ones after timeout.
+func (s *Server) waitAccepted(timeout time.Duration, done func([]Message) bool) ([]Message, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		s.mu.Lock()
 		msgs, changed := accepted(s.requests), s.changed
 		s.mu.Unlock()
-		if len(msgs) >= n {
+		if done(msgs) {
 			return msgs, nil
 		}
 		select {
 		case <-changed:
 		case <-deadline.C:
-			return msgs, fmt.Errorf("%w: %d accepted within %s, want %d", ErrTimeout, len(msgs), timeout, n)
+			return msgs, ErrTimeout
 		}
 	}
 }
