@@ -42,21 +42,21 @@ var mayImport = map[string][]string{
 	"cmd/fieldsync": {"*"},
 
 	// Tooling for development, tests and load: may use the product, the product never uses them.
-	"internal/apitest":   {"*"},
-	"internal/apptest":   {"*"},
-	"internal/testenv":   {"*"},
-	"internal/devenv":    {"", "media"},
-	"internal/demo":      {"", "account", "sync"},
-	"internal/fixture":   {"*"},
-	"internal/client":    {},
-	"internal/sim":       {"", "internal/client", "sync"},
-	"internal/loadtest":  {"*"},
-	"internal/fakefcm":   {},
-	"internal/imagebomb": {},
+	"internal/apitest":     {"*"},
+	"internal/app/apptest": {"*"},
+	"internal/testenv":     {"*"},
+	"internal/devenv":      {"", "media"},
+	"internal/demo":        {"", "account", "sync"},
+	"internal/fixture":     {"*"},
+	"internal/client":      {},
+	"internal/sim":         {"", "internal/client", "sync"},
+	"internal/loadtest":    {"*"},
+	"internal/fakefcm":     {},
+	"internal/imagebomb":   {},
 }
 
 // tooling are the packages no product package may import (tests aside).
-var tooling = []string{"cmd/fieldsync", "internal/app", "internal/apitest", "internal/apptest", "internal/testenv",
+var tooling = []string{"cmd/fieldsync", "internal/app", "internal/apitest", "internal/app/apptest", "internal/testenv",
 	"internal/devenv", "internal/demo", "internal/fixture", "internal/client", "internal/sim", "internal/loadtest",
 	"internal/fakefcm", "internal/imagebomb"}
 

@@ -11,7 +11,7 @@ import (
 
 	"firebase.google.com/go/v4/messaging"
 	"github.com/fieldsync/fieldsync"
-	"github.com/fieldsync/fieldsync/notify"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 )
@@ -39,7 +39,7 @@ func BenchmarkPushLatencyIdle(b *testing.B) {
 	bb := setup(b)
 	w := bb.world(b)
 	_, task := bb.report(b, w.customer)
-	bb.fcm.waitAccepted(b, 3, 10*time.Second)
+	waitAccepted(b, bb.fcm, 3, 10*time.Second)
 	bb.waitIdle(b, 10*time.Second)
 	mgr := bb.as(w.manager, fieldsync.RoleManager)
 	reps := []uuid.UUID{w.hospital2, w.hospital}
@@ -47,14 +47,14 @@ func BenchmarkPushLatencyIdle(b *testing.B) {
 	var latencies []time.Duration
 	b.ResetTimer()
 	for i := range b.N {
-		before := len(bb.fcm.all())
+		before := len(bb.fcm.Requests())
 		raw := json.RawMessage(`"` + reps[i%2].String() + `"`)
 		if _, err := bb.engine.Command(context.Background(), mgr, sync.Mutation{Type: sync.TypeTask, Op: "update", EntityID: task,
 			Fields: map[string]json.RawMessage{"assignee_id": raw}}); err != nil {
 			b.Fatal(err)
 		}
 		committed := time.Now()
-		calls := bb.fcm.waitAccepted(b, before+2, 10*time.Second)
+		calls := waitAccepted(b, bb.fcm, before+2, 10*time.Second)
 		for _, c := range calls[before:] {
 			latencies = append(latencies, c.At.Sub(committed))
 		}
@@ -103,18 +103,18 @@ func benchmarkDrain(b *testing.B, latency time.Duration) {
 	if n := len(bb.queued(b)); n != drainMessages {
 		b.Fatalf("%d deliveries queued, want %d", n, drainMessages)
 	}
-	bb.fcm.setDelay(latency)
-	sender := bb.fcm.sender(b)
+	bb.fcm.SetDelay(latency)
+	sender := sender(b, bb.fcm)
 	const sends = 50 // the replica's MaxSends
 
 	// What the fake accepts from the SDK alone, with as many senders as the replica sends at once.
 	direct := sendDirect(b, sender, drainMessages, sends)
-	bb.fcm.reset()
+	bb.fcm.Reset()
 
 	b.StartTimer()
 	start := time.Now()
-	bb.replicaWith(b, "drainer", notify.Config{Sender: sender, MaxSends: sends}, true, drainConns)
-	calls := bb.fcm.waitAccepted(b, drainMessages, 5*time.Minute)
+	bb.replicaWith(b, "drainer", true, drainConns, pushVia(sender), func(s *apptest.Setup) { s.PushSends = sends })
+	calls := waitAccepted(b, bb.fcm, drainMessages, 5*time.Minute)
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(drainMessages)/elapsed.Seconds(), "queue-msgs/s")

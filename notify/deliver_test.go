@@ -2,14 +2,15 @@ package notify_test
 
 import (
 	"context"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
+	"github.com/fieldsync/fieldsync/internal/fakefcm"
+	"github.com/fieldsync/fieldsync/internal/fixture"
 	"github.com/fieldsync/fieldsync/internal/jobqueue"
-	"github.com/fieldsync/fieldsync/notify"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -18,12 +19,12 @@ import (
 )
 
 // failFirst answers the first request for each message to token with reply, and accepts the rest.
-func failFirst(token string, reply fcmReply) func(fcmCall, int) fcmReply {
-	return func(c fcmCall, attempt int) fcmReply {
-		if c.Message.Token == token && attempt == 1 {
+func failFirst(token string, reply *fakefcm.Error) func(fakefcm.Message, int) *fakefcm.Error {
+	return func(c fakefcm.Message, attempt int) *fakefcm.Error {
+		if c.Token == token && attempt == 1 {
 			return reply
 		}
-		return fcmReply{status: http.StatusOK}
+		return nil
 	}
 }
 
@@ -77,10 +78,10 @@ func (b *bundle) registry(t testing.TB) *prometheus.Registry {
 }
 
 // sentTo returns the requests for token.
-func sentTo(calls []fcmCall, token string) []fcmCall {
-	var out []fcmCall
+func sentTo(calls []fakefcm.Message, token string) []fakefcm.Message {
+	var out []fakefcm.Message
 	for _, c := range calls {
-		if c.Message.Token == token {
+		if c.Token == token {
 			out = append(out, c)
 		}
 	}
@@ -93,15 +94,15 @@ func TestUnavailableThenAcceptedDeliversOnce(t *testing.T) {
 	reg := b.registry(t)
 	w := b.world(t)
 	hugo := w.tokens[w.hospital][0]
-	b.fcm.setRespond(failFirst(hugo, fcmError(503, "UNAVAILABLE", "UNAVAILABLE", "The service is currently unavailable.")))
+	b.fcm.SetRespond(failFirst(hugo, fakefcm.Unavailable()))
 	b.report(t, w.customer)
 	b.waitIdle(t, 15*time.Second)
 
-	calls := sentTo(b.fcm.all(), hugo)
+	calls := sentTo(b.fcm.Requests(), hugo)
 	if len(calls) != 2 || calls[0].Status != 503 || calls[1].Status != 200 {
 		t.Fatalf("requests for Hugo's phone: %+v, want a 503 then a 200", statuses(calls))
 	}
-	if got := len(sentTo(b.fcm.accepted(), hugo)); got != 1 {
+	if got := len(sentTo(b.fcm.Messages(), hugo)); got != 1 {
 		t.Errorf("Hugo's phone was sent %d messages, want 1", got)
 	}
 	n := one(t, b.notifications(t), w.hospital, "claim_reported")
@@ -116,7 +117,7 @@ func TestUnavailableThenAcceptedDeliversOnce(t *testing.T) {
 	}
 }
 
-func statuses(calls []fcmCall) []int {
+func statuses(calls []fakefcm.Message) []int {
 	var out []int
 	for _, c := range calls {
 		out = append(out, c.Status)
@@ -131,11 +132,11 @@ func TestInternalErrorIsRetriedByTheQueueWithBackoff(t *testing.T) {
 	w := b.world(t)
 	hugo := w.tokens[w.hospital][0]
 	// The SDK does not retry a 500 itself: the job is retried, after the first backoff (1 s).
-	b.fcm.setRespond(failFirst(hugo, fcmError(500, "INTERNAL", "INTERNAL", "Internal error encountered.")))
+	b.fcm.SetRespond(failFirst(hugo, fakefcm.Internal()))
 	b.report(t, w.customer)
 	b.waitIdle(t, 15*time.Second)
 
-	calls := sentTo(b.fcm.all(), hugo)
+	calls := sentTo(b.fcm.Requests(), hugo)
 	if len(calls) != 2 || calls[0].Status != 500 || calls[1].Status != 200 {
 		t.Fatalf("requests for Hugo's phone: %v, want a 500 then a 200", statuses(calls))
 	}
@@ -156,13 +157,11 @@ func TestQuotaExceededHonoursRetryAfter(t *testing.T) {
 	reg := b.registry(t)
 	w := b.world(t)
 	hugo := w.tokens[w.hospital][0]
-	reply := fcmError(429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED", "Quota exceeded for the device.")
-	reply.header = map[string]string{"Retry-After": "3"}
-	b.fcm.setRespond(failFirst(hugo, reply))
+	b.fcm.SetRespond(failFirst(hugo, fakefcm.QuotaExceeded(3*time.Second)))
 	b.report(t, w.customer)
 	b.waitIdle(t, 20*time.Second)
 
-	calls := sentTo(b.fcm.all(), hugo)
+	calls := sentTo(b.fcm.Requests(), hugo)
 	if len(calls) != 2 || calls[0].Status != 429 || calls[1].Status != 200 {
 		t.Fatalf("requests for Hugo's phone: %v, want a 429 then a 200", statuses(calls))
 	}
@@ -175,7 +174,7 @@ func TestQuotaExceededHonoursRetryAfter(t *testing.T) {
 	}
 	// The other phones were not held up by Hugo's.
 	for _, tok := range w.tokens[w.agent] {
-		if c := sentTo(b.fcm.all(), tok); len(c) != 1 || c[0].At.After(calls[1].At) {
+		if c := sentTo(b.fcm.Requests(), tok); len(c) != 1 || c[0].At.After(calls[1].At) {
 			t.Errorf("Alice's phone: %v", statuses(c))
 		}
 	}
@@ -185,12 +184,12 @@ func TestDeadTokensAreDropped(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name   string
-		reply  fcmReply
+		reply  *fakefcm.Error
 		reason string
 	}{
-		{"unregistered", fcmError(404, "NOT_FOUND", "UNREGISTERED", "Requested entity was not found."), "unregistered"},
-		{"invalid", fcmError(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token"), "invalid"},
-		{"another sender's", fcmError(403, "PERMISSION_DENIED", "SENDER_ID_MISMATCH", "SenderId mismatch"), "sender_mismatch"},
+		{"unregistered", fakefcm.Unregistered(), "unregistered"},
+		{"invalid", fakefcm.InvalidArgument("The registration token is not a valid FCM registration token"), "invalid"},
+		{"another sender's", fakefcm.SenderIDMismatch(), "sender_mismatch"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -199,19 +198,19 @@ func TestDeadTokensAreDropped(t *testing.T) {
 			reg := b.registry(t)
 			w := b.world(t)
 			dead, alive := w.tokens[w.agent][0], w.tokens[w.agent][1]
-			b.fcm.setRespond(func(c fcmCall, _ int) fcmReply {
-				if c.Message.Token == dead {
+			b.fcm.SetRespond(func(c fakefcm.Message, _ int) *fakefcm.Error {
+				if c.Token == dead {
 					return tc.reply
 				}
-				return fcmReply{status: http.StatusOK}
+				return nil
 			})
 			b.report(t, w.customer)
 			b.waitIdle(t, 15*time.Second)
 
-			if n := len(sentTo(b.fcm.all(), dead)); n != 1 {
+			if n := len(sentTo(b.fcm.Requests(), dead)); n != 1 {
 				t.Errorf("the dead token was tried %d times, want once", n)
 			}
-			if n := len(sentTo(b.fcm.accepted(), alive)); n != 1 {
+			if n := len(sentTo(b.fcm.Messages(), alive)); n != 1 {
 				t.Errorf("Alice's other phone got %d messages, want 1", n)
 			}
 			var token *string
@@ -230,11 +229,11 @@ func TestDeadTokensAreDropped(t *testing.T) {
 			}
 
 			// The next notification is not even tried on that device.
-			before := len(b.fcm.all())
+			before := len(b.fcm.Requests())
 			b.command(t, b.as(w.manager, fieldsync.RoleManager), sync.TypeTask, "update", b.anyTask(t), map[string]any{"assignee_id": w.agent})
 			b.waitIdle(t, 10*time.Second)
-			for _, c := range b.fcm.all()[before:] {
-				if c.Message.Token == dead {
+			for _, c := range b.fcm.Requests()[before:] {
+				if c.Token == dead {
 					t.Error("a dropped token was sent to again")
 				}
 			}
@@ -257,15 +256,15 @@ func TestAMessageFCMRefusesIsNotRetriedAndKeepsTheToken(t *testing.T) {
 	reg := b.registry(t)
 	w := b.world(t)
 	hugo := w.tokens[w.hospital][0]
-	b.fcm.setRespond(func(c fcmCall, _ int) fcmReply {
-		if c.Message.Token == hugo {
-			return fcmError(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "Invalid value at 'message.data'")
+	b.fcm.SetRespond(func(c fakefcm.Message, _ int) *fakefcm.Error {
+		if c.Token == hugo {
+			return fakefcm.InvalidArgument("Invalid value at 'message.data'")
 		}
-		return fcmReply{status: http.StatusOK}
+		return nil
 	})
 	b.report(t, w.customer)
 	b.waitIdle(t, 10*time.Second)
-	if n := len(sentTo(b.fcm.all(), hugo)); n != 1 {
+	if n := len(sentTo(b.fcm.Requests(), hugo)); n != 1 {
 		t.Errorf("a refused message was tried %d times, want once", n)
 	}
 	if toks := b.tokensOf(t, w.hospital); len(toks) != 1 {
@@ -283,14 +282,9 @@ func TestAMessageFCMRefusesIsNotRetriedAndKeepsTheToken(t *testing.T) {
 // staff adds n processors to the branch, each signed in on one phone, and returns their tokens.
 func (b *bundle) staff(t testing.TB, n int) []string {
 	t.Helper()
-	ctx := context.Background()
 	var toks []string
 	for range n {
-		u := uuid.New()
-		if _, err := b.db.Pool.Exec(ctx, `INSERT INTO users (id, branch_id, role, name, login, password_hash) VALUES ($1, $2, 'processor', $3, $4, 'x')`,
-			u, b.branch, "Processor "+u.String()[:4], "p-"+u.String()); err != nil {
-			t.Fatal(err)
-		}
+		u := b.fx.User(fixture.User{Branch: b.branch, Role: fieldsync.RoleProcessor})
 		_, tok := b.device(t, u)
 		toks = append(toks, tok)
 	}
@@ -329,11 +323,11 @@ func (b *bundle) queued(t testing.TB) map[string]bool {
 }
 
 // checkOnce fails the test unless FCM accepted every queued message exactly once, and nothing else.
-func checkOnce(t *testing.T, want map[string]bool, accepted []fcmCall) {
+func checkOnce(t *testing.T, want map[string]bool, accepted []fakefcm.Message) {
 	t.Helper()
 	got := map[string]int{}
 	for _, c := range accepted {
-		got[c.Message.key()]++
+		got[pushKey(c)]++
 	}
 	for k := range want {
 		if got[k] != 1 {
@@ -357,15 +351,15 @@ func TestTwoReplicasSendEachMessageOnce(t *testing.T) {
 	if len(want) < 300 {
 		t.Fatalf("%d messages queued, want at least 300", len(want))
 	}
-	b.fcm.setDelay(2 * time.Millisecond) // so that both replicas get a share
-	sender := b.fcm.sender(t)
+	b.fcm.SetDelay(2 * time.Millisecond) // so that both replicas get a share
+	sender := sender(t, b.fcm)
 	for _, name := range []string{"replica-b", "replica-c"} {
-		b.replica(t, name, notify.Config{Sender: sender, MaxWorkers: 2}, true)
+		b.replica(t, name, true, pushVia(sender), func(s *apptest.Setup) { s.PushWorkers = 2 })
 	}
-	b.fcm.waitAccepted(t, len(want), 30*time.Second)
+	waitAccepted(t, b.fcm, len(want), 30*time.Second)
 	b.waitIdle(t, 10*time.Second)
-	checkOnce(t, want, b.fcm.accepted())
-	if n := len(b.fcm.all()); n != len(want) {
+	checkOnce(t, want, b.fcm.Messages())
+	if n := len(b.fcm.Requests()); n != len(want) {
 		t.Errorf("%d requests to FCM for %d messages", n, len(want))
 	}
 	var workers int
@@ -384,20 +378,20 @@ func TestARestartMidDeliveryLosesNothing(t *testing.T) {
 	b.staff(t, 10)
 	b.completeVisits(t, w, 8) // 16 jobs
 	want := b.queued(t)
-	sender := b.fcm.sender(t)
+	sender := sender(t, b.fcm)
 
 	// Replica A takes jobs, and FCM does not answer: A is stopped with sends in flight, which
 	// it cancels (nothing is accepted).
 	hold := make(chan struct{})
-	b.fcm.setRespond(func(fcmCall, int) fcmReply { return fcmReply{status: http.StatusOK, hold: hold} })
-	_, a := b.replica(t, "replica-a2", notifyConfig(sender), true)
+	b.fcm.SetHold(hold)
+	a := b.replica(t, "replica-a2", true, pushVia(sender)).Jobs
 	waitFor(t, 10*time.Second, func() bool { return b.pushJobs(t)["running"] >= 5 })
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	if err := a.StopAndCancel(stopCtx); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
-	if n := len(b.fcm.accepted()); n != 0 {
+	if n := len(b.fcm.Messages()); n != 0 {
 		t.Fatalf("%d accepted while FCM held every request", n)
 	}
 
@@ -415,15 +409,15 @@ func TestARestartMidDeliveryLosesNothing(t *testing.T) {
 	}
 
 	close(hold)
-	b.fcm.setRespond(nil)
-	_, bj := b.replica(t, "replica-b2", notifyConfig(sender), true)
-	b.fcm.waitAccepted(t, len(want), 60*time.Second)
+	b.fcm.SetHold(nil)
+	bj := b.replica(t, "replica-b2", true, pushVia(sender)).Jobs
+	waitAccepted(t, b.fcm, len(want), 60*time.Second)
 	b.waitIdle(t, 30*time.Second)
-	checkOnce(t, want, b.fcm.accepted())
+	checkOnce(t, want, b.fcm.Messages())
 
 	// Every job run again (as after a crash between FCM's answer and River's record) finds its
 	// delivery recorded and sends nothing.
-	before := len(b.fcm.all())
+	before := len(b.fcm.Requests())
 	rows, err := b.db.Pool.Query(context.Background(), `SELECT id FROM river_job WHERE queue = 'push'`)
 	if err != nil {
 		t.Fatal(err)
@@ -438,7 +432,7 @@ func TestARestartMidDeliveryLosesNothing(t *testing.T) {
 		}
 	}
 	waitFor(t, 20*time.Second, func() bool { return b.pushJobs(t)["completed"] == len(ids) })
-	if n := len(b.fcm.all()); n != before {
+	if n := len(b.fcm.Requests()); n != before {
 		t.Errorf("%d messages sent again by jobs run a second time", n-before)
 	}
 }
@@ -461,9 +455,9 @@ func TestDeliveriesOfAKilledReplicaAreSentByAnother(t *testing.T) {
 	unreachable := newFakeFCM(t)
 	hold := make(chan struct{})
 	t.Cleanup(func() { close(hold) }) // before the fake closes, which waits for its requests
-	unreachable.setRespond(func(fcmCall, int) fcmReply { return fcmReply{status: http.StatusOK, hold: hold} })
+	unreachable.SetHold(hold)
 	pool, kill := b.db.KillablePool(t, 6)
-	b.replicaOver(t, pool, "replica-killed", notifyConfig(unreachable.sender(t)), true)
+	b.replicaOver(t, pool, "replica-killed", true, pushVia(sender(t, unreachable)))
 	var taken *time.Time
 	waitFor(t, 10*time.Second, func() bool {
 		err := b.db.Pool.QueryRow(context.Background(), `SELECT min(attempted_at) FROM river_job
@@ -472,11 +466,11 @@ func TestDeliveriesOfAKilledReplicaAreSentByAnother(t *testing.T) {
 	})
 	kill()
 
-	b.replica(t, "replica-b", notifyConfig(b.fcm.sender(t)), true)
-	b.fcm.waitAccepted(t, len(want), time.Until(taken.Add(time.Minute)))
+	b.replica(t, "replica-b", true, pushVia(sender(t, b.fcm)))
+	waitAccepted(t, b.fcm, len(want), time.Until(taken.Add(time.Minute)))
 	t.Logf("every message sent %s after A took the jobs (at most %s + a send expected)", time.Since(*taken).Round(time.Second), jobqueue.MaxRescueDelay)
 	b.waitIdle(t, 10*time.Second)
-	checkOnce(t, want, b.fcm.accepted())
+	checkOnce(t, want, b.fcm.Messages())
 	var rescued int
 	if err := b.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job
 		WHERE queue = 'push' AND attempted_by[1] = 'replica-killed' AND attempted_by[array_length(attempted_by, 1)] = 'replica-b'`).Scan(&rescued); err != nil {
@@ -498,8 +492,6 @@ func waitFor(t testing.TB, timeout time.Duration, cond func() bool) {
 	}
 }
 
-func notifyConfig(sender notify.Sender) notify.Config { return notify.Config{Sender: sender} }
-
 func TestAGracefulRestartHandsOverWithoutDuplicates(t *testing.T) {
 	t.Parallel()
 	b := setup(t, noWorker)
@@ -507,14 +499,15 @@ func TestAGracefulRestartHandsOverWithoutDuplicates(t *testing.T) {
 	b.staff(t, 30)
 	b.completeVisits(t, w, 4)
 	want := b.queued(t)
-	sender := b.fcm.sender(t)
-	b.fcm.setDelay(100 * time.Millisecond) // FCM is slow today: draining takes a while
+	sender := sender(t, b.fcm)
+	b.fcm.SetDelay(100 * time.Millisecond) // FCM is slow today: draining takes a while
 
-	svc, a := b.replica(t, "replica-a3", notify.Config{Sender: sender, MaxSends: 10}, true)
+	ra := b.replica(t, "replica-a3", true, pushVia(sender), func(s *apptest.Setup) { s.PushSends = 10 })
+	svc, a := ra.Notify, ra.Jobs
 	run, stopRun := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- svc.Run(run) }()
-	b.fcm.waitAccepted(t, 20, 10*time.Second)
+	waitAccepted(t, b.fcm, 20, 10*time.Second)
 
 	// SIGTERM: the server stops its background work, then the job queue.
 	started := time.Now()
@@ -528,16 +521,16 @@ func TestAGracefulRestartHandsOverWithoutDuplicates(t *testing.T) {
 	if took := time.Since(started); took > 2*time.Second {
 		t.Errorf("stopping took %s: the jobs kept sending", took)
 	}
-	if sent := len(b.fcm.accepted()); sent >= len(want) {
+	if sent := len(b.fcm.Messages()); sent >= len(want) {
 		t.Fatalf("everything (%d) was sent before the stop; the test proves nothing", sent)
 	}
 
-	b.fcm.setDelay(0)
-	b.replica(t, "replica-b3", notify.Config{Sender: sender}, true)
-	b.fcm.waitAccepted(t, len(want), 30*time.Second)
+	b.fcm.SetDelay(0)
+	b.replica(t, "replica-b3", true, pushVia(sender))
+	waitAccepted(t, b.fcm, len(want), 30*time.Second)
 	b.waitIdle(t, 30*time.Second)
-	checkOnce(t, want, b.fcm.accepted())
-	if n := len(b.fcm.all()); n != len(want) {
+	checkOnce(t, want, b.fcm.Messages())
+	if n := len(b.fcm.Requests()); n != len(want) {
 		t.Errorf("%d requests for %d messages: what was in flight at the stop was sent again", n, len(want))
 	}
 }

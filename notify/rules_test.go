@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/internal/fakefcm"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -37,10 +38,7 @@ func (b *bundle) world(t testing.TB) *world {
 	if _, err := b.db.Pool.Exec(context.Background(), `UPDATE users SET on_duty = false WHERE id = $1`, w.hospital2); err != nil {
 		t.Fatal(err)
 	}
-	other := uuid.New()
-	if _, err := b.db.Pool.Exec(context.Background(), `INSERT INTO branches (id, name) VALUES ($1, $2)`, other, "Other "+other.String()[:8]); err != nil {
-		t.Fatal(err)
-	}
+	other := b.fx.Branch()
 	w.otherManager = b.userIn(t, other, fieldsync.RoleManager, "", "Otto Other")
 	for _, u := range []uuid.UUID{w.manager, w.processor1, w.processor2, w.hospital, w.hospital2, w.agent, w.agent, w.otherManager} {
 		d, tok := b.device(t, u)
@@ -52,17 +50,17 @@ func (b *bundle) world(t testing.TB) *world {
 }
 
 // byToken groups messages by the token they were sent to.
-func byToken(calls []fcmCall) map[string][]fcmMessage {
-	out := map[string][]fcmMessage{}
+func byToken(calls []fakefcm.Message) map[string][]fakefcm.Message {
+	out := map[string][]fakefcm.Message{}
 	for _, c := range calls {
-		out[c.Message.Token] = append(out[c.Message.Token], c.Message)
+		out[c.Token] = append(out[c.Token], c)
 	}
 	return out
 }
 
 // checkPush checks that each token of user got exactly one message, and that it carries n: its
 // texts, the data to open the record, and the record's collapse key on every platform.
-func checkPush(t *testing.T, w *world, msgs map[string][]fcmMessage, user uuid.UUID, n storedNotification) {
+func checkPush(t *testing.T, w *world, msgs map[string][]fakefcm.Message, user uuid.UUID, n storedNotification) {
 	t.Helper()
 	for _, tok := range w.tokens[user] {
 		got := msgs[tok]
@@ -71,11 +69,11 @@ func checkPush(t *testing.T, w *world, msgs map[string][]fcmMessage, user uuid.U
 			continue
 		}
 		m := got[0]
-		if m.Notification.Title == "" || !strings.HasPrefix(n.Title, strings.TrimSuffix(m.Notification.Title, "…")) {
-			t.Errorf("push title %q, want the notification's %q", m.Notification.Title, n.Title)
+		if m.Title == "" || !strings.HasPrefix(n.Title, strings.TrimSuffix(m.Title, "…")) {
+			t.Errorf("push title %q, want the notification's %q", m.Title, n.Title)
 		}
-		if m.Notification.Body == "" || len([]rune(m.Notification.Body)) > 240 {
-			t.Errorf("push body %q: want 1 to 240 characters", m.Notification.Body)
+		if m.Body == "" || len([]rune(m.Body)) > 240 {
+			t.Errorf("push body %q: want 1 to 240 characters", m.Body)
 		}
 		want := map[string]string{"notification_id": n.ID.String(), "kind": n.Kind, "entity_type": n.EntityType, "entity_id": n.EntityID.String()}
 		for k, v := range want {
@@ -84,19 +82,19 @@ func checkPush(t *testing.T, w *world, msgs map[string][]fcmMessage, user uuid.U
 			}
 		}
 		key := n.EntityType + ":" + n.EntityID.String()
-		if m.Android.CollapseKey != key || m.Android.Notification.Tag != key || m.APNS.Headers["apns-collapse-id"] != key ||
-			m.APNS.Payload.Aps.ThreadID != key || m.Webpush.Notification.Tag != key || len(m.Webpush.Headers["Topic"]) != 32 {
-			t.Errorf("collapse keys: android %q/%q, apns %q/%q, web %q/%q; want %q", m.Android.CollapseKey, m.Android.Notification.Tag,
-				m.APNS.Headers["apns-collapse-id"], m.APNS.Payload.Aps.ThreadID, m.Webpush.Notification.Tag, m.Webpush.Headers["Topic"], key)
+		if m.AndroidCollapseKey != key || m.AndroidTag != key || m.APNSHeaders["apns-collapse-id"] != key ||
+			m.APNSThreadID != key || m.WebpushTag != key || len(m.WebpushHeaders["Topic"]) != 32 {
+			t.Errorf("collapse keys: android %q/%q, apns %q/%q, web %q/%q; want %q", m.AndroidCollapseKey, m.AndroidTag,
+				m.APNSHeaders["apns-collapse-id"], m.APNSThreadID, m.WebpushTag, m.WebpushHeaders["Topic"], key)
 		}
-		if m.Android.Priority != "high" || m.APNS.Headers["apns-priority"] != "10" {
-			t.Errorf("priority: android %q, apns %q", m.Android.Priority, m.APNS.Headers["apns-priority"])
+		if m.AndroidPriority != "high" || m.APNSHeaders["apns-priority"] != "10" {
+			t.Errorf("priority: android %q, apns %q", m.AndroidPriority, m.APNSHeaders["apns-priority"])
 		}
 	}
 }
 
 // only fails the test if a message went to a token of anyone but users.
-func only(t *testing.T, w *world, msgs map[string][]fcmMessage, users ...uuid.UUID) {
+func only(t *testing.T, w *world, msgs map[string][]fakefcm.Message, users ...uuid.UUID) {
 	t.Helper()
 	allowed := map[string]bool{}
 	for _, u := range users {
@@ -106,7 +104,7 @@ func only(t *testing.T, w *world, msgs map[string][]fcmMessage, users ...uuid.UU
 	}
 	for tok, ms := range msgs {
 		if !allowed[tok] {
-			t.Errorf("%d message(s) to token %s, who is not to be told (first: %q)", len(ms), tok, ms[0].Notification.Title)
+			t.Errorf("%d message(s) to token %s, who is not to be told (first: %q)", len(ms), tok, ms[0].Title)
 		}
 	}
 }
@@ -135,7 +133,7 @@ func TestClaimReportedTellsTheDispatchedRepAndTheAgent(t *testing.T) {
 	w := b.world(t)
 	claim, task := b.report(t, w.customer)
 
-	calls := b.fcm.waitAccepted(t, 3, 10*time.Second) // Hugo's phone and Alice's two
+	calls := waitAccepted(t, b.fcm, 3, 10*time.Second) // Hugo's phone and Alice's two
 	b.waitIdle(t, 10*time.Second)
 	ns := b.notifications(t)
 	if len(ns) != 2 {
@@ -157,8 +155,8 @@ func TestClaimReportedTellsTheDispatchedRepAndTheAgent(t *testing.T) {
 	checkPush(t, w, msgs, w.hospital, rep)
 	checkPush(t, w, msgs, w.agent, agent)
 	only(t, w, msgs, w.hospital, w.agent)
-	if len(b.fcm.all()) != 3 {
-		t.Errorf("%d requests to FCM, want 3", len(b.fcm.all()))
+	if len(b.fcm.Requests()) != 3 {
+		t.Errorf("%d requests to FCM, want 3", len(b.fcm.Requests()))
 	}
 }
 
@@ -167,12 +165,12 @@ func TestTaskReassignedTellsTheNewAndTheFormerAssignee(t *testing.T) {
 	b := setup(t)
 	w := b.world(t)
 	_, task := b.report(t, w.customer)
-	b.fcm.waitAccepted(t, 3, 10*time.Second)
+	waitAccepted(t, b.fcm, 3, 10*time.Second)
 	b.waitIdle(t, 10*time.Second)
-	before := len(b.fcm.all())
+	before := len(b.fcm.Requests())
 
 	b.command(t, b.as(w.manager, fieldsync.RoleManager), sync.TypeTask, "update", task, map[string]any{"assignee_id": w.hospital2})
-	calls := b.fcm.waitAccepted(t, before+2, 10*time.Second)[before:]
+	calls := waitAccepted(t, b.fcm, before+2, 10*time.Second)[before:]
 	b.waitIdle(t, 10*time.Second)
 	ns := b.notifications(t)
 	assigned := one(t, ns, w.hospital2, "task_assigned")
@@ -203,12 +201,12 @@ func TestTaskCompletedTellsTheManagerAndTheProcessors(t *testing.T) {
 	_, task := b.report(t, w.customer)
 	rep := b.as(w.hospital, fieldsync.RoleRep)
 	b.command(t, rep, sync.TypeTask, "update", task, map[string]any{"status": "accepted"})
-	b.fcm.waitAccepted(t, 3, 10*time.Second)
+	waitAccepted(t, b.fcm, 3, 10*time.Second)
 	b.waitIdle(t, 10*time.Second)
-	before := len(b.fcm.all())
+	before := len(b.fcm.Requests())
 
 	b.command(t, rep, sync.TypeTask, "update", task, map[string]any{"status": "completed", "completion_note": "All four collected."})
-	calls := b.fcm.waitAccepted(t, before+3, 10*time.Second)[before:]
+	calls := waitAccepted(t, b.fcm, before+3, 10*time.Second)[before:]
 	b.waitIdle(t, 10*time.Second)
 	ns := b.notifications(t)
 	for _, u := range []uuid.UUID{w.manager, w.processor1, w.processor2} {
@@ -248,13 +246,13 @@ func TestDocumentRejectedTellsTheUploaderWhy(t *testing.T) {
 	doc := uuid.New()
 	b.command(t, rep, sync.TypeDocument, "create", doc, map[string]any{"claim_id": claim, "task_id": task, "kind": "invoice", "file_name": "invoice.jpg"})
 	b.command(t, sync.SystemIdentity(b.branch, w.hospital), sync.TypeDocument, "update", doc, map[string]any{"status": "uploaded", "object_key": "documents/" + doc.String()})
-	b.fcm.waitAccepted(t, 3, 10*time.Second)
+	waitAccepted(t, b.fcm, 3, 10*time.Second)
 	b.waitIdle(t, 10*time.Second)
-	before := len(b.fcm.all())
+	before := len(b.fcm.Requests())
 
 	b.command(t, b.as(w.processor1, fieldsync.RoleProcessor), sync.TypeDocument, "update", doc,
 		map[string]any{"status": "rejected", "review_note": "The total is cut off at the bottom."})
-	calls := b.fcm.waitAccepted(t, before+1, 10*time.Second)[before:]
+	calls := waitAccepted(t, b.fcm, before+1, 10*time.Second)[before:]
 	b.waitIdle(t, 10*time.Second)
 	var n storedNotification
 	for _, x := range forUser(b.notifications(t), w.hospital) {
@@ -325,8 +323,8 @@ func TestClaimPaidTellsTheAgentAndTheManagerWithTheBranchTotals(t *testing.T) {
 	}
 	for _, n := range []storedNotification{m1, m2, a} {
 		got := 0
-		for _, c := range b.fcm.accepted() {
-			if c.Message.Data["notification_id"] == n.ID.String() {
+		for _, c := range b.fcm.Messages() {
+			if c.Data["notification_id"] == n.ID.String() {
 				got++
 			}
 		}
@@ -374,14 +372,14 @@ func TestAChangeThatRollsBackNotifiesNobody(t *testing.T) {
 	if jobs := b.pushJobs(t); len(jobs) != 0 {
 		t.Errorf("push jobs %v queued for a change that rolled back", jobs)
 	}
-	if calls := b.fcm.all(); len(calls) != 0 {
+	if calls := b.fcm.Requests(); len(calls) != 0 {
 		t.Errorf("%d messages sent for a change that rolled back", len(calls))
 	}
 
 	// The same report, committed, is told: the test could have seen a message.
 	failing.Store(false)
 	b.report(t, w.customer)
-	b.fcm.waitAccepted(t, 3, 10*time.Second)
+	waitAccepted(t, b.fcm, 3, 10*time.Second)
 }
 
 func TestPushOffStillFillsTheInbox(t *testing.T) {
@@ -396,7 +394,7 @@ func TestPushOffStillFillsTheInbox(t *testing.T) {
 	if jobs := b.pushJobs(t); len(jobs) != 0 {
 		t.Errorf("push jobs %v queued with push off", jobs)
 	}
-	if calls := b.fcm.all(); len(calls) != 0 {
+	if calls := b.fcm.Requests(); len(calls) != 0 {
 		t.Errorf("%d messages sent with push off", len(calls))
 	}
 }
@@ -418,7 +416,7 @@ func TestOnlyActiveDevicesOfEnabledUsersArePushed(t *testing.T) {
 	exec(`UPDATE devices SET revoked_at = now() WHERE id = $1`, w.devices[w.hospital][0])
 	b.report(t, w.customer)
 	b.waitIdle(t, 10*time.Second)
-	msgs := byToken(b.fcm.accepted())
+	msgs := byToken(b.fcm.Messages())
 	if len(msgs) != 1 || len(msgs[w.tokens[w.agent][0]]) != 1 {
 		t.Errorf("pushed to %d tokens, want only Alice's signed-in phone: %v", len(msgs), msgs)
 	}
@@ -453,12 +451,12 @@ func TestAStormOfChangesToOneTaskCollapses(t *testing.T) {
 	}
 	b.waitIdle(t, 15*time.Second)
 	key := "task:" + task.String()
-	for _, c := range b.fcm.accepted() {
-		if c.Message.Data["entity_id"] == task.String() && (c.Message.Android.CollapseKey != key || c.Message.APNS.Headers["apns-collapse-id"] != key) {
-			t.Fatalf("a message about the task has collapse key %q, want %q", c.Message.Android.CollapseKey, key)
+	for _, c := range b.fcm.Messages() {
+		if c.Data["entity_id"] == task.String() && (c.AndroidCollapseKey != key || c.APNSHeaders["apns-collapse-id"] != key) {
+			t.Fatalf("a message about the task has collapse key %q, want %q", c.AndroidCollapseKey, key)
 		}
 	}
-	if n := len(b.fcm.accepted()); n != 3+12 {
+	if n := len(b.fcm.Messages()); n != 3+12 {
 		t.Errorf("%d messages, want 15 (each one collapses on the phone into the task's latest)", n)
 	}
 }
@@ -477,17 +475,17 @@ func TestLongTextsFitALockScreenAndFCMsLimit(t *testing.T) {
 	reason = strings.ToValidUTF8(reason, "")
 	b.command(t, b.as(w.processor1, fieldsync.RoleProcessor), sync.TypeDocument, "update", doc, map[string]any{"status": "rejected", "review_note": reason})
 	b.waitIdle(t, 10*time.Second)
-	for _, c := range b.fcm.accepted() {
-		if c.Message.Data["kind"] != "document_rejected" {
+	for _, c := range b.fcm.Messages() {
+		if c.Data["kind"] != "document_rejected" {
 			continue
 		}
-		size := len(c.Message.Notification.Title) + len(c.Message.Notification.Body)
-		for k, v := range c.Message.Data {
+		size := len(c.Title) + len(c.Body)
+		for k, v := range c.Data {
 			size += len(k) + len(v)
 		}
-		if size > 4096 || len([]rune(c.Message.Notification.Body)) > 240 || len([]rune(c.Message.Notification.Title)) > 65 {
-			t.Errorf("payload %d bytes, body %d characters, title %d characters", size, len([]rune(c.Message.Notification.Body)),
-				len([]rune(c.Message.Notification.Title)))
+		if size > 4096 || len([]rune(c.Body)) > 240 || len([]rune(c.Title)) > 65 {
+			t.Errorf("payload %d bytes, body %d characters, title %d characters", size, len([]rune(c.Body)),
+				len([]rune(c.Title)))
 		}
 		return
 	}

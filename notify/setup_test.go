@@ -3,12 +3,14 @@ package notify_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"testing"
 	"time"
 
+	"firebase.google.com/go/v4/messaging"
 	"github.com/fieldsync/fieldsync"
-	"github.com/fieldsync/fieldsync/internal/jobqueue"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
+	"github.com/fieldsync/fieldsync/internal/fakefcm"
+	"github.com/fieldsync/fieldsync/internal/fixture"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/notify"
 	"github.com/fieldsync/fieldsync/sync"
@@ -16,10 +18,45 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"golang.org/x/oauth2"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
+
+// newFakeFCM starts the fake FCM (internal/fakefcm) until the test ends.
+func newFakeFCM(t testing.TB) *fakefcm.Server {
+	f := fakefcm.New()
+	t.Cleanup(f.Close)
+	return f
+}
+
+// sender is the real firebase SDK's messaging client, pointed at the fake f.
+func sender(t testing.TB, f *fakefcm.Server) *messaging.Client {
+	t.Helper()
+	c, err := notify.NewFCM(context.Background(), notify.FCMConfig{
+		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: fakefcm.AccessToken, TokenType: "Bearer"}),
+		ProjectID:   f.Project(),
+		Endpoint:    f.Endpoint(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// waitAccepted waits until f accepted at least n messages and returns them, failing the test
+// after timeout.
+func waitAccepted(t testing.TB, f *fakefcm.Server, n int, timeout time.Duration) []fakefcm.Message {
+	t.Helper()
+	msgs, err := f.WaitCount(n, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
+// pushKey names one notification's push to one phone.
+func pushKey(m fakefcm.Message) string { return m.Token + " " + m.Data["notification_id"] }
 
 // bundle is what a test gets from setup: a database of its own, the sync engine with the
 // notification hook, one replica delivering through the real firebase SDK to a fake FCM, and a
@@ -27,9 +64,10 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 type bundle struct {
 	db          *testenv.Database
 	engine      *sync.Engine
-	fcm         *fakeFCM
+	fcm         *fakefcm.Server
 	svc         *notify.Service
 	jobs        *river.Client[pgx.Tx]
+	fx          *fixture.Factory
 	branch      uuid.UUID
 	integration *fieldsync.Identity
 }
@@ -37,12 +75,13 @@ type bundle struct {
 type options struct {
 	pushOff  bool
 	noWorker bool // queue deliveries, but work none (River not started)
-	cfg      notify.Config
 }
 
 func pushOff(o *options)  { o.pushOff = true }
 func noWorker(o *options) { o.noWorker = true }
 
+// setup builds the service (apptest.New, as serve does) with its notifications delivering
+// through the real firebase SDK to a fake FCM, and a branch with the call centre's integration.
 func setup(t testing.TB, opts ...func(*options)) *bundle {
 	t.Helper()
 	o := options{}
@@ -50,42 +89,35 @@ func setup(t testing.TB, opts ...func(*options)) *bundle {
 		opt(&o)
 	}
 	b := &bundle{db: testenv.DB(t), fcm: newFakeFCM(t)}
-	log := slog.New(slog.DiscardHandler)
-	b.engine = sync.New(b.db.Pool, sync.Config{ScopeWindow: 30 * 24 * time.Hour}, log)
-	if err := b.engine.Prepare(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	cfg := o.cfg
+	var via []func(*apptest.Setup)
 	if !o.pushOff {
-		cfg.Sender = b.fcm.sender(t)
+		via = append(via, pushVia(sender(t, b.fcm)))
 	}
-	b.svc, b.jobs = b.replica(t, "replica-a", cfg, !o.noWorker)
-	b.engine.AddHook(b.svc.Hook)
+	a := b.replica(t, "replica-a", !o.noWorker, via...)
+	b.engine, b.svc, b.jobs = a.Engine, a.Notify, a.Jobs
 
-	ctx := context.Background()
-	b.branch = uuid.New()
-	if _, err := b.db.Pool.Exec(ctx, `INSERT INTO branches (id, name) VALUES ($1, $2)`, b.branch, "Branch "+b.branch.String()[:8]); err != nil {
-		t.Fatal(err)
-	}
-	integ := uuid.New()
-	if _, err := b.db.Pool.Exec(ctx, `INSERT INTO users (id, role, name, login, password_hash) VALUES ($1, 'integration', 'Call centre', $2, 'x')`,
-		integ, "cc-"+integ.String()[:8]); err != nil {
-		t.Fatal(err)
-	}
+	b.fx = fixture.New(t, b.db.Pool)
+	b.branch = b.fx.Branch()
+	integ := b.fx.User(fixture.User{Role: fieldsync.RoleIntegration, Name: "Call centre"})
 	b.integration = &fieldsync.Identity{UserID: integ, Role: fieldsync.RoleIntegration, Name: "Call centre"}
 	return b
 }
 
-// replica starts another delivery replica over the test's database: a pool, a River client and a
-// notification service of its own, as another server process would have. When start is false the
-// River client is made but not started.
-func (b *bundle) replica(t testing.TB, name string, cfg notify.Config, start bool) (*notify.Service, *river.Client[pgx.Tx]) {
+// pushVia is a replica option: push through sender.
+func pushVia(sender notify.Sender) func(*apptest.Setup) {
+	return func(s *apptest.Setup) { s.Deps.Sender = sender }
+}
+
+// replica starts another replica over the test's database, with a pool of 6 connections of its
+// own, as another server process would have; its background workers stay stopped, and its job
+// queue works deliveries when start is set. name is its job client's, in river_job.attempted_by.
+func (b *bundle) replica(t testing.TB, name string, start bool, opts ...func(*apptest.Setup)) *apptest.App {
 	t.Helper()
-	return b.replicaWith(t, name, cfg, start, 6)
+	return b.replicaWith(t, name, start, 6, opts...)
 }
 
 // replicaWith is replica with a pool of conns connections.
-func (b *bundle) replicaWith(t testing.TB, name string, cfg notify.Config, start bool, conns int32) (*notify.Service, *river.Client[pgx.Tx]) {
+func (b *bundle) replicaWith(t testing.TB, name string, start bool, conns int32, opts ...func(*apptest.Setup)) *apptest.App {
 	t.Helper()
 	pcfg, err := pgxpool.ParseConfig(b.db.URL)
 	if err != nil {
@@ -97,28 +129,19 @@ func (b *bundle) replicaWith(t testing.TB, name string, cfg notify.Config, start
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	return b.replicaOver(t, pool, name, cfg, start)
+	return b.replicaOver(t, pool, name, start, opts...)
 }
 
 // replicaOver is replica over pool.
-func (b *bundle) replicaOver(t testing.TB, pool *pgxpool.Pool, name string, cfg notify.Config, start bool) (*notify.Service, *river.Client[pgx.Tx]) {
+func (b *bundle) replicaOver(t testing.TB, pool *pgxpool.Pool, name string, start bool, opts ...func(*apptest.Setup)) *apptest.App {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	workers := river.NewWorkers()
-	rcfg := jobqueue.Config(workers, log)
-	rcfg.ID = name // which replica attempted a job, in river_job.attempted_by
-	jobs, err := river.NewClient(riverpgxv5.New(pool), rcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := notify.New(pool, b.engine, jobs, workers, cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := apptest.New(t, append([]func(*apptest.Setup){func(s *apptest.Setup) {
+		s.Deps.Pool, s.JobsID, s.NoNotifications, s.Idle = pool, name, false, true
+	}}, opts...)...)
 	if start {
-		b.start(t, jobs)
+		b.start(t, a.Jobs)
 	}
-	return svc, jobs
+	return a
 }
 
 // start starts a River client and stops it when the test ends.
@@ -142,43 +165,20 @@ func (b *bundle) user(t testing.TB, role, repKind, name string) uuid.UUID {
 
 func (b *bundle) userIn(t testing.TB, branch uuid.UUID, role, repKind, name string) uuid.UUID {
 	t.Helper()
-	id := uuid.New()
-	var kind any
-	if repKind != "" {
-		kind = repKind
-	}
-	_, err := b.db.Pool.Exec(context.Background(), `INSERT INTO users (id, branch_id, role, rep_kind, name, login, password_hash)
-		VALUES ($1, $2, $3, $4, $5, $6, 'x')`, id, branch, role, kind, name, role+"-"+id.String()[:8])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return b.fx.User(fixture.User{Branch: branch, Role: role, RepKind: repKind, Name: name})
 }
 
 // device signs user in on a new device with a push token, and returns the device and token.
 func (b *bundle) device(t testing.TB, user uuid.UUID) (uuid.UUID, string) {
 	t.Helper()
-	ctx := context.Background()
-	id, token := uuid.New(), "token-"+uuid.NewString()
-	if _, err := b.db.Pool.Exec(ctx, `INSERT INTO devices (id, user_id, platform, push_token, push_platform, push_token_at)
-		VALUES ($1, $2, 'android', $3, 'android', now())`, id, user, token); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.db.Pool.Exec(ctx, `INSERT INTO sessions (id, user_id, device_id) VALUES ($1, $2, $3)`, uuid.New(), user, id); err != nil {
-		t.Fatal(err)
-	}
-	return id, token
+	token := "token-" + uuid.NewString()
+	return b.fx.Device(fixture.Device{User: user, PushToken: token, Session: true}), token
 }
 
 // customer creates a customer of the branch looked after by agent.
 func (b *bundle) customer(t testing.TB, name string, agent uuid.UUID) uuid.UUID {
 	t.Helper()
-	id := uuid.New()
-	if _, err := b.db.Pool.Exec(context.Background(), `INSERT INTO customers (id, branch_id, name, agent_id) VALUES ($1, $2, $3, $4)`,
-		id, b.branch, name, agent); err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return b.fx.Customer(fixture.Customer{Branch: b.branch, Name: name, Agent: agent})
 }
 
 // report reports a hospitalised claim for customer, as the call centre does, and returns the

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/account"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/google/uuid"
 )
 
@@ -78,10 +79,10 @@ func BenchmarkLoginFlood(b *testing.B) {
 		{"unbounded-200", 200, 200},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			env := setup(b, func(o *setupOptions) {
-				o.perLogin, o.perAddress = 1<<20, 1<<20
-				o.hashSlots, o.hashWait = c.slots, time.Minute
-				o.password = account.DefaultPasswordParams
+			env := setup(b, func(o *apptest.Setup) {
+				o.LoginFailuresPerLogin, o.LoginFailuresPerAddress = 1<<20, 1<<20
+				o.LoginConcurrency, o.LoginWait = c.slots, time.Minute
+				o.Password = account.DefaultPasswordParams
 			})
 			login := "flood-" + uuid.NewString()[:8]
 			if _, err := env.accounts.CreateUser(context.Background(), account.NewUser{BranchID: env.branchID,

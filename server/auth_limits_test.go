@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/account"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -91,7 +92,7 @@ func TestConcurrentWrongPasswordsStopAtTheLoginLimit(t *testing.T) {
 
 func TestConcurrentFailuresStopAtTheAddressLimit(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(o *setupOptions) { o.perLogin, o.perAddress = 100, 10 })
+	b := setup(t, func(o *apptest.Setup) { o.LoginFailuresPerLogin, o.LoginFailuresPerAddress = 100, 10 })
 	login, _ := b.newUser(t, "rep")
 	bodies := make([]map[string]any, 40)
 	for i := range bodies {
@@ -114,7 +115,7 @@ func TestConcurrentFailuresStopAtTheAddressLimit(t *testing.T) {
 // being checked it does count: that is what stops concurrent guesses.)
 func TestSuccessfulLoginsDoNotCountAgainstTheAddress(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(o *setupOptions) { o.perLogin, o.perAddress = 100, 3 })
+	b := setup(t, func(o *apptest.Setup) { o.LoginFailuresPerLogin, o.LoginFailuresPerAddress = 100, 3 })
 	login, _ := b.newUser(t, "rep")
 	expect(t, b.do(t, "POST", "/v1/auth/login", "", loginBody(login, "guess", uuid.New())), 401, "invalid_credentials")
 	for range 8 {
@@ -153,7 +154,7 @@ func holdHashes(b *bundle) (entered <-chan struct{}, release chan struct{}, most
 // each in production) never run more at once than the bound, whatever arrives.
 func TestPasswordHashesWaitForAFreeSlot(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(o *setupOptions) { o.hashSlots, o.hashWait = 1, time.Minute })
+	b := setup(t, func(o *apptest.Setup) { o.LoginConcurrency, o.LoginWait = 1, time.Minute })
 	first, _ := b.newUser(t, "rep")
 	entered, release, most := holdHashes(b)
 
@@ -190,7 +191,9 @@ func TestPasswordHashesWaitForAFreeSlot(t *testing.T) {
 // and its attempt is not counted as a failure.
 func TestLoginIsRefusedWhenNoHashSlotFrees(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(o *setupOptions) { o.hashSlots, o.hashWait, o.perLogin = 1, 50*time.Millisecond, 1 })
+	b := setup(t, func(o *apptest.Setup) {
+		o.LoginConcurrency, o.LoginWait, o.LoginFailuresPerLogin = 1, 50*time.Millisecond, 1
+	})
 	first, _ := b.newUser(t, "rep")
 	second, _ := b.newUser(t, "rep")
 	entered, release, _ := holdHashes(b)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/account"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 )
@@ -146,10 +147,10 @@ func TestExpiredAccessTokenIsRefused(t *testing.T) {
 	b := setup(t)
 	login, _ := b.newUser(t, "rep")
 	tokens := b.login(t, login)
-	b.clockOffset.Store(int64(16 * time.Minute))
+	b.clock.Set(16 * time.Minute)
 	expect(t, b.do(t, "GET", "/v1/me", tokens.AccessToken, nil), 401, "token_expired")
 	// A phone back from a week offline refreshes rather than signing in again.
-	b.clockOffset.Store(int64(7 * 24 * time.Hour))
+	b.clock.Set(7 * 24 * time.Hour)
 	expect(t, b.do(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": tokens.RefreshToken}), 401, "refresh_token_expired")
 }
 
@@ -362,7 +363,7 @@ func TestPushTokenRegistration(t *testing.T) {
 
 func TestFailedLoginsAreRateLimitedPerLogin(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(o *setupOptions) { o.perLogin = 3 })
+	b := setup(t, func(o *apptest.Setup) { o.LoginFailuresPerLogin = 3 })
 	login, _ := b.newUser(t, "rep")
 	for range 3 {
 		expect(t, b.do(t, "POST", "/v1/auth/login", "", loginBody(login, "guess", uuid.New())), 401, "invalid_credentials")
@@ -382,7 +383,7 @@ func TestFailedLoginsAreRateLimitedPerLogin(t *testing.T) {
 
 func TestFailedLoginsAreRateLimitedPerAddress(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(o *setupOptions) { o.perLogin, o.perAddress = 100, 4 })
+	b := setup(t, func(o *apptest.Setup) { o.LoginFailuresPerLogin, o.LoginFailuresPerAddress = 100, 4 })
 	for i := range 4 {
 		expect(t, b.do(t, "POST", "/v1/auth/login", "", loginBody("sprayed-"+strconv.Itoa(i), "guess", uuid.New())), 401, "invalid_credentials")
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -14,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/google/uuid"
 )
 
@@ -67,7 +66,7 @@ func addrOf(b *bundle) string { return strings.TrimPrefix(b.srv.URL, "http://") 
 
 func TestBodyThatStopsArrivingIsCut(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(o *setupOptions) { o.bodyIdle = 200 * time.Millisecond })
+	b := setup(t, func(o *apptest.Setup) { o.BodyIdleTimeout = 200 * time.Millisecond })
 	conn := rawConn(t, addrOf(b))
 	// Half a body, then nothing: the client went quiet.
 	fmt.Fprintf(conn, "POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"login\":")
@@ -83,7 +82,7 @@ func TestBodyThatStopsArrivingIsCut(t *testing.T) {
 func TestBodyTrickledPastTheReadTimeoutIsCut(t *testing.T) {
 	t.Parallel()
 	// Every byte comes well within the idle timeout; the whole body would take 50 s.
-	b := setup(t, func(o *setupOptions) { o.bodyIdle, o.bodyRead = 10*time.Second, 300*time.Millisecond })
+	b := setup(t, func(o *apptest.Setup) { o.BodyIdleTimeout, o.BodyReadTimeout = 10*time.Second, 300*time.Millisecond })
 	conn := rawConn(t, addrOf(b))
 	body := `{"login":"` + strings.Repeat("x", 1000) + `"}`
 	fmt.Fprintf(conn, "POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
@@ -118,7 +117,9 @@ func TestBodyTrickledPastTheReadTimeoutIsCut(t *testing.T) {
 // connection serves a long-poll that waits well past that deadline, undisturbed.
 func TestBodyDeadlineLeavesTheConnectionToLongPolls(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(o *setupOptions) { o.bodyIdle, o.bodyRead = 100*time.Millisecond, 100*time.Millisecond })
+	b := setup(t, func(o *apptest.Setup) {
+		o.BodyIdleTimeout, o.BodyReadTimeout = 100*time.Millisecond, 100*time.Millisecond
+	})
 	mgr := b.signIn(t, "manager", "")
 	conn := rawConn(t, addrOf(b))
 	br := bufio.NewReader(conn)
@@ -134,9 +135,9 @@ func TestBodyDeadlineLeavesTheConnectionToLongPolls(t *testing.T) {
 // serveReal starts a server through Serve, as the binary runs it, and returns its address.
 func serveReal(t *testing.T, b *bundle) string {
 	t.Helper()
-	s := server.New(server.Config{MaxBodyBytes: 1 << 20, ShutdownTimeout: 5 * time.Second,
-		BodyIdleTimeout: 10 * time.Second, BodyReadTimeout: 10 * time.Second},
-		server.Deps{Accounts: b.accounts, Engine: b.engine}, slog.New(slog.DiscardHandler))
+	s := b.replica(t, func(s *apptest.Setup) {
+		s.MaxBodyBytes, s.BodyIdleTimeout, s.BodyReadTimeout = 1<<20, 10*time.Second, 10*time.Second
+	}).Server
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

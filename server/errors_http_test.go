@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
@@ -111,7 +110,7 @@ func TestSyncAnswers503WhileTheDatabaseIsDown(t *testing.T) {
 	b := setup(t)
 	proxy, pool := proxiedPool(t, b.db)
 	// The accounts service stays on the direct pool: the outage is the engine's.
-	_, b.srv = startServer(t, b, pool, sync.Config{ScopeWindow: 30 * 24 * time.Hour})
+	b.srv = b.replica(t, overPool(pool)).HTTP
 	mgr := b.signIn(t, "manager", "")
 	b.newCustomer(t, mgr)
 	pull := pullPath("", 0, 0)

@@ -4,26 +4,22 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fieldsync/fieldsync"
 	"github.com/fieldsync/fieldsync/account"
-	"github.com/fieldsync/fieldsync/internal/jobqueue"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
+	"github.com/fieldsync/fieldsync/internal/fixture"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/notify"
-	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 )
 
 // evEnv is a server with the event stream and the notification rules (push off), over a database
@@ -34,93 +30,49 @@ type evEnv struct {
 	notify *notify.Service
 }
 
-type evOptions struct {
-	window    time.Duration // the sync engine's scope window (30 days by default)
-	heartbeat time.Duration
-	// streamsPerUser caps one user's open streams (notify's default when 0).
-	streamsPerUser int
-	// appName is the replica's connections' application_name in pg_stat_activity, when set.
-	appName string
+// evSetup builds the service with its notifications (push off), changed by opts, over a
+// database of its own.
+func evSetup(t *testing.T, opts ...func(*apptest.Setup)) *evEnv {
+	t.Helper()
+	db := testenv.DB(t)
+	a := apptest.New(t, append([]func(*apptest.Setup){withNotifications, overPool(streamsPool(t, db.URL))}, opts...)...)
+	a.DB = db
+	return &evEnv{bundle: newBundle(t, a), notify: a.Notify}
 }
 
-func evSetup(t *testing.T, o evOptions) *evEnv {
-	t.Helper()
-	if o.window == 0 {
-		o.window = 30 * 24 * time.Hour
-	}
-	if o.heartbeat == 0 {
-		o.heartbeat = 20 * time.Second
-	}
-	b := &bundle{db: testenv.DB(t)}
-	var err error
-	if b.keyPEM, err = account.GenerateKeyPEM(); err != nil {
-		t.Fatal(err)
-	}
-	if b.keys, err = account.ParseKeys(b.keyPEM); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	b.accounts, err = account.NewService(b.db.Pool, b.keys, account.Config{
-		Tokens:          account.TokenConfig{Issuer: "fieldsync-test", Audience: "fieldsync-api", TTL: 15 * time.Minute},
-		RefreshTokenTTL: 24 * time.Hour,
-		Password:        account.PasswordParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1},
-		Throttle:        account.ThrottleConfig{PerLogin: 50, PerAddress: 500, Window: time.Minute},
-	}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &evEnv{bundle: b}
-	b.engine, env.notify, b.srv = evReplica(t, b.db.URL, b.accounts, o)
-	branch, err := b.accounts.CreateBranch(context.Background(), "Branch "+uuid.NewString()[:8])
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.branchID = branch.ID
-	return env
+// withNotifications is an apptest option: the notifications service (rules, event stream) is on.
+func withNotifications(s *apptest.Setup) {
+	s.NoNotifications = false
+	s.MaxBodyBytes = 1 << 20
 }
 
-// evReplica starts one replica of the service over the database at dbURL: its own pool, sync
-// engine, job queue, notification service (push off) and HTTP server.
-func evReplica(t *testing.T, dbURL string, accounts *account.Service, o evOptions) (*sync.Engine, *notify.Service, *httptest.Server) {
+// streamsPool is a pool of its own over the database at url, larger than testenv's: streams and
+// long-polls hold connections while they wait.
+func streamsPool(t *testing.T, url string) *pgxpool.Pool { return namedStreamsPool(t, url, "") }
+
+// namedStreamsPool is streamsPool with its connections named appName in pg_stat_activity.
+func namedStreamsPool(t *testing.T, url, appName string) *pgxpool.Pool {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	pcfg, err := pgxpool.ParseConfig(dbURL)
+	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pcfg.MaxConns = 10
-	if o.appName != "" {
-		pcfg.ConnConfig.RuntimeParams["application_name"] = o.appName
+	if appName != "" {
+		pcfg.ConnConfig.RuntimeParams["application_name"] = appName
 	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	engine := sync.New(pool, sync.Config{ScopeWindow: o.window}, log)
-	if err := engine.Prepare(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	workers := river.NewWorkers()
-	jobs, err := river.NewClient(riverpgxv5.New(pool), jobqueue.Config(workers, log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := notify.New(pool, engine, jobs, workers, notify.Config{Heartbeat: o.heartbeat, MaxStreamsPerUser: o.streamsPerUser}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine.AddHook(svc.Hook)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{}, 2)
-	go func() { _ = svc.Run(ctx); done <- struct{}{} }()
-	go func() { _ = engine.Run(ctx); done <- struct{}{} }()
-	t.Cleanup(func() { stop(); <-done; <-done })
-	s := server.New(server.Config{MaxBodyBytes: 1 << 20, ShutdownTimeout: 5 * time.Second},
-		server.Deps{Accounts: accounts, Engine: engine, Notify: svc}, log)
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	return engine, svc, srv
+	return pool
+}
+
+// eventsReplica builds another replica with notifications over the env's database.
+func (e *evEnv) eventsReplica(t *testing.T) *apptest.App {
+	t.Helper()
+	return e.replica(t, withNotifications, overPool(streamsPool(t, e.db.URL)))
 }
 
 // evUser is a signed-in user.
@@ -143,12 +95,7 @@ func (e *evEnv) signIn(t *testing.T, role, repKind, name string) evUser {
 // customer creates a customer of the branch looked after by agent.
 func (e *evEnv) customer(t *testing.T, name string, agent uuid.UUID) uuid.UUID {
 	t.Helper()
-	id := uuid.New()
-	if _, err := e.db.Pool.Exec(context.Background(), `INSERT INTO customers (id, branch_id, name, agent_id) VALUES ($1, $2, $3, $4)`,
-		id, e.branchID, name, agent); err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return fixture.New(t, e.db.Pool).Customer(fixture.Customer{Branch: e.branchID, Name: name, Agent: agent})
 }
 
 // report reports a hospitalised claim through engine and returns when it has committed.
@@ -298,7 +245,7 @@ func decodeNotification(t *testing.T, ev sseEvent) evNotification {
 
 func TestEventStreamSendsANewNotificationWithinASecond(t *testing.T) {
 	t.Parallel()
-	e := evSetup(t, evOptions{})
+	e := evSetup(t)
 	rep := e.signIn(t, fieldsync.RoleRep, "hospital", "Hugo Hospital")
 	agent := e.signIn(t, fieldsync.RoleRep, "agent", "Alice Agent")
 	customer := e.customer(t, "Jane Doe", agent.id)
@@ -327,7 +274,7 @@ func TestEventStreamSendsANewNotificationWithinASecond(t *testing.T) {
 
 func TestEventStreamResumesWithLastEventID(t *testing.T) {
 	t.Parallel()
-	e := evSetup(t, evOptions{})
+	e := evSetup(t)
 	rep := e.signIn(t, fieldsync.RoleRep, "hospital", "Hugo Hospital")
 	agent := e.signIn(t, fieldsync.RoleRep, "agent", "Alice Agent")
 
@@ -364,16 +311,12 @@ func TestEventStreamResumesWithLastEventID(t *testing.T) {
 // insertNotification writes a notification for user in tx, as a rule would.
 func insertNotification(t *testing.T, tx pgx.Tx, user uuid.UUID, title string) {
 	t.Helper()
-	_, err := tx.Exec(context.Background(), `INSERT INTO notifications (id, user_id, kind, title, body) VALUES ($1, $2, 'task_assigned', $3, '')`,
-		uuid.New(), user, title)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fixture.New(t, tx).Notification(user, title)
 }
 
 func TestEventStreamSendsAtCommitAndResumingMissesNothingCommittedLate(t *testing.T) {
 	t.Parallel()
-	e := evSetup(t, evOptions{})
+	e := evSetup(t)
 	rep := e.signIn(t, fieldsync.RoleRep, "hospital", "Hugo Hospital")
 	stream := openEvents(t, e.srv.URL, rep.token, "")
 	stream.next(t, 5*time.Second, "ready")
@@ -446,8 +389,8 @@ func TestEventStreamSendsAtCommitAndResumingMissesNothingCommittedLate(t *testin
 
 func TestEventStreamAcrossReplicas(t *testing.T) {
 	t.Parallel()
-	e := evSetup(t, evOptions{})
-	engineB, _, _ := evReplica(t, e.db.URL, e.accounts, evOptions{window: 30 * 24 * time.Hour, heartbeat: 20 * time.Second})
+	e := evSetup(t)
+	engineB := e.eventsReplica(t).Engine
 	manager := e.signIn(t, fieldsync.RoleManager, "", "Maria Manager")
 	rep := e.signIn(t, fieldsync.RoleRep, "hospital", "Hugo Hospital")
 	agent := e.signIn(t, fieldsync.RoleRep, "agent", "Alice Agent")
@@ -470,7 +413,8 @@ func TestEventStreamAcrossReplicas(t *testing.T) {
 func TestOneListenerPerReplica(t *testing.T) {
 	t.Parallel()
 	name := "fieldsync-replica-" + uuid.NewString()[:8]
-	e := evSetup(t, evOptions{appName: name})
+	e := evSetup(t)
+	e.replica(t, withNotifications, overPool(namedStreamsPool(t, e.db.URL, name)))
 	listeners := func() int {
 		var n int
 		err := e.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
@@ -493,7 +437,7 @@ func TestOneListenerPerReplica(t *testing.T) {
 
 func TestEventStreamRefusals(t *testing.T) {
 	t.Parallel()
-	e := evSetup(t, evOptions{})
+	e := evSetup(t)
 	rep := e.signIn(t, fieldsync.RoleRep, "agent", "Alice Agent")
 	expect(t, e.do(t, "GET", "/v1/events", "", nil), http.StatusUnauthorized, "token_invalid")
 
@@ -525,7 +469,7 @@ func TestEventStreamRefusals(t *testing.T) {
 
 func TestEventStreamHeartbeatsAndEndsWithTheSession(t *testing.T) {
 	t.Parallel()
-	e := evSetup(t, evOptions{heartbeat: 200 * time.Millisecond})
+	e := evSetup(t, func(s *apptest.Setup) { s.Heartbeat = 200 * time.Millisecond })
 	rep := e.signIn(t, fieldsync.RoleRep, "agent", "Alice Agent")
 	stream := openEvents(t, e.srv.URL, rep.token, "")
 	stream.next(t, 5*time.Second, "ready")
@@ -625,7 +569,7 @@ func TestInboxSyncsIsMarkedReadByPushAndExpiresAfterTheWindow(t *testing.T) {
 	// Long enough for the pull of the read notification to come before it expires, even on a busy
 	// machine (a pull serves nothing past a transaction still running anywhere on the server).
 	const window = 8 * time.Second
-	e := evSetup(t, evOptions{window: window})
+	e := evSetup(t, func(s *apptest.Setup) { s.ScopeWindow = window })
 	rep := e.signIn(t, fieldsync.RoleRep, "hospital", "Hugo Hospital")
 	agent := e.signIn(t, fieldsync.RoleRep, "agent", "Alice Agent")
 	e.report(t, e.engine, e.customer(t, "Jane Doe", agent.id))
@@ -702,10 +646,10 @@ func changeList(changes []sync.Change) string {
 
 func TestEventStreamsEndWhenTheServerShutsDown(t *testing.T) {
 	t.Parallel()
-	e := evSetup(t, evOptions{})
+	e := evSetup(t)
 	rep := e.signIn(t, fieldsync.RoleRep, "agent", "Alice Agent")
-	s := server.New(server.Config{MaxBodyBytes: 1 << 20, ShutdownTimeout: 20 * time.Second},
-		server.Deps{Accounts: e.accounts, Engine: e.engine, Notify: e.notify}, slog.New(slog.DiscardHandler))
+	s := e.replica(t, withNotifications, overPool(streamsPool(t, e.db.URL)),
+		func(s *apptest.Setup) { s.ShutdownTimeout = 20 * time.Second }).Server
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,15 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/fieldsync/fieldsync/internal/testenv"
-	"github.com/fieldsync/fieldsync/server"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 func TestBodyOverTheLimitIs413(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(o *setupOptions) { o.maxBody = 1024 })
+	b := setup(t, func(o *apptest.Setup) { o.MaxBodyBytes = 1024 })
 	big := `{"login":"` + strings.Repeat("x", 2000) + `","password":"p","device":{"id":"` + uuid.NewString() + `","platform":"ios"}}`
 	expect(t, b.do(t, "POST", "/v1/auth/login", "", big), 413, "payload_too_large")
 
@@ -189,8 +188,8 @@ func TestReadyzTurns503WhenTheDatabaseIsUnreachable(t *testing.T) {
 	t.Parallel()
 	proxy, pool := proxiedPool(t, testenv.DB(t))
 
-	b := setup(t, func(o *setupOptions) {
-		o.ready = map[string]server.ReadyCheck{"database": pool.Ping, "object_store": s3Ready(t)}
+	b := setup(t, func(o *apptest.Setup) {
+		o.Deps.Pool, o.S3 = pool, testenv.S3(t)
 	})
 	r := b.do(t, "GET", "/readyz", "", nil)
 	expect(t, r, http.StatusOK, "")
@@ -223,7 +222,7 @@ func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	login, _ := b.newUser(t, "rep")
-	s := server.New(server.Config{MaxBodyBytes: 1 << 20, ShutdownTimeout: 10 * time.Second}, server.Deps{Accounts: b.accounts}, slog.New(slog.DiscardHandler))
+	s := b.replica(t, func(s *apptest.Setup) { s.MaxBodyBytes, s.ShutdownTimeout = 1<<20, 10*time.Second }).Server
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -280,8 +279,7 @@ func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
 func TestCORSOnlyForConfiguredOrigins(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	s := server.New(server.Config{MaxBodyBytes: 1 << 20, CORSOrigins: []string{"https://console.example"}},
-		server.Deps{Accounts: b.accounts}, slog.New(slog.DiscardHandler))
+	s := b.replica(t, func(s *apptest.Setup) { s.MaxBodyBytes, s.CORSOrigins = 1<<20, []string{"https://console.example"} }).Server
 	for origin, allowed := range map[string]bool{"https://console.example": true, "https://evil.example": false} {
 		req, _ := http.NewRequest("OPTIONS", "/v1/auth/login", nil)
 		req.Header.Set("Origin", origin)

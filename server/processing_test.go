@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/fieldsync/fieldsync/internal/imagebomb"
 	"github.com/fieldsync/fieldsync/internal/jobqueue"
 	"github.com/fieldsync/fieldsync/sync"
@@ -110,11 +111,11 @@ func TestProcessingOfAKilledReplicaIsFinishedByAnother(t *testing.T) {
 	t.Parallel()
 	e := upSetup(t) // replica B: its job client starts after A's death
 	proxy := newStoreProxy(t, e.s3.Endpoint)
-	proxy.set(2) // A's object store never answers: A's job hangs reading the file
 	pool, kill := e.db.KillablePool(t, 6)
-	_, jobsA, _ := e.replica(t, func(o *upOptions) {
-		o.storeEndpoint, o.pool, o.jobsID = proxy.ln.Addr().String(), pool, "replica-a"
+	_, jobsA, _ := e.replica(t, func(o *apptest.Setup) {
+		o.S3.Endpoint, o.Deps.Pool, o.JobsID = proxy.ln.Addr().String(), pool, "replica-a"
 	})
+	proxy.set(2) // A's object store never answers: A's job hangs reading the file
 	ctxA, cancelA := context.WithCancel(context.Background())
 	if err := jobsA.Start(ctxA); err != nil {
 		t.Fatal(err)

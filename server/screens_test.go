@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/account"
+	"github.com/fieldsync/fieldsync/internal/fixture"
 	"github.com/google/uuid"
 )
 
@@ -84,13 +85,11 @@ func (w *screenWorld) exec(sql string, args ...any) {
 
 func (w *screenWorld) customer(branch uuid.UUID, name string) uuid.UUID {
 	w.t.Helper()
-	id := uuid.New()
-	w.exec(`INSERT INTO customers (id, branch_id, name) VALUES ($1, $2, $3)`, id, branch, name)
-	return id
+	return fixture.New(w.t, w.b.db.Pool).Customer(fixture.Customer{Branch: branch, Name: name})
 }
 
 // screenClaimSpec is a claim to insert; zero fields take defaults (the test branch, a new customer,
-// status under_review, created now).
+// status under_review, created now, and fixture.Claim's).
 type screenClaimSpec struct {
 	branch     uuid.UUID
 	customer   uuid.UUID
@@ -111,78 +110,24 @@ func (w *screenWorld) claim(s screenClaimSpec) (uuid.UUID, string) {
 	if s.customer == uuid.Nil {
 		s.customer = w.customer(s.branch, "Customer "+uuid.NewString()[:6])
 	}
-	if s.status == "" {
-		s.status = "under_review"
-	}
-	if s.policy == "" {
-		s.policy = "P-" + uuid.NewString()[:6] // never matches the searches below
-	}
-	if s.created.IsZero() {
-		s.created = time.Now()
-	}
-	var paidAt, amount, settled any
-	switch s.status {
-	case "paid":
-		if s.paidAt.IsZero() {
-			s.paidAt = time.Now()
-		}
-		if s.amountPaid == 0 {
-			s.amountPaid = 1000
-		}
-		paidAt, amount = s.paidAt, s.amountPaid
-		if s.settled.IsZero() {
-			s.settled = s.paidAt
-		}
-		settled = s.settled
-	case "rejected":
-		if s.settled.IsZero() {
-			s.settled = time.Now()
-		}
-		settled = s.settled
-	}
-	id := uuid.New()
-	number := "CLM-T-" + strings.ToUpper(uuid.NewString()[:8])
-	w.exec(`INSERT INTO claims (id, number, branch_id, customer_id, policy_number, kind, status, amount_paid, paid_at, settled_at, premium, created_at)
-		VALUES ($1, $2, $3, $4, $5, 'hospitalisation', $6, $7, $8, $9, $10, $11)`,
-		id, number, s.branch, s.customer, s.policy, s.status, amount, paidAt, settled, s.premium, s.created)
-	return id, number
+	return fixture.New(w.t, w.b.db.Pool).Claim(fixture.Claim{Branch: s.branch, Customer: s.customer, Status: s.status,
+		Policy: s.policy, CreatedAt: s.created, PaidAt: s.paidAt, AmountPaid: s.amountPaid, Premium: s.premium, SettledAt: s.settled})
 }
 
-// task inserts a task of claim; assignee may be uuid.Nil (for open and cancelled tasks).
+// task inserts a follow-up of claim; assignee may be uuid.Nil (for open and cancelled tasks).
 func (w *screenWorld) task(claim uuid.UUID, assignee uuid.UUID, status string, created time.Time) uuid.UUID {
 	w.t.Helper()
-	var who any
-	if assignee != uuid.Nil {
-		who = assignee
-	}
-	if created.IsZero() {
-		created = time.Now()
-	}
-	id := uuid.New()
-	w.exec(`INSERT INTO tasks (id, claim_id, branch_id, assignee_id, kind, title, status, finished_at, created_at)
-		SELECT $1::uuid, c.id, c.branch_id, $3::uuid, 'follow_up', 'Task ' || left($1::uuid::text, 6), $4::text,
-			CASE WHEN $4 IN ('completed', 'cannot_complete', 'cancelled') THEN now() END, $5
-		FROM claims c WHERE c.id = $2`, id, claim, who, status, created)
-	return id
+	return fixture.New(w.t, w.b.db.Pool).Task(fixture.Task{Claim: claim, Assignee: assignee, Status: status, CreatedAt: created})
 }
 
 func (w *screenWorld) document(claim, uploader uuid.UUID, status string) uuid.UUID {
 	w.t.Helper()
-	id := uuid.New()
-	w.exec(`INSERT INTO documents (id, claim_id, branch_id, kind, file_name, content_type, status, object_key, reviewed_at, uploader_id)
-		SELECT $1::uuid, c.id, c.branch_id, 'invoice', 'invoice.jpg', 'image/jpeg', $3::text,
-			CASE WHEN $3 <> 'pending_upload' THEN 'test/' || $1::uuid::text END,
-			CASE WHEN $3 IN ('approved', 'rejected') THEN now() END, $4
-		FROM claims c WHERE c.id = $2`, id, claim, status, uploader)
-	return id
+	return fixture.New(w.t, w.b.db.Pool).Document(claim, uploader, status)
 }
 
 func (w *screenWorld) note(task, author uuid.UUID, body string) uuid.UUID {
 	w.t.Helper()
-	id := uuid.New()
-	w.exec(`INSERT INTO task_notes (id, task_id, branch_id, author_id, body) SELECT $1, t.id, t.branch_id, $3, $4 FROM tasks t WHERE t.id = $2`,
-		id, task, author, body)
-	return id
+	return fixture.New(w.t, w.b.db.Pool).Note(task, author, body)
 }
 
 // get fetches path as u and decodes a 200 answer into v.

@@ -5,18 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/fieldsync/fieldsync/account"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/fieldsync/fieldsync/internal/testenv"
-	"github.com/fieldsync/fieldsync/media"
-	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 )
@@ -26,8 +22,10 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // testPassword is every test user's password.
 const testPassword = "correct horse battery"
 
-// bundle is what a test gets from setup: a server over its own database, and ways to reach in.
+// bundle is what a test gets from setup: a server over its own database (apptest.New, as serve
+// builds it), and ways to reach in.
 type bundle struct {
+	app      *apptest.App
 	db       *testenv.Database
 	accounts *account.Service
 	engine   *sync.Engine
@@ -35,74 +33,34 @@ type bundle struct {
 	keyPEM   []byte
 	srv      *httptest.Server
 	branchID uuid.UUID
-	// clockOffset moves the accounts service's clock, to expire tokens without waiting.
-	clockOffset atomic.Int64
+	// clock is every part's clock, moved to expire tokens without waiting.
+	clock *apptest.Clock
 }
 
-type setupOptions struct {
-	perLogin, perAddress int
-	hashSlots            int
-	hashWait             time.Duration
-	password             account.PasswordParams // the cheapest argon2id parameters if zero
-	maxBody              int64
-	bodyIdle, bodyRead   time.Duration
-	ready                map[string]server.ReadyCheck
-}
-
-func setup(t testing.TB, opts ...func(*setupOptions)) *bundle {
+// setup builds the service with apptest's defaults, stricter login throttles and a 64 KiB body
+// cap, changed by opts, and a branch.
+func setup(t testing.TB, opts ...func(*apptest.Setup)) *bundle {
 	t.Helper()
-	o := setupOptions{perLogin: 5, perAddress: 50, maxBody: 64 << 10, bodyIdle: 30 * time.Second, bodyRead: 60 * time.Second}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.password == (account.PasswordParams{}) {
-		// The cheapest argon2id parameters: tests log in hundreds of times.
-		o.password = account.PasswordParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
-	}
-	b := &bundle{db: testenv.DB(t)}
-	var err error
-	if b.keyPEM, err = account.GenerateKeyPEM(); err != nil {
-		t.Fatal(err)
-	}
-	if b.keys, err = account.ParseKeys(b.keyPEM); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	b.accounts, err = account.NewService(b.db.Pool, b.keys, account.Config{
-		Tokens:          account.TokenConfig{Issuer: "fieldsync-test", Audience: "fieldsync-api", TTL: 15 * time.Minute},
-		RefreshTokenTTL: 24 * time.Hour,
-		Password:        o.password,
-		Throttle:        account.ThrottleConfig{PerLogin: o.perLogin, PerAddress: o.perAddress, Window: time.Minute},
-		HashConcurrency: o.hashSlots,
-		HashWait:        o.hashWait,
-	}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.accounts.NowFunc = func() time.Time { return time.Now().Add(time.Duration(b.clockOffset.Load())) }
-	if o.ready == nil {
-		o.ready = map[string]server.ReadyCheck{"database": b.db.Pool.Ping}
-	}
-	b.engine = sync.New(b.db.Pool, sync.Config{ScopeWindow: 30 * 24 * time.Hour}, log)
-	if err := b.engine.Prepare(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	workers, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = b.engine.Run(workers); close(done) }()
-	t.Cleanup(func() { stop(); <-done })
-	s := server.New(server.Config{MaxBodyBytes: o.maxBody, ShutdownTimeout: 5 * time.Second,
-		BodyIdleTimeout: o.bodyIdle, BodyReadTimeout: o.bodyRead},
-		server.Deps{Accounts: b.accounts, Engine: b.engine, Ready: o.ready}, log)
-	b.srv = httptest.NewServer(s.Handler())
-	t.Cleanup(b.srv.Close)
+	a := apptest.New(t, append([]func(*apptest.Setup){func(s *apptest.Setup) {
+		s.LoginFailuresPerLogin, s.LoginFailuresPerAddress, s.MaxBodyBytes = 5, 50, 64<<10
+	}}, opts...)...)
+	return newBundle(t, a)
+}
 
-	branch, err := b.accounts.CreateBranch(context.Background(), "Branch "+uuid.NewString()[:8])
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.branchID = branch.ID
-	return b
+// newBundle is the bundle of a built service, with a new branch.
+func newBundle(t testing.TB, a *apptest.App) *bundle {
+	return &bundle{app: a, db: a.DB, accounts: a.Accounts, engine: a.Engine, keys: a.Keys, keyPEM: a.KeyPEM,
+		srv: a.HTTP, branchID: a.Branch(t), clock: a.Clock}
+}
+
+// replica builds another instance of the service over the bundle's database, as another replica
+// behind a load balancer: apptest's defaults changed by opts, sharing the bundle's keys and
+// accounts service.
+func (b *bundle) replica(t testing.TB, opts ...func(*apptest.Setup)) *apptest.App {
+	t.Helper()
+	return apptest.New(t, append([]func(*apptest.Setup){func(s *apptest.Setup) {
+		s.Deps.Pool, s.Deps.Keys, s.Deps.Accounts = b.db.Pool, b.keys, b.accounts
+	}}, opts...)...)
 }
 
 // newUser creates a user of the test branch with testPassword and returns its login and id.
@@ -221,13 +179,4 @@ func (b *bundle) loginOn(t *testing.T, login string, device uuid.UUID) account.T
 	var tokens account.Tokens
 	r.json(t, &tokens)
 	return tokens
-}
-
-// s3Ready is a ready check against a real MinIO bucket.
-func s3Ready(t *testing.T) server.ReadyCheck {
-	store, err := media.NewStore(testenv.S3(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return store.Ping
 }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync"
-	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/google/uuid"
 )
 
@@ -157,7 +157,7 @@ func openPull(base string, u *syncUser, wait int) (<-chan response, func()) {
 func TestSyncLongPollsPerUserAreCapped(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.useEngine(t, sync.Config{MaxWaitsPerUser: 2})
+	b.useEngine(t, func(s *apptest.Setup) { s.LongPollsPerUser = 2 })
 	f := newConflictFixture(t, b)
 	other := b.signIn(t, "rep", "")
 	b.pullAll(t, f.rep)
@@ -206,7 +206,7 @@ func TestSyncLongPollsPerUserAreCapped(t *testing.T) {
 // stream ends.
 func TestEventStreamsPerUserAreCapped(t *testing.T) {
 	t.Parallel()
-	e := evSetup(t, evOptions{streamsPerUser: 1})
+	e := evSetup(t, func(s *apptest.Setup) { s.StreamsPerUser = 1 })
 	rep := e.signIn(t, fieldsync.RoleRep, "agent", "Alice Agent")
 	other := e.signIn(t, fieldsync.RoleRep, "agent", "Bob Agent")
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -72,7 +72,7 @@ func TestSyncCursorExpired(t *testing.T) {
 func TestSyncPruningExpiresOldCursors(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.useEngine(t, sync.Config{ChangeRetention: time.Millisecond})
+	b.useEngine(t, func(s *apptest.Setup) { s.ChangeRetention = time.Millisecond })
 	f := newConflictFixture(t, b)
 	b.pullAll(t, f.rep)
 	behind := f.rep.cursor
@@ -214,7 +214,7 @@ func TestSyncLongPollWakesAcrossReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	_, replica := startServer(t, b, pool, sync.Config{})
+	replica := b.replica(t, overPool(pool)).HTTP
 	b.pullAll(t, f.rep)
 
 	poll := longPoll(replica.URL, f.rep, 30)

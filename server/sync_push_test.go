@@ -10,6 +10,7 @@ import (
 	gosync "sync"
 	"testing"
 
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/google/uuid"
 )
 
@@ -155,7 +156,7 @@ func TestSyncPushIsIdempotent(t *testing.T) {
 // every string has a length cap (invalid_value).
 func TestSyncPushLimits(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(o *setupOptions) { o.maxBody = 5 << 20 })
+	b := setup(t, func(o *apptest.Setup) { o.MaxBodyBytes = 5 << 20 })
 	f := newConflictFixture(t, b)
 	tv := b.version(t, "tasks", f.task)
 

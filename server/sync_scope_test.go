@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/google/uuid"
 )
 
@@ -150,7 +150,7 @@ func TestSyncFinishedTaskLeavesAfterWindow(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	const window = 3 * time.Second
-	b.useEngine(t, sync.Config{ScopeWindow: window})
+	b.useEngine(t, func(s *apptest.Setup) { s.ScopeWindow = window })
 	mgr := b.signIn(t, "manager", "")
 	rep := b.signIn(t, "rep", "")
 	cust := b.newCustomer(t, mgr)
@@ -223,7 +223,7 @@ func TestSyncReviewQueueMovesForProcessors(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	const window = 3 * time.Second
-	b.useEngine(t, sync.Config{ScopeWindow: window})
+	b.useEngine(t, func(s *apptest.Setup) { s.ScopeWindow = window })
 	mgr := b.signIn(t, "manager", "")
 	rep := b.signIn(t, "rep", "")
 	proc := b.signIn(t, "processor", "")

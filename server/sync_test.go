@@ -6,16 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/fieldsync/fieldsync/account"
-	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -63,31 +61,17 @@ func (b *bundle) newBranch(t *testing.T) uuid.UUID {
 	return br.ID
 }
 
-// useEngine replaces the bundle's engine and server by new ones with cfg, over the same database:
-// for the tests that need a short scope window or a short change retention.
-func (b *bundle) useEngine(t *testing.T, cfg sync.Config) {
+// useEngine replaces the bundle's engine and server by a replica's with opts, over the same
+// database: for the tests that need a short scope window or a short change retention.
+func (b *bundle) useEngine(t *testing.T, opts ...func(*apptest.Setup)) {
 	t.Helper()
-	b.engine, b.srv = startServer(t, b, b.db.Pool, cfg)
+	r := b.replica(t, opts...)
+	b.engine, b.srv = r.Engine, r.HTTP
 }
 
-// startServer starts another engine and HTTP server over pool (on the bundle's database), as
-// another replica of the service would be.
-func startServer(t *testing.T, b *bundle, pool *pgxpool.Pool, cfg sync.Config) (*sync.Engine, *httptest.Server) {
-	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	e := sync.New(pool, cfg, log)
-	if err := e.Prepare(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	workers, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = e.Run(workers); close(done) }()
-	t.Cleanup(func() { stop(); <-done })
-	s := server.New(server.Config{MaxBodyBytes: 5 << 20, ShutdownTimeout: 5 * time.Second},
-		server.Deps{Accounts: b.accounts, Engine: e, Ready: map[string]server.ReadyCheck{"database": pool.Ping}}, log)
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	return e, srv
+// overPool is a replica option: the replica's database connections are pool's.
+func overPool(pool *pgxpool.Pool) func(*apptest.Setup) {
+	return func(s *apptest.Setup) { s.Deps.Pool = pool }
 }
 
 // fields is the fields object of a mutation.

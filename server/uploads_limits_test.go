@@ -16,7 +16,7 @@ import (
 
 	"github.com/fieldsync/fieldsync"
 	"github.com/fieldsync/fieldsync/account"
-	"github.com/fieldsync/fieldsync/media"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/google/uuid"
 )
 
@@ -100,11 +100,6 @@ func patchWithin(t *testing.T, url, token string, offset int, chunk []byte) resp
 	return response{status: res.StatusCode, header: res.Header, body: data}
 }
 
-// tuned is an upSetup option that changes the service's options.
-func tuned(f func(*media.Options)) func(*upOptions) {
-	return func(o *upOptions) { o.tune = f }
-}
-
 // retryAfter fails unless r says when to retry.
 func wantRetryAfter(t *testing.T, r response) {
 	t.Helper()
@@ -119,9 +114,9 @@ func wantRetryAfter(t *testing.T, r response) {
 func TestUploadStalledPatchesCannotStarveOthers(t *testing.T) {
 	t.Parallel()
 	const buffers = 4
-	e := upSetup(t, tuned(func(o *media.Options) {
-		o.MaxBufferedParts, o.UploadsPerUser, o.UploadsPerDevice = buffers, 2, 2
-	}))
+	e := upSetup(t, func(o *apptest.Setup) {
+		o.UploadBuffers, o.UploadsPerUser, o.UploadsPerDevice = buffers, 2, 2
+	})
 	hog := e.newCase(t)
 	var refused int
 	for i := range buffers {
@@ -178,7 +173,7 @@ func (e *upEnv) signInTwice(t *testing.T) (*upActor, [2]string) {
 // too_many_uploads, saying which cap, and nothing of it is kept. Once one ends, the next is taken.
 func TestUploadCapsPerUserAndDevice(t *testing.T) {
 	t.Parallel()
-	e := upSetup(t, tuned(func(o *media.Options) { o.UploadsPerUser, o.UploadsPerDevice = 3, 2 }))
+	e := upSetup(t, func(o *apptest.Setup) { o.UploadsPerUser, o.UploadsPerDevice = 3, 2 })
 	who, tokens := e.signInTwice(t)
 	rep := e.newCaseFor(t, who)
 
@@ -231,7 +226,7 @@ func TestUploadCapsPerUserAndDevice(t *testing.T) {
 // through once a buffer is free.
 func TestUploadWaitsForABufferOnlySoLong(t *testing.T) {
 	t.Parallel()
-	e := upSetup(t, tuned(func(o *media.Options) { o.MaxBufferedParts, o.BufferWait = 1, 200*time.Millisecond }))
+	e := upSetup(t, func(o *apptest.Setup) { o.UploadBuffers, o.UploadBufferWait = 1, 200*time.Millisecond })
 	hog := e.newCase(t)
 	url := e.create(t, e.srv.URL, hog.rep.token, e.newDocument(t, hog, nil), 1<<20)
 	conn := openPatch(t, url, hog.rep.token, 0, 1<<20, jpegFile(1<<10, 1))
@@ -257,7 +252,7 @@ func TestUploadWaitsForABufferOnlySoLong(t *testing.T) {
 // is kept, and the upload resumes from HEAD's offset to a whole file.
 func TestUploadStalledBodyLosesItsBuffer(t *testing.T) {
 	t.Parallel()
-	e := upSetup(t, tuned(func(o *media.Options) { o.BodyIdleTimeout = 300 * time.Millisecond }))
+	e := upSetup(t, func(o *apptest.Setup) { o.BodyIdleTimeout = 300 * time.Millisecond })
 	c := e.newCase(t)
 	file := jpegFile(6<<20+4321, 3)
 	doc := e.newDocument(t, c, map[string]any{"sha256": sha256Hex(file)})
@@ -286,7 +281,7 @@ func TestUploadStalledBodyLosesItsBuffer(t *testing.T) {
 func TestUploadTrickledBodyIsCut(t *testing.T) {
 	t.Parallel()
 	const idle = 300 * time.Millisecond
-	e := upSetup(t, tuned(func(o *media.Options) { o.BodyIdleTimeout = idle }))
+	e := upSetup(t, func(o *apptest.Setup) { o.BodyIdleTimeout = idle })
 	c := e.newCase(t)
 	file := jpegFile(64<<10, 5)
 	doc := e.newDocument(t, c, nil)
@@ -394,7 +389,7 @@ func TestUploadLocationIsNotTheClients(t *testing.T) {
 	c := e.newCase(t)
 	forged := map[string]string{"X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example"}
 
-	_, _, public := e.replica(t, tuned(func(o *media.Options) { o.PublicURL = "https://sync.example.com/" }))
+	_, _, public := e.replica(t, func(o *apptest.Setup) { o.PublicURL = "https://sync.example.com/" })
 	loc := createAs(t, public.URL, c.rep.token, e.newDocument(t, c, nil), "evil.example", forged)
 	if !strings.HasPrefix(loc, "https://sync.example.com/v1/uploads/") {
 		t.Fatalf("Location %q is not on the public URL", loc)
@@ -408,10 +403,10 @@ func TestUploadLocationIsNotTheClients(t *testing.T) {
 	}
 
 	// Behind a trusted proxy (here, loopback), they are.
-	_, _, proxied := e.replica(t, tuned(func(o *media.Options) {
+	_, _, proxied := e.replica(t, func(o *apptest.Setup) {
 		_, loopback, _ := net.ParseCIDR("127.0.0.0/8")
 		o.TrustedProxies = []*net.IPNet{loopback}
-	}))
+	})
 	loc = createAs(t, proxied.URL, c.rep.token, e.newDocument(t, c, nil), "", map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "sync.example.com"})
 	if !strings.HasPrefix(loc, "https://sync.example.com/v1/uploads/") {
 		t.Fatalf("Location %q did not take a trusted proxy's forwarded headers", loc)
@@ -456,7 +451,7 @@ func TestDownloadLinkUsesThePublicStoreEndpoint(t *testing.T) {
 	}
 
 	const public = "files.fieldsync.invalid:9443"
-	_, _, srv := e.replica(t, func(o *upOptions) { o.storePublic = "https://" + public })
+	_, _, srv := e.replica(t, func(o *apptest.Setup) { o.S3.PublicEndpoint = "https://" + public })
 	u := downloadLocation(t, srv.URL, c.rep.token, doc)
 	if u.Scheme != "https" || u.Host != public || strings.Contains(u.String(), e.s3.Endpoint) {
 		t.Fatalf("download link %s is not on the public endpoint", u.Redacted())

@@ -14,7 +14,6 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -29,17 +28,14 @@ import (
 
 	"github.com/fieldsync/fieldsync"
 	"github.com/fieldsync/fieldsync/account"
-	"github.com/fieldsync/fieldsync/internal/jobqueue"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/media"
-	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/minio/minio-go/v7"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 )
 
 // The documents' upload and download tests: tus over HTTP against the real server, PostgreSQL
@@ -55,110 +51,36 @@ type upEnv struct {
 	jobs  *river.Client[pgx.Tx]
 }
 
-type upOptions struct {
-	maxUpload    int64
-	storeTimeout time.Duration
-	// storeEndpoint replaces the store's address (a proxy in front of MinIO).
-	storeEndpoint string
-	// storePublic is the store's public endpoint (media.Config.PublicEndpoint).
-	storePublic string
-	// tune changes the service's options.
-	tune func(*media.Options)
-	// pool replaces the test database's pool (one that can be killed), and jobsID names the
-	// replica's job client in river_job.attempted_by.
-	pool   *pgxpool.Pool
-	jobsID string
-}
-
-// upSetup builds the bundle the way setup does (accounts, engine, a branch over a schema of the
-// test's own) with a server that has the documents service. It takes testing.TB, unlike setup,
-// for the benchmarks.
-func upSetup(t testing.TB, opts ...func(*upOptions)) *upEnv {
+// upSetup builds the service with the documents service over a bucket of its own (apptest.New),
+// its settings changed by opts, and a branch. Its background workers stay stopped: a test runs
+// the jobs when it wants them (startJobs). It takes testing.TB, unlike setup, for the benchmarks.
+func upSetup(t testing.TB, opts ...func(*apptest.Setup)) *upEnv {
 	t.Helper()
-	b := &bundle{db: testenv.DB(t)}
-	var err error
-	if b.keyPEM, err = account.GenerateKeyPEM(); err != nil {
-		t.Fatal(err)
-	}
-	if b.keys, err = account.ParseKeys(b.keyPEM); err != nil {
-		t.Fatal(err)
-	}
-	b.accounts, err = account.NewService(b.db.Pool, b.keys, account.Config{
-		Tokens:          account.TokenConfig{Issuer: "fieldsync-test", Audience: "fieldsync-api", TTL: 15 * time.Minute},
-		RefreshTokenTTL: 24 * time.Hour,
-		Password:        account.PasswordParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1},
-		Throttle:        account.ThrottleConfig{PerLogin: 50, PerAddress: 500, Window: time.Minute},
-	}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.engine = sync.New(b.db.Pool, sync.Config{ScopeWindow: 30 * 24 * time.Hour}, slog.New(slog.DiscardHandler))
-	if err := b.engine.Prepare(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	branch, err := b.accounts.CreateBranch(context.Background(), "Branch "+uuid.NewString()[:8])
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.branchID = branch.ID
-	e := &upEnv{bundle: b, s3: testenv.S3(t)}
-	store, err := media.NewStore(e.s3)
+	s3 := testenv.S3(t)
+	a := apptest.New(t, append([]func(*apptest.Setup){uploadsOn(s3)}, opts...)...)
+	e := &upEnv{bundle: newBundle(t, a), s3: s3, svc: a.Media, jobs: a.Jobs}
+	store, err := media.NewStore(s3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.minio = store.Client()
-	e.svc, e.jobs, b.srv = e.replica(t, opts...)
 	return e
 }
 
-// replica starts another instance of the service (engine, job client, documents service, HTTP
+// uploadsOn is an apptest option: the documents service over the bucket of s3, the server's
+// workers stopped, a 64 KiB cap on JSON bodies and 10 s on each call to the store.
+func uploadsOn(s3 media.Config) func(*apptest.Setup) {
+	return func(s *apptest.Setup) {
+		s.S3, s.Idle, s.MaxBodyBytes, s.StoreTimeout = s3, true, 64<<10, 10*time.Second
+	}
+}
+
+// replica builds another instance of the service (engine, job client, documents service, HTTP
 // server) over the same database and bucket, as another replica behind a load balancer.
-func (e *upEnv) replica(t testing.TB, opts ...func(*upOptions)) (*media.Service, *river.Client[pgx.Tx], *httptest.Server) {
+func (e *upEnv) replica(t testing.TB, opts ...func(*apptest.Setup)) (*media.Service, *river.Client[pgx.Tx], *httptest.Server) {
 	t.Helper()
-	o := upOptions{storeTimeout: 10 * time.Second}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	cfg := e.s3
-	if o.storeEndpoint != "" {
-		cfg.Endpoint = o.storeEndpoint
-	}
-	cfg.PublicEndpoint = o.storePublic
-	store, err := media.NewStore(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	pool := e.db.Pool
-	if o.pool != nil {
-		pool = o.pool
-	}
-	engine := sync.New(pool, sync.Config{ScopeWindow: 30 * 24 * time.Hour}, log)
-	workers := river.NewWorkers()
-	rcfg := jobqueue.Config(workers, log)
-	rcfg.ID = o.jobsID
-	jobs, err := river.NewClient(riverpgxv5.New(pool), rcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mo := media.Options{DB: pool, Engine: engine, Store: store, Jobs: jobs, Log: log,
-		MaxUploadBytes: o.maxUpload, StoreTimeout: o.storeTimeout}
-	if o.tune != nil {
-		o.tune(&mo)
-	}
-	svc, err := media.NewService(mo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.RegisterWorkers(workers)
-	s := server.New(server.Config{MaxBodyBytes: 64 << 10, ShutdownTimeout: 5 * time.Second},
-		server.Deps{Accounts: e.accounts, Engine: engine, Media: svc}, log)
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	return svc, jobs, srv
+	a := e.bundle.replica(t, append([]func(*apptest.Setup){uploadsOn(e.s3)}, opts...)...)
+	return a.Media, a.Jobs, a.HTTP
 }
 
 // startJobs runs the job client's workers until the test ends.
@@ -677,7 +599,7 @@ func TestUploadIsTheUploadersOnly(t *testing.T) {
 
 func TestUploadTooLarge(t *testing.T) {
 	t.Parallel()
-	e := upSetup(t, func(o *upOptions) { o.maxUpload = 1 << 20 })
+	e := upSetup(t, func(o *apptest.Setup) { o.MaxUploadBytes = 1 << 20 })
 	c := e.newCase(t)
 	doc := e.newDocument(t, c, nil)
 	r := mustTus(t, "POST", e.srv.URL+"/v1/uploads", c.rep.token, map[string]string{"Upload-Length": strconv.Itoa(1<<20 + 1), "Upload-Metadata": metadata(doc)}, nil)
@@ -1053,7 +975,7 @@ func TestUploadWhenTheStoreFails(t *testing.T) {
 	t.Parallel()
 	base := upSetup(t)
 	proxy := newStoreProxy(t, base.s3.Endpoint)
-	svc, _, srv := base.replica(t, func(o *upOptions) { o.storeEndpoint = proxy.ln.Addr().String(); o.storeTimeout = 2 * time.Second })
+	svc, _, srv := base.replica(t, func(o *apptest.Setup) { o.S3.Endpoint = proxy.ln.Addr().String(); o.StoreTimeout = 2 * time.Second })
 	base.svc, base.srv = svc, srv
 	e := base
 	c := e.newCase(t)

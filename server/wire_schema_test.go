@@ -189,7 +189,7 @@ func (b *bundle) wirePush(t *testing.T, w *wireSchemas, u *syncUser, muts ...syn
 // records of the screens and of the event stream against the served OpenAPI document. The server
 // runs with the notification rules, so the inbox holds what they write.
 func TestWireMatchesOpenAPI(t *testing.T) {
-	b := evSetup(t, evOptions{}).bundle
+	b := evSetup(t).bundle
 	w := b.wireSchemas(t)
 	ctx := context.Background()
 	mgr := b.signIn(t, "manager", "")
@@ -305,7 +305,7 @@ func TestWireMatchesOpenAPI(t *testing.T) {
 // pull (snapshot or change log), push result, screen or event stream sends it, until the entity
 // names it.
 func TestNewColumnReachesNoDevice(t *testing.T) {
-	b := evSetup(t, evOptions{}).bundle
+	b := evSetup(t).bundle
 	ctx := context.Background()
 	mgr := b.signIn(t, "manager", "")
 	proc := b.signIn(t, "processor", "")

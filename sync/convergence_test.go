@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/internal/client"
+	"github.com/fieldsync/fieldsync/internal/sim"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 )
@@ -29,28 +31,31 @@ import (
 //
 // Everything runs in one goroutine from one seed, so a failure replays: FIELDSYNC_SEED=<seed>.
 
-// convRecord is a record as a device holds it.
-type convRecord struct {
-	version int64
-	data    json.RawMessage
-}
-
 // convDevice is one phone or screen.
 type convDevice struct {
-	id    *fieldsync.Identity
-	store map[string]convRecord // type:id
+	id *fieldsync.Identity
+	// store is the device's copy, kept by the simulator's rules (sim.Store): a late push result
+	// never revives a record a pull removed.
+	store *sim.Store
 	// overlay is what the device shows over store: the fields its queued mutations changed.
 	overlay map[string]map[string]any
 	outbox  []sync.Mutation
 	cursor  string
-	// removed are the records a pull deleted: a late push result must not bring them back.
-	removed map[string]bool
 }
+
+// simKey is the store's key of a record named type:id.
+func simKey(key string) sim.Key {
+	i := strings.IndexByte(key, ':')
+	return sim.Key{Type: key[:i], ID: uuid.MustParse(key[i+1:])}
+}
+
+// convKey is the type:id name of a store's key.
+func convKey(k sim.Key) string { return k.Type + ":" + k.ID.String() }
 
 // view returns the record as the device shows it: its stored data with queued edits over it.
 func (d *convDevice) view(key string) map[string]any {
 	var v map[string]any
-	if err := json.Unmarshal(d.store[key].data, &v); err != nil {
+	if err := json.Unmarshal(d.store.Records[simKey(key)].Data, &v); err != nil {
 		panic(err)
 	}
 	maps.Copy(v, d.overlay[key])
@@ -60,9 +65,9 @@ func (d *convDevice) view(key string) map[string]any {
 // keys returns the keys of the records of type typ the device holds, in order.
 func (d *convDevice) keys(typ string) []string {
 	var out []string
-	for k := range d.store {
-		if strings.HasPrefix(k, typ+":") {
-			out = append(out, k)
+	for k := range d.store.Records {
+		if k.Type == typ {
+			out = append(out, convKey(k))
 		}
 	}
 	slices.Sort(out)
@@ -117,8 +122,7 @@ func newConvWorld(t *testing.T, seed uint64) *convWorld {
 	w.f = newEngineFixture(t, 8)
 	w.f.newID = w.newID
 	dev := func(role, repKind string) *convDevice {
-		d := &convDevice{id: w.f.newUser(t, role, repKind), store: map[string]convRecord{}, overlay: map[string]map[string]any{},
-			removed: map[string]bool{}}
+		d := &convDevice{id: w.f.newUser(t, role, repKind), store: sim.NewStore(), overlay: map[string]map[string]any{}}
 		w.devices = append(w.devices, d)
 		return d
 	}
@@ -145,7 +149,7 @@ func (w *convWorld) queue(d *convDevice, typ, op string, entity uuid.UUID, field
 	m := sync.Mutation{ID: w.newID(), Type: typ, Op: op, EntityID: entity, ClientTime: &clientTime}
 	key := typ + ":" + entity.String()
 	if op != "create" {
-		v := d.store[key].version
+		v := d.store.Records[simKey(key)].Version
 		m.BaseVersion = &v
 	}
 	if len(fields) > 0 {
@@ -498,14 +502,12 @@ func (w *convWorld) push(d *convDevice, lose bool) {
 		switch {
 		case r.Status == sync.StatusRejected:
 		case m.Op == "delete" && r.Status == sync.StatusApplied:
-			delete(d.store, key)
+			d.store.Drop(simKey(key))
 		default:
-			// A record the device holds (or has just made) takes the newer copy; an old
-			// result never replaces a newer pull, and never revives a record a pull removed
-			// since (a replayed create's result is the original one, from before the removal).
-			if held, ok := d.store[key]; (ok && r.Version > held.version) || (!ok && m.Op == "create" && !d.removed[key]) {
-				d.store[key] = convRecord{version: r.Version, data: r.Entity}
-			}
+			// The store's rule: an old result never replaces a newer pull, and never revives a
+			// record a pull removed since (a replayed create's result is the original one,
+			// from before the removal).
+			d.store.Keep(simKey(key), r.Version, r.Entity)
 		}
 	}
 	d.outbox = nil
@@ -520,16 +522,14 @@ func (w *convWorld) pull(d *convDevice) {
 		key := ch.Type + ":" + ch.ID.String()
 		switch ch.Op {
 		case "upsert":
-			if held, ok := d.store[key]; ok && held.version > ch.Version {
-				return fmt.Errorf("%s: pull sent %s at version %d, older than the %d the device holds", d.id.Name, key, ch.Version, held.version)
+			if held, ok := d.store.Records[simKey(key)]; ok && held.Version > ch.Version {
+				return fmt.Errorf("%s: pull sent %s at version %d, older than the %d the device holds", d.id.Name, key, ch.Version, held.Version)
 			}
-			d.store[key] = convRecord{version: ch.Version, data: ch.Data}
 		case "delete":
-			delete(d.store, key)
-			d.removed[key] = true
 		default:
 			return fmt.Errorf("unknown op %q", ch.Op)
 		}
+		d.store.Apply(client.Change{Type: ch.Type, ID: ch.ID, Op: ch.Op, Version: ch.Version, Data: ch.Data})
 		return nil
 	})
 }
@@ -596,17 +596,18 @@ func (w *convWorld) checkConverged() {
 	t := w.t
 	for _, d := range w.devices {
 		want := w.f.snapshotOf(t, d.id)
-		for key, rec := range d.store {
+		for k, rec := range d.store.Records {
+			key := convKey(k)
 			data, ok := want[key]
 			switch {
 			case !ok:
 				t.Errorf("%s holds %s, which is not in its scope (anymore)", d.id.Name, key)
-			case !sameJSON(t, rec.data, data):
-				t.Errorf("%s holds %s as\n%s\nthe server has\n%s", d.id.Name, key, rec.data, data)
+			case !sameJSON(t, rec.Data, data):
+				t.Errorf("%s holds %s as\n%s\nthe server has\n%s", d.id.Name, key, rec.Data, data)
 			}
 		}
 		for key := range want {
-			if _, ok := d.store[key]; !ok {
+			if _, ok := d.store.Records[simKey(key)]; !ok {
 				t.Errorf("%s lacks %s", d.id.Name, key)
 			}
 		}

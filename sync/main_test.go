@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/internal/fixture"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
@@ -58,8 +59,7 @@ func newEngineFixture(t testing.TB, maxConns int32) *engineFixture {
 	go func() { _ = f.engine.Run(run); close(done) }()
 	t.Cleanup(func() { stop(); <-done })
 
-	f.branch = uuid.New()
-	f.exec(t, `INSERT INTO branches (id, name) VALUES ($1, $2)`, f.branch, "Branch "+f.branch.String()[:8])
+	f.branch = fixture.New(t, f.pool).Branch()
 	return f
 }
 
@@ -76,36 +76,24 @@ func (f *engineFixture) newUser(t testing.TB, role, repKind string) *fieldsync.I
 	t.Helper()
 	id := &fieldsync.Identity{UserID: f.newID(), DeviceID: f.newID(), SessionID: f.newID(), Role: role, BranchID: f.branch}
 	id.Name = role + " " + id.UserID.String()[:8]
-	var kind any
-	if repKind != "" {
-		kind = repKind
-	}
-	f.exec(t, `INSERT INTO users (id, branch_id, role, rep_kind, name, login, password_hash) VALUES ($1, $2, $3, $4, $5, $6, 'x')`,
-		id.UserID, f.branch, role, kind, id.Name, "u-"+id.UserID.String())
-	f.exec(t, `INSERT INTO devices (id, user_id, platform) VALUES ($1, $2, 'android')`, id.DeviceID, id.UserID)
+	fx := fixture.New(t, f.pool)
+	fx.User(fixture.User{ID: id.UserID, Branch: f.branch, Role: role, RepKind: repKind, Name: id.Name, Login: "u-" + id.UserID.String()})
+	fx.Device(fixture.Device{ID: id.DeviceID, User: id.UserID})
 	return id
 }
 
 // newCustomer adds a customer of the branch looked after by agent (uuid.Nil for none).
 func (f *engineFixture) newCustomer(t testing.TB, agent uuid.UUID) uuid.UUID {
 	t.Helper()
-	id := f.newID()
-	var agentID any
-	if agent != uuid.Nil {
-		agentID = agent
-	}
-	f.exec(t, `INSERT INTO customers (id, branch_id, name, phone, address, agent_id) VALUES ($1, $2, $3, '+1 555 0100', 'Main St 1', $4)`,
-		id, f.branch, "Customer "+id.String()[:8], agentID)
-	return id
+	return fixture.New(t, f.pool).Customer(fixture.Customer{ID: f.newID(), Branch: f.branch, Phone: "+1 555 0100",
+		Address: "Main St 1", Agent: agent})
 }
 
 // newClaim adds a claim of customer in status (reported, collecting, ...; not paid or rejected).
 func (f *engineFixture) newClaim(t testing.TB, customer uuid.UUID, status string) uuid.UUID {
 	t.Helper()
-	id := f.newID()
-	f.exec(t, `INSERT INTO claims (id, number, branch_id, customer_id, policy_number, kind, hospitalised, hospital, status, amount_claimed)
-		VALUES ($1, 'CLM-T-' || nextval('claim_number_seq'), $2, $3, 'POL-1', 'hospitalisation', true, 'General Hospital', $4, 100000)`,
-		id, f.branch, customer, status)
+	id, _ := fixture.New(t, f.pool).Claim(fixture.Claim{ID: f.newID(), Branch: f.branch, Customer: customer, Policy: "POL-1",
+		Status: status, Hospitalised: true, Hospital: "General Hospital", AmountClaimed: 100000})
 	return id
 }
 
@@ -118,14 +106,8 @@ const fixtureChecklist = `[{"key":"id_card","label":"Photograph the ID card","do
 func (f *engineFixture) newTask(t testing.TB, claim, assignee uuid.UUID) uuid.UUID {
 	t.Helper()
 	id := f.newID()
-	status := "open"
-	var assigneeID any
-	if assignee != uuid.Nil {
-		status, assigneeID = "assigned", assignee
-	}
-	f.exec(t, `INSERT INTO tasks (id, claim_id, branch_id, assignee_id, kind, title, checklist, status)
-		VALUES ($1, $2, $3, $4, 'hospital_visit', $5, $6, $7)`, id, claim, f.branch, assigneeID, "Visit "+id.String()[:8], fixtureChecklist, status)
-	return id
+	return fixture.New(t, f.pool).Task(fixture.Task{ID: id, Claim: claim, Assignee: assignee, Kind: "hospital_visit",
+		Title: "Visit " + id.String()[:8], Checklist: fixtureChecklist})
 }
 
 // logPos is a position in the change log: the order pulls serve changes in.

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -11,60 +10,15 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/account"
+	"github.com/fieldsync/fieldsync/internal/app"
 	"github.com/fieldsync/fieldsync/media"
 )
 
-// config is everything the server is told at start. It is read once, from the environment and
-// then flags, and validated as a whole so that every mistake is reported at once, by name.
+// config is everything the server is told at start (app.Config). It is read once, from the
+// environment and then flags, and validated as a whole so that every mistake is reported at
+// once, by name.
 type config struct {
-	DatabaseURL     string
-	Addr            string
-	JWTKeyFile      string
-	JWTGenerateKey  bool
-	JWTIssuer       string
-	JWTAudience     string
-	AccessTokenTTL  time.Duration
-	RefreshTokenTTL time.Duration
-
-	S3                      media.Config
-	FirebaseCredentialsFile string
-	// FCMEndpoint replaces FCM's endpoint (an emulator, or a test server); empty: Google's.
-	FCMEndpoint string
-	// PprofAddr, if set, is a loopback address where serve exposes net/http/pprof (profiling; the
-	// load tool's --cpuprofile). Empty: no profiling endpoint.
-	PprofAddr string
-
-	MaxBodyBytes            int64
-	BodyIdleTimeout         time.Duration
-	BodyReadTimeout         time.Duration
-	MaxUploadBytes          int64
-	MaxDecodeBytes          int64
-	LoginFailuresPerLogin   int
-	LoginFailuresPerAddress int
-	LoginWindow             time.Duration
-	LoginConcurrency        int
-
-	ScopeWindow time.Duration
-	// LongPollsPerUser and StreamsPerUser cap one user's open long-polls and event streams on a
-	// replica (429 too_many_waits beyond).
-	LongPollsPerUser int
-	StreamsPerUser   int
-
-	CORSOrigins     []string
-	TrustedProxies  []*net.IPNet
-	ShutdownTimeout time.Duration
-	MigrateOnStart  bool
-
-	LogLevel  slog.Level
-	LogFormat string
-
-	// Uploads: caps per user and device, part buffers and how long to wait for one, and the
-	// address upload URLs are built on. (The idle deadline of a body is BodyIdleTimeout, above.)
-	UploadsPerUser   int
-	UploadsPerDevice int
-	UploadBuffers    int64
-	UploadBufferWait time.Duration
-	PublicURL        string
+	app.Config
 }
 
 // envReader reads typed settings from the environment, remembering every malformed one.
@@ -130,7 +84,7 @@ func (r *envReader) list(name string) []string {
 // malformed variable in one error.
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	r := &envReader{lookup: lookup}
-	c := config{
+	c := config{app.Config{
 		DatabaseURL:     r.str("DATABASE_URL", ""),
 		Addr:            r.str("FIELDSYNC_ADDR", ":8080"),
 		JWTKeyFile:      r.str("FIELDSYNC_JWT_KEY_FILE", ""),
@@ -173,7 +127,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		ShutdownTimeout:         r.duration("FIELDSYNC_SHUTDOWN_TIMEOUT", 30*time.Second),
 		MigrateOnStart:          r.boolean("FIELDSYNC_MIGRATE_ON_START", true),
 		LogFormat:               r.str("FIELDSYNC_LOG_FORMAT", "json"),
-	}
+	}}
 	for _, cidr := range r.list("FIELDSYNC_TRUSTED_PROXIES") {
 		_, n, err := net.ParseCIDR(cidr)
 		if err != nil {

@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/fieldsync/fieldsync/account"
+	"github.com/fieldsync/fieldsync/internal/app"
 	"github.com/fieldsync/fieldsync/internal/demo"
 	"github.com/fieldsync/fieldsync/internal/devenv"
 )
@@ -74,16 +74,16 @@ func cmdDev(ctx context.Context, cfg config, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	accounts, err := account.NewService(pool, keys, accountConfig(cfg), log)
+	a, err := app.New(ctx, cfg.Config, app.Deps{Pool: pool, Keys: keys, Log: log})
 	if err != nil {
 		return err
 	}
-	d, err := demo.Seed(ctx, pool, accounts)
+	d, err := demo.Seed(ctx, pool, a.Accounts)
 	if err != nil {
 		return err
 	}
 	d.Print(stdout, baseURL(ln))
-	return serve(ctx, cfg, pool, keys, log, ln)
+	return a.Serve(ctx, ln)
 }
 
 // baseURL is the URL a person on this machine reaches the listener at.

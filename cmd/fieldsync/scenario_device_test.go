@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
-	"reflect"
 	"slices"
 	"strings"
 	gosync "sync"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/internal/client"
+	"github.com/fieldsync/fieldsync/internal/sim"
 	"github.com/google/uuid"
 )
 
@@ -33,8 +32,8 @@ type device struct {
 	t      *testing.T
 	name   string
 	c      *client.Client
-	link   *flakyNet // nil: a steady connection
-	store  map[string]map[uuid.UUID]json.RawMessage
+	link   *flakyNet  // nil: a steady connection
+	store  *sim.Store // the rules of a client's copy are the simulator's
 	cursor string
 	outbox []client.Mutation
 	// pushAttempts counts every push request sent, retries included.
@@ -46,7 +45,7 @@ func newDevice(t *testing.T, baseURL, name string, link *flakyNet) *device {
 	if link != nil {
 		hc.Transport = link
 	}
-	d := &device{t: t, name: name, link: link, store: map[string]map[uuid.UUID]json.RawMessage{}}
+	d := &device{t: t, name: name, link: link, store: sim.NewStore()}
 	d.c = client.New(baseURL, hc, client.Device{ID: uuid.New(), Platform: "android", Name: name + "'s phone", AppVersion: "1.4.0"})
 	return d
 }
@@ -160,7 +159,7 @@ func (d *device) converged(ctx context.Context, timeout time.Duration) string {
 		if err != nil {
 			d.t.Fatalf("%s: snapshot: %v", d.name, err)
 		}
-		s := diff(d.t, d.store, fresh)
+		s := strings.Join(sim.Diff(d.store.Records, fresh), "\n")
 		if s == "" || time.Now().After(deadline) {
 			return s
 		}
@@ -182,14 +181,10 @@ func (d *device) pull(ctx context.Context, wait time.Duration) error {
 			return fmt.Errorf("pull: %w", err)
 		}
 		for _, ch := range page.Changes {
-			switch ch.Op {
-			case "upsert":
-				d.put(ch.Type, ch.ID, ch.Data)
-			case "delete":
-				delete(d.store[ch.Type], ch.ID)
-			default:
+			if ch.Op != "upsert" && ch.Op != "delete" {
 				return fmt.Errorf("pull: change with op %q", ch.Op)
 			}
+			d.store.Apply(ch)
 		}
 		d.cursor = page.Cursor
 		if !page.HasMore {
@@ -198,19 +193,16 @@ func (d *device) pull(ctx context.Context, wait time.Duration) error {
 	}
 }
 
-func (d *device) put(typ string, id uuid.UUID, data json.RawMessage) {
-	if d.store[typ] == nil {
-		d.store[typ] = map[uuid.UUID]json.RawMessage{}
-	}
-	d.store[typ][id] = data
+// keep stores a record a write answered with, as the simulator's store keeps it: not over a newer
+// one, and not back after a pull removed it.
+func (d *device) keep(typ string, id uuid.UUID, data json.RawMessage) {
+	d.store.Keep(sim.Key{Type: typ, ID: id}, versionOf(data), data)
 }
 
-// keep stores a record a write answered with, unless the device already holds a newer one.
-func (d *device) keep(typ string, id uuid.UUID, data json.RawMessage) {
-	if cur, ok := d.store[typ][id]; ok && versionOf(cur) > versionOf(data) {
-		return
-	}
-	d.put(typ, id, data)
+// get is the device's copy of a record.
+func (d *device) get(typ string, id uuid.UUID) (json.RawMessage, bool) {
+	r, ok := d.store.Records[sim.Key{Type: typ, ID: id}]
+	return r.Data, ok
 }
 
 func versionOf(data json.RawMessage) int64 {
@@ -224,7 +216,7 @@ func versionOf(data json.RawMessage) int64 {
 // record returns the device's copy of a record, failing the test if it has none.
 func (d *device) record(typ string, id uuid.UUID) map[string]any {
 	d.t.Helper()
-	data, ok := d.store[typ][id]
+	data, ok := d.get(typ, id)
 	if !ok {
 		d.t.Fatalf("%s's device holds no %s %s", d.name, typ, id)
 	}
@@ -232,13 +224,13 @@ func (d *device) record(typ string, id uuid.UUID) map[string]any {
 }
 
 func (d *device) has(typ string, id uuid.UUID) bool {
-	_, ok := d.store[typ][id]
+	_, ok := d.get(typ, id)
 	return ok
 }
 
 // field returns a field of the device's copy of a record (nil when it holds none).
 func (d *device) field(typ string, id uuid.UUID, name string) any {
-	data, ok := d.store[typ][id]
+	data, ok := d.get(typ, id)
 	if !ok {
 		return nil
 	}
@@ -247,7 +239,7 @@ func (d *device) field(typ string, id uuid.UUID, name string) any {
 
 func (d *device) version(typ string, id uuid.UUID) int64 {
 	d.t.Helper()
-	data, ok := d.store[typ][id]
+	data, ok := d.get(typ, id)
 	if !ok {
 		d.t.Fatalf("%s's device holds no %s %s to write to", d.name, typ, id)
 	}
@@ -257,8 +249,11 @@ func (d *device) version(typ string, id uuid.UUID) int64 {
 // records returns the device's records of a type that match, in no particular order.
 func (d *device) records(typ string, match func(map[string]any) bool) []map[string]any {
 	var out []map[string]any
-	for _, data := range d.store[typ] {
-		r := decode(d.t, data)
+	for k, rec := range d.store.Records {
+		if k.Type != typ {
+			continue
+		}
+		r := decode(d.t, rec.Data)
 		if match == nil || match(r) {
 			out = append(out, r)
 		}
@@ -293,8 +288,8 @@ func (d *device) command(ctx context.Context, typ, path string, body any) map[st
 }
 
 // snapshot pulls the user's whole scope afresh, as a new install would.
-func (d *device) snapshot(ctx context.Context) (map[string]map[uuid.UUID]json.RawMessage, error) {
-	out := map[string]map[uuid.UUID]json.RawMessage{}
+func (d *device) snapshot(ctx context.Context) (map[sim.Key]sim.Record, error) {
+	out := sim.NewStore()
 	cursor := ""
 	for {
 		page, err := d.c.Pull(ctx, cursor, pullLimit, 0)
@@ -305,44 +300,13 @@ func (d *device) snapshot(ctx context.Context) (map[string]map[uuid.UUID]json.Ra
 			if ch.Op != "upsert" {
 				return nil, fmt.Errorf("a snapshot holds a %s of %s %s", ch.Op, ch.Type, ch.ID)
 			}
-			if out[ch.Type] == nil {
-				out[ch.Type] = map[uuid.UUID]json.RawMessage{}
-			}
-			out[ch.Type][ch.ID] = ch.Data
+			out.Apply(ch)
 		}
 		cursor = page.Cursor
 		if !page.HasMore {
-			return out, nil
+			return out.Records, nil
 		}
 	}
-}
-
-// diff describes how a device's copy differs from a snapshot ("" when they are equal).
-func diff(t *testing.T, have, want map[string]map[uuid.UUID]json.RawMessage) string {
-	var b strings.Builder
-	types := slices.Sorted(maps.Keys(want))
-	for typ := range have {
-		if _, ok := want[typ]; !ok {
-			types = append(types, typ)
-		}
-	}
-	for _, typ := range types {
-		for id, w := range want[typ] {
-			h, ok := have[typ][id]
-			switch {
-			case !ok:
-				fmt.Fprintf(&b, "  missing %s %s\n", typ, id)
-			case !reflect.DeepEqual(decode(t, h), decode(t, w)):
-				fmt.Fprintf(&b, "  %s %s differs:\n    device: %s\n    server: %s\n", typ, id, h, w)
-			}
-		}
-		for id := range have[typ] {
-			if _, ok := want[typ][id]; !ok {
-				fmt.Fprintf(&b, "  extra %s %s: %s\n", typ, id, have[typ][id])
-			}
-		}
-	}
-	return b.String()
 }
 
 func decode(t *testing.T, data []byte) map[string]any {

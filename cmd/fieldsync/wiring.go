@@ -13,17 +13,10 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/account"
-	"github.com/fieldsync/fieldsync/internal/jobqueue"
-	"github.com/fieldsync/fieldsync/media"
+	"github.com/fieldsync/fieldsync/internal/app"
 	"github.com/fieldsync/fieldsync/migrations"
-	"github.com/fieldsync/fieldsync/server"
-	"github.com/fieldsync/fieldsync/sync"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"golang.org/x/sync/errgroup"
 )
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
@@ -109,119 +102,16 @@ func writeNewKey(path string) error {
 	return f.Close()
 }
 
-func accountConfig(cfg config) account.Config {
-	return account.Config{
-		Tokens:          account.TokenConfig{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL},
-		RefreshTokenTTL: cfg.RefreshTokenTTL,
-		Password:        account.DefaultPasswordParams,
-		Throttle: account.ThrottleConfig{PerLogin: cfg.LoginFailuresPerLogin, PerAddress: cfg.LoginFailuresPerAddress,
-			Window: cfg.LoginWindow},
-		HashConcurrency: cfg.LoginConcurrency,
-	}
-}
+func accountConfig(cfg config) account.Config { return app.AccountConfig(cfg.Config) }
 
-// serve runs the API server on ln over an open database until ctx ends.
+// serve runs the API server on ln over an open database until ctx ends: the service as the
+// composition root (internal/app) builds it.
 func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, keys *account.Keys, log *slog.Logger, ln net.Listener) error {
-	store, err := media.NewStore(cfg.S3)
-	if err != nil {
-		return fmt.Errorf("FIELDSYNC_S3_ENDPOINT: %w", err)
-	}
-	if err := store.EnsureBucket(ctx); err != nil {
-		// Not fatal: the store may come up after us. /readyz reports it until it does.
-		log.Warn("object store not ready", "err", err)
-	}
-	accounts, err := account.NewService(pool, keys, accountConfig(cfg), log)
+	a, err := app.New(ctx, cfg.Config, app.Deps{Pool: pool, Keys: keys, Log: log})
 	if err != nil {
 		return err
 	}
-	engine := sync.New(pool, sync.Config{ScopeWindow: cfg.ScopeWindow, MaxWaitsPerUser: cfg.LongPollsPerUser}, log)
-	if err := engine.Prepare(ctx); err != nil {
-		return err
-	}
-	// One job queue (River, in PostgreSQL) serves every background job; each part registers its
-	// workers and inserts its jobs in the transactions that cause them.
-	workers := river.NewWorkers()
-	jobs, err := river.NewClient(riverpgxv5.New(pool), jobqueue.Config(workers, log))
-	if err != nil {
-		return fmt.Errorf("job queue: %w", err)
-	}
-	mediaService, runMedia, err := newMedia(ctx, cfg, pool, engine, store, jobs, workers, log)
-	if err != nil {
-		return err
-	}
-	notifyService, runNotify, err := newNotify(ctx, cfg, pool, engine, jobs, workers, log)
-	if err != nil {
-		return err
-	}
-	runJobs := func(ctx context.Context) error {
-		if err := jobs.Start(ctx); err != nil {
-			return fmt.Errorf("start job queue: %w", err)
-		}
-		<-ctx.Done()
-		stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		return jobs.Stop(stopCtx)
-	}
-	srv := server.New(server.Config{
-		Addr:            cfg.Addr,
-		MaxBodyBytes:    cfg.MaxBodyBytes,
-		BodyIdleTimeout: cfg.BodyIdleTimeout,
-		BodyReadTimeout: cfg.BodyReadTimeout,
-		CORSOrigins:     cfg.CORSOrigins,
-		TrustedProxies:  cfg.TrustedProxies,
-		ShutdownTimeout: cfg.ShutdownTimeout,
-	}, server.Deps{
-		Accounts: accounts,
-		Engine:   engine,
-		Media:    mediaService,
-		Notify:   notifyService,
-		Ready:    map[string]server.ReadyCheck{"database": pool.Ping, "object_store": store.Ping},
-	}, log)
-	if err := notifyService.RegisterMetrics(srv.Registry()); err != nil {
-		return err
-	}
-	if err := accounts.RegisterMetrics(srv.Registry()); err != nil {
-		return err
-	}
-
-	// The background workers stop after the server has drained its requests.
-	background, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWorkers()
-	if runMedia == nil && runNotify == nil {
-		runJobs = nil // no part has registered a job worker, and River will not start without one
-	}
-	running := runWorkers(background, log, engine.Run, runJobs, runMedia, runNotify)
-	err = srv.Serve(ctx, ln)
-	stopWorkers()
-	if werr := running.Wait(); werr != nil && err == nil {
-		err = werr
-	}
-	return err
-}
-
-// jobClient is the job queue's client, as the parts of the service insert jobs with it.
-type jobClient = *river.Client[pgx.Tx]
-
-// runFunc runs background work until its context ends.
-type runFunc func(ctx context.Context) error
-
-// runWorkers starts each non-nil worker; Wait returns the first error other than cancellation.
-func runWorkers(ctx context.Context, log *slog.Logger, workers ...runFunc) *errgroup.Group {
-	var g errgroup.Group
-	for _, run := range workers {
-		if run == nil {
-			continue
-		}
-		g.Go(func() error {
-			err := run(ctx)
-			if err != nil && !errors.Is(err, context.Canceled) {
-				log.Error("background worker stopped", "err", err)
-				return err
-			}
-			return nil
-		})
-	}
-	return &g
+	return a.Serve(ctx, ln)
 }
 
 // listen opens the listening socket early, so a port in use is reported before anything else.

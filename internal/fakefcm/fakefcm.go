@@ -37,7 +37,8 @@ type Message struct {
 	// Name is FCM's name for an accepted message (projects/{project}/messages/{id}); empty when
 	// the fake answered an error.
 	Name string
-	// Status is the HTTP status the fake answered.
+	// Status is the HTTP status the fake answered (0: the client gave up before an answer, see
+	// SetHold).
 	Status int
 	// Attempt is 1 for the first request for this token and data, 2 for the next, and so on: an
 	// SDK retry, or a delivery sent again, counts up.
@@ -177,6 +178,8 @@ type Server struct {
 	requests []Message
 	attempts map[string]int
 	respond  RespondFunc
+	delay    time.Duration
+	hold     <-chan struct{}
 	tokens   int
 	refusals int
 	changed  chan struct{} // closed (and replaced) whenever a request is recorded
@@ -230,6 +233,29 @@ func (s *Server) SetRespond(fn RespondFunc) {
 	s.mu.Unlock()
 }
 
+// SetDelay makes every send wait d before it is answered (a slow FCM); zero answers at once.
+func (s *Server) SetDelay(d time.Duration) {
+	s.mu.Lock()
+	s.delay = d
+	s.mu.Unlock()
+}
+
+// SetHold makes every send wait until hold is closed before it is answered (an FCM that does not
+// answer); a send whose client gives up first is recorded with Status 0 and answers nothing. Nil
+// answers at once.
+func (s *Server) SetHold(hold <-chan struct{}) {
+	s.mu.Lock()
+	s.hold = hold
+	s.mu.Unlock()
+}
+
+// Reset forgets every request received so far (attempt counts stay).
+func (s *Server) Reset() {
+	s.mu.Lock()
+	s.requests = nil
+	s.mu.Unlock()
+}
+
 // Messages returns, in the order they arrived, the messages the fake accepted (not dry runs).
 func (s *Server) Messages() []Message {
 	s.mu.Lock()
@@ -275,21 +301,48 @@ var ErrTimeout = errors.New("fakefcm: no matching message in time")
 // for it to arrive. It returns ErrTimeout (wrapped, with how many messages were seen) when none
 // does.
 func (s *Server) WaitFor(match func(Message) bool, timeout time.Duration) (Message, error) {
+	var found Message
+	msgs, err := s.waitAccepted(timeout, func(msgs []Message) bool {
+		for _, m := range msgs {
+			if match(m) {
+				found = m
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return Message{}, fmt.Errorf("%w: %d accepted within %s, none matched", ErrTimeout, len(msgs), timeout)
+	}
+	return found, nil
+}
+
+// WaitCount waits until at least n messages were accepted and returns them all, or returns
+// ErrTimeout (wrapped) after timeout.
+func (s *Server) WaitCount(n int, timeout time.Duration) ([]Message, error) {
+	msgs, err := s.waitAccepted(timeout, func(msgs []Message) bool { return len(msgs) >= n })
+	if err != nil {
+		return msgs, fmt.Errorf("%w: %d accepted within %s, want %d", ErrTimeout, len(msgs), timeout, n)
+	}
+	return msgs, nil
+}
+
+// waitAccepted waits until done holds of the accepted messages, and returns them; ErrTimeout
+// with the last ones after timeout.
+func (s *Server) waitAccepted(timeout time.Duration, done func([]Message) bool) ([]Message, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		s.mu.Lock()
 		msgs, changed := accepted(s.requests), s.changed
 		s.mu.Unlock()
-		for _, m := range msgs {
-			if match(m) {
-				return m, nil
-			}
+		if done(msgs) {
+			return msgs, nil
 		}
 		select {
 		case <-changed:
 		case <-deadline.C:
-			return Message{}, fmt.Errorf("%w: %d accepted within %s, none matched", ErrTimeout, len(msgs), timeout)
+			return msgs, ErrTimeout
 		}
 	}
 }
@@ -359,12 +412,23 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.attempts[key]++
 	m.Attempt = s.attempts[key]
-	respond := s.respond
+	respond, delay, hold := s.respond, s.delay, s.hold
 	s.mu.Unlock()
 
 	var fail *Error
 	if respond != nil {
 		fail = respond(m, m.Attempt)
+	}
+	if delay > 0 {
+		time.Sleep(delay)
+	}
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+			s.record(m) // the client gave up: nothing was answered, nothing accepted
+			return
+		}
 	}
 	if fail != nil {
 		m.Status = fail.HTTPStatus

@@ -84,14 +84,12 @@ type Device struct {
 	log    *slog.Logger
 
 	signedIn bool
-	store    map[Key]Record
+	store    *Store
 	outbox   []client.Mutation
 	cursor   string
 	// seen is non-nil while a snapshot is being pulled: the records it brought. When it ends,
 	// whatever the store holds that it did not bring is gone from the scope and is dropped.
-	seen map[Key]bool
-	// removed are the records a pull deleted, so that a late push result cannot revive them.
-	removed map[Key]bool
+	seen    map[Key]bool
 	photos  []*photo
 	reports []*report
 	// retakes are the rejected documents the user photographed again.
@@ -122,7 +120,7 @@ func NewDevice(cfg Config) *Device {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	d := &Device{cfg: cfg, name: cfg.Name, stats: cfg.Stats, log: cfg.Log.With("device", cfg.Name),
-		store: map[Key]Record{}, removed: map[Key]bool{}, lost: map[uuid.UUID]client.Result{}}
+		store: NewStore(), lost: map[uuid.UUID]client.Result{}}
 	d.net = NewNetwork(cfg.Transport, cfg.Seed)
 	d.net.setOnDrop(d.dropped)
 	dev := client.Device{ID: uuid.New(), Platform: "android", Name: "sim " + cfg.Name, AppVersion: "sim"}
@@ -155,7 +153,7 @@ func (d *Device) Idle() bool { return len(d.outbox) == 0 && len(d.photos) == 0 &
 func (d *Device) Pending() int { return len(d.outbox) }
 
 // Store returns a copy of the device's store.
-func (d *Device) Store() map[Key]Record { return maps.Clone(d.store) }
+func (d *Device) Store() map[Key]Record { return maps.Clone(d.store.Records) }
 
 // Sync does what an app does when it has a connection: it signs in if it must, pushes the outbox,
 // sends the reported claims, uploads the photos whose document the server holds, and pulls until
@@ -320,7 +318,7 @@ func (d *Device) applyResult(m client.Mutation, r client.Result) {
 		}
 	}
 	if m.Op == "delete" && r.Status == "applied" {
-		delete(d.store, k)
+		d.store.Drop(k)
 		return
 	}
 	d.keep(k, r.Version, r.Entity)
@@ -329,20 +327,7 @@ func (d *Device) applyResult(m client.Mutation, r client.Result) {
 // keep stores a record from a push result or an intake answer, unless the device already holds a
 // newer version (a replayed push answers with the result stored when it was first applied).
 func (d *Device) keep(k Key, version int64, data json.RawMessage) {
-	if len(data) == 0 {
-		return
-	}
-	cur, ok := d.store[k]
-	if ok && cur.Version > version {
-		return
-	}
-	if !ok && d.removed[k] {
-		// A pull removed it after this result was made (a replayed push answers with the
-		// result stored when it was first applied): it must not come back.
-		return
-	}
-	d.store[k] = Record{Version: version, Data: data}
-	if d.seen != nil {
+	if d.store.Keep(k, version, data) && d.seen != nil {
 		d.seen[k] = true
 	}
 }
@@ -451,12 +436,7 @@ func (d *Device) pull(ctx context.Context) error {
 		}
 		d.stats.add(func(t *Totals) { t.Pulls++; t.Changes += len(page.Changes) })
 		for _, c := range page.Changes {
-			apply(d.store, c)
-			if c.Op == "delete" {
-				d.removed[Key{c.Type, c.ID}] = true
-			} else {
-				delete(d.removed, Key{c.Type, c.ID})
-			}
+			d.store.Apply(c)
 			if d.seen != nil && c.Op == "upsert" {
 				d.seen[Key{c.Type, c.ID}] = true
 			}
@@ -466,27 +446,14 @@ func (d *Device) pull(ctx context.Context) error {
 			continue
 		}
 		if d.seen != nil {
-			for k := range d.store {
+			for k := range d.store.Records {
 				if !d.seen[k] {
-					delete(d.store, k)
+					d.store.Drop(k)
 				}
 			}
 			d.seen = nil
 		}
 		return nil
-	}
-}
-
-// apply takes one change of a pull into store: an upsert replaces the record whole (the server
-// sends records whole, never diffs), a delete removes it whatever its reason (deleted, or
-// out_of_scope: the record left the user's scope, e.g. their task was reassigned).
-func apply(store map[Key]Record, c client.Change) {
-	k := Key{c.Type, c.ID}
-	switch c.Op {
-	case "upsert":
-		store[k] = Record{Version: c.Version, Data: c.Data}
-	case "delete":
-		delete(store, k)
 	}
 }
 
@@ -534,7 +501,7 @@ func (d *Device) keepRaw(typ string, data json.RawMessage) {
 // Snapshot pulls a fresh snapshot of the device's user's scope (without the device's cursor,
 // leaving the device as it is) and returns it as a store, for comparison.
 func (d *Device) Snapshot(ctx context.Context) (map[Key]Record, error) {
-	store := map[Key]Record{}
+	store := NewStore()
 	cursor := ""
 	for {
 		page, err := d.client.Pull(ctx, cursor, 0, 0)
@@ -542,11 +509,11 @@ func (d *Device) Snapshot(ctx context.Context) (map[Key]Record, error) {
 			return nil, err
 		}
 		for _, c := range page.Changes {
-			apply(store, c)
+			store.Apply(c)
 		}
 		cursor = page.Cursor
 		if !page.HasMore {
-			return store, nil
+			return store.Records, nil
 		}
 	}
 }
@@ -586,7 +553,7 @@ func (d *Device) queue(typ, op string, id uuid.UUID, fields map[string]any) bool
 	m := client.Mutation{ID: uuid.Must(uuid.NewV7()), Type: typ, Op: op, EntityID: id, Fields: fields,
 		ClientTime: time.Now().UTC().Truncate(time.Millisecond)}
 	if op != "create" {
-		rec, ok := d.store[Key{typ, id}]
+		rec, ok := d.store.Records[Key{typ, id}]
 		if !ok {
 			return false
 		}
@@ -600,7 +567,7 @@ func (d *Device) queue(typ, op string, id uuid.UUID, fields map[string]any) bool
 // mutations of it applied over it, or nil when there is none (or it was deleted on the device).
 func (d *Device) view(k Key) map[string]any {
 	var v map[string]any
-	if rec, ok := d.store[k]; ok {
+	if rec, ok := d.store.Records[k]; ok {
 		if err := json.Unmarshal(rec.Data, &v); err != nil {
 			return nil
 		}
@@ -671,7 +638,7 @@ func asItems(v any) []map[string]any {
 // same way each time).
 func (d *Device) list(typ string) []map[string]any {
 	ids := map[uuid.UUID]bool{}
-	for k := range d.store {
+	for k := range d.store.Records {
 		if k.Type == typ {
 			ids[k.ID] = true
 		}
@@ -693,7 +660,7 @@ func (d *Device) list(typ string) []map[string]any {
 
 // confirmed reports whether the server holds the record (the device has its copy).
 func (d *Device) confirmed(typ string, id uuid.UUID) bool {
-	_, ok := d.store[Key{typ, id}]
+	_, ok := d.store.Records[Key{typ, id}]
 	return ok
 }
 

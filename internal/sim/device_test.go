@@ -96,7 +96,7 @@ func TestExpiredCursorStartsAgainWithASnapshot(t *testing.T) {
 	mgr := srv.NewUser(t, "manager", "")
 	d := newTestDevice(t, srv, mgr.Login)
 	stale := Key{"customer", uuid.New()}
-	d.store[stale] = Record{Version: 7, Data: json.RawMessage(`{"id":"` + stale.ID.String() + `","name":"gone"}`)}
+	d.store.Records[stale] = Record{Version: 7, Data: json.RawMessage(`{"id":"` + stale.ID.String() + `","name":"gone"}`)}
 	d.cursor = "not-a-cursor"
 	if err := d.Sync(context.Background()); err != nil {
 		t.Fatal(err)
@@ -104,7 +104,7 @@ func TestExpiredCursorStartsAgainWithASnapshot(t *testing.T) {
 	if st := d.stats.Totals(); st.Snapshots != 1 {
 		t.Fatalf("%d snapshots after a 410, want 1", st.Snapshots)
 	}
-	if _, ok := d.store[stale]; ok {
+	if _, ok := d.store.Records[stale]; ok {
 		t.Fatal("a record the snapshot did not bring is still on the device")
 	}
 	checkConverged(t, d)

@@ -243,7 +243,7 @@ func (d *Device) settle(ctx context.Context) ([]string, error) {
 	if err != nil {
 		diffs = append(diffs, "no snapshot: "+err.Error())
 	} else {
-		diffs = Diff(d.store, snap)
+		diffs = Diff(d.store.Records, snap)
 	}
 	if !d.Idle() {
 		diffs = append(diffs, fmt.Sprintf("still has %d mutations, %d photos and %d claim reports to send",
