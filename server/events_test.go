@@ -13,6 +13,7 @@ import (
 	"github.com/fieldsync/fieldsync"
 	"github.com/fieldsync/fieldsync/account"
 	"github.com/fieldsync/fieldsync/internal/app/apptest"
+	"github.com/fieldsync/fieldsync/internal/branchwake"
 	"github.com/fieldsync/fieldsync/internal/fixture"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/notify"
@@ -409,7 +410,7 @@ func TestEventStreamAcrossReplicas(t *testing.T) {
 }
 
 // TestOneListenerPerReplica: a replica's long-polls and event streams are woken through one LISTEN
-// connection, the sync engine's, which the notification service's streams share.
+// connection on the commits' channel (River listens for its jobs on its own), the sync engine's, which the notification service's streams share.
 func TestOneListenerPerReplica(t *testing.T) {
 	t.Parallel()
 	name := "fieldsync-replica-" + uuid.NewString()[:8]
@@ -418,7 +419,7 @@ func TestOneListenerPerReplica(t *testing.T) {
 	listeners := func() int {
 		var n int
 		err := e.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
-			WHERE application_name = $1 AND query ILIKE 'listen %'`, name).Scan(&n)
+			WHERE application_name = $1 AND query ILIKE 'listen %' AND query LIKE '%'||$2||'%'`, name, branchwake.Channel).Scan(&n)
 		if err != nil {
 			t.Fatal(err)
 		}
