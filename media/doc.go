@@ -1,4 +1,4 @@
-// Package media is the documents' bytes: resumable uploads (the tus 1.0.0 server of PROTOCOL.md),
+// Package media is the documents' bytes: resumable uploads (the tus 1.0.0 server of docs/protocol.md),
 // the checks and completion of an upload, the background processing of photos (EXIF capture time
 // and GPS, a thumbnail), and presigned downloads. It owns its SQL, writes documents only through
 // the sync engine, and never imports the HTTP layer.

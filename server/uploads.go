@@ -9,7 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// uploadsPath is where the tus upload server lives (PROTOCOL.md, Documents).
+// uploadsPath is where the tus upload server lives (docs/protocol.md, §7 Uploads).
 const uploadsPath = "/v1/uploads"
 
 // isUploadPath reports whether a request path is the upload server's: its bodies are documents,

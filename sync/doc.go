@@ -1,5 +1,5 @@
 // Package sync is the sync engine: the domain's synced entities, who may see and write each of
-// their fields, how offline edits merge, and the pull and push of PROTOCOL.md. It owns its SQL and
+// their fields, how offline edits merge, and the pull and push of docs/protocol.md. It owns its SQL and
 // never imports the HTTP layer.
 //
 // # Every write goes through one path

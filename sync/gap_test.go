@@ -17,7 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// The gap tests check PROTOCOL.md's "no gaps, ever": a change that commits is delivered to every
+// The gap tests check docs/protocol.md's "no gaps, ever": a change that commits is delivered to every
 // client whose scope it touches before any cursor that is past it, however transactions
 // interleave and commit. Writers commit in shuffled order (some hold their transaction open a
 // while after writing, others commit at once, some roll back) while readers pull in a loop; every
@@ -79,7 +79,7 @@ func (r *gapReader) endPull(pos logPos, snapshot bool) {
 // gapVerdict is what the checker found for one reader.
 type gapVerdict struct {
 	changes int // committed changes in the reader's scope
-	// gaps are changes the cursor passed before the change was delivered (PROTOCOL.md's bug).
+	// gaps are changes the cursor passed before the change was delivered (the bug docs/protocol.md §4 warns of).
 	gaps int
 	// lost are changes never delivered at all, not even by a later version of the record.
 	lost     int
@@ -360,7 +360,7 @@ func (w *gapWorld) pullLoop(id *fieldsync.Identity, r *gapReader, rng *rand.Rand
 	}
 }
 
-// naiveLoop is the reader PROTOCOL.md warns about: its cursor is the highest change version it
+// naiveLoop is the reader docs/protocol.md warns about: its cursor is the highest change version it
 // has read, so a transaction that took a version earlier but commits later is skipped forever.
 func (w *gapWorld) naiveLoop(r *gapReader, rng *rand.Rand, done <-chan logPos) error {
 	ctx := context.Background()

@@ -16,7 +16,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// Mutation is one queued write of a device (PROTOCOL.md, push).
+// Mutation is one queued write of a device (docs/protocol.md, push).
 type Mutation struct {
 	ID          uuid.UUID                  `json:"id"`
 	Type        string                     `json:"type"`
@@ -76,7 +76,7 @@ const (
 	RuleUpdateWins        = "update_wins"
 )
 
-// Limits of a push (PROTOCOL.md).
+// Limits of a push (docs/protocol.md).
 const (
 	MaxMutationsPerPush = 1000
 	maxChecklistItems   = 50

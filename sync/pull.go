@@ -35,7 +35,7 @@ type Change struct {
 	Data    json.RawMessage `json:"data,omitempty"`
 }
 
-// DefaultPullLimit is the page size when a pull names none (PROTOCOL.md).
+// DefaultPullLimit is the page size when a pull names none (docs/protocol.md).
 const DefaultPullLimit = 500
 
 // pullRoles are the roles with a device scope; admins and integrations do not sync.

@@ -1,4 +1,4 @@
-// Package client speaks fieldsync's public protocol (PROTOCOL.md) from the device's side: sign in
+// Package client speaks fieldsync's public protocol (docs/protocol.md) from the device's side: sign in
 // and refresh, pull and push, resumable uploads. The simulator, the load tool and the end-to-end
 // scenario use it, and it is meant to be read by mobile developers as an example of a client.
 //
@@ -135,7 +135,7 @@ func (c *Client) Login(ctx context.Context, login, password string) error {
 }
 
 // Refresh exchanges the refresh token for a new pair. If the answer is lost, the old refresh
-// token is spent and the next refresh revokes the session (by design: PROTOCOL.md); a client
+// token is spent and the next refresh revokes the session (by design: docs/protocol.md); a client
 // then signs in again.
 func (c *Client) Refresh(ctx context.Context) error {
 	c.mu.Lock()

@@ -1,7 +1,7 @@
 // Package sim simulates the phones (and offline screens) of a branch against a fieldsync server,
 // through the public protocol only (internal/client). It is the `fieldsync sim` command's engine
 // and the tests' way to show that devices converge; it is also written to be read, as an example
-// of how a client uses the protocol (PROTOCOL.md):
+// of how a client uses the protocol (docs/protocol.md):
 //
 //   - A Device keeps a store of the server's records in its user's scope, each with its version,
 //     and an outbox of the mutations its user made. Its user works offline: an action only adds
