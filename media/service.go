@@ -1,6 +1,7 @@
 package media
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -127,33 +128,15 @@ func NewService(o Options) (*Service, error) {
 	if o.MaxUploadBytes < 1 || o.MaxUploadBytes > 5<<30 {
 		return nil, fmt.Errorf("media: the largest upload must be from 1 byte to 5 GiB, not %d", o.MaxUploadBytes)
 	}
-	if o.UploadTTL <= 0 {
-		o.UploadTTL = DefaultUploadTTL
-	}
-	if o.DownloadTTL <= 0 {
-		o.DownloadTTL = DefaultDownloadTTL
-	}
-	if o.StoreTimeout <= 0 {
-		o.StoreTimeout = DefaultStoreTimeout
-	}
-	if o.JobQueue == "" {
-		o.JobQueue = DefaultJobQueue
-	}
-	if o.MaxBufferedParts <= 0 {
-		o.MaxBufferedParts = DefaultBufferedParts
-	}
-	if o.BufferWait <= 0 {
-		o.BufferWait = DefaultBufferWait
-	}
-	if o.UploadsPerUser <= 0 {
-		o.UploadsPerUser = DefaultUploadsPerUser
-	}
-	if o.UploadsPerDevice <= 0 {
-		o.UploadsPerDevice = DefaultUploadsPerDevice
-	}
-	if o.BodyIdleTimeout <= 0 {
-		o.BodyIdleTimeout = DefaultBodyIdleTimeout
-	}
+	o.UploadTTL = cmp.Or(o.UploadTTL, DefaultUploadTTL)
+	o.DownloadTTL = cmp.Or(o.DownloadTTL, DefaultDownloadTTL)
+	o.StoreTimeout = cmp.Or(o.StoreTimeout, DefaultStoreTimeout)
+	o.JobQueue = cmp.Or(o.JobQueue, DefaultJobQueue)
+	o.MaxBufferedParts = cmp.Or(o.MaxBufferedParts, DefaultBufferedParts)
+	o.BufferWait = cmp.Or(o.BufferWait, DefaultBufferWait)
+	o.UploadsPerUser = cmp.Or(o.UploadsPerUser, DefaultUploadsPerUser)
+	o.UploadsPerDevice = cmp.Or(o.UploadsPerDevice, DefaultUploadsPerDevice)
+	o.BodyIdleTimeout = cmp.Or(o.BodyIdleTimeout, DefaultBodyIdleTimeout)
 	var public *url.URL
 	if o.PublicURL != "" {
 		var err error
@@ -167,9 +150,7 @@ func NewService(o Options) (*Service, error) {
 	if o.MaxDecodeBytes < 1<<20 {
 		return nil, fmt.Errorf("media: the decoding budget must be at least 1 MiB, not %d", o.MaxDecodeBytes)
 	}
-	if o.CleanupInterval <= 0 {
-		o.CleanupInterval = time.Minute
-	}
+	o.CleanupInterval = cmp.Or(o.CleanupInterval, time.Minute)
 	s := &Service{db: o.DB, engine: o.Engine, store: o.Store, jobs: o.Jobs, log: o.Log, opts: o,
 		buffers: semaphore.NewWeighted(o.MaxBufferedParts), decoder: newDecoder(o.MaxDecodeBytes), NowFunc: time.Now}
 	s.tus = tus.NewHandler(tusUploads{s}, tus.Options{MaxSize: o.MaxUploadBytes, BodyIdleTimeout: o.BodyIdleTimeout,

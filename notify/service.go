@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,33 +63,15 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.MaxWorkers <= 0 {
-		c.MaxWorkers = 10
-	}
-	if c.MaxSends <= 0 {
-		c.MaxSends = 50
-	}
-	if c.SendTimeout <= 0 {
-		c.SendTimeout = 6 * time.Second
-	}
-	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 25
-	}
-	if c.PushTTL <= 0 {
-		c.PushTTL = 72 * time.Hour
-	}
-	if c.Heartbeat <= 0 {
-		c.Heartbeat = 20 * time.Second
-	}
-	if c.MaxStreamsPerUser <= 0 {
-		c.MaxStreamsPerUser = 4
-	}
-	if c.FetchCooldown <= 0 {
-		c.FetchCooldown = 10 * time.Millisecond
-	}
-	if c.FetchPollInterval <= 0 {
-		c.FetchPollInterval = 100 * time.Millisecond
-	}
+	c.MaxWorkers = cmp.Or(c.MaxWorkers, 10)
+	c.MaxSends = cmp.Or(c.MaxSends, 50)
+	c.SendTimeout = cmp.Or(c.SendTimeout, 6*time.Second)
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, 25)
+	c.PushTTL = cmp.Or(c.PushTTL, 72*time.Hour)
+	c.Heartbeat = cmp.Or(c.Heartbeat, 20*time.Second)
+	c.MaxStreamsPerUser = cmp.Or(c.MaxStreamsPerUser, 4)
+	c.FetchCooldown = cmp.Or(c.FetchCooldown, 10*time.Millisecond)
+	c.FetchPollInterval = cmp.Or(c.FetchPollInterval, 100*time.Millisecond)
 }
 
 // Service writes notifications (Hook), delivers them to phones (its River worker), and streams

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -97,7 +98,11 @@ func queryTime(c echo.Context, name string, endOfDay bool) (time.Time, error) {
 	return time.Time{}, fieldsync.InvalidField(name, "%s must be an RFC 3339 time or a date (YYYY-MM-DD), from year 2000 to 2200.", name)
 }
 
-func (s *Server) handleReviewQueue(c echo.Context) error {
+func (s *Server) handleReviewQueue(c echo.Context) error { return pagedList(c, s.engine.ReviewQueue) }
+
+// pagedList answers a keyset-paged list that takes nothing but limit and after (the review queue,
+// the conflict log), read by list.
+func pagedList[P any](c echo.Context, list func(context.Context, *fieldsync.Identity, int, string) (P, error)) error {
 	if err := checkQueryParams(c, "limit", "after"); err != nil {
 		return err
 	}
@@ -105,7 +110,7 @@ func (s *Server) handleReviewQueue(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	page, err := s.engine.ReviewQueue(c.Request().Context(), identity(c), limit, c.QueryParam("after"))
+	page, err := list(c.Request().Context(), identity(c), limit, c.QueryParam("after"))
 	if err != nil {
 		return err
 	}
@@ -168,18 +173,7 @@ func (s *Server) handleListTasks(c echo.Context) error {
 }
 
 func (s *Server) handleListConflicts(c echo.Context) error {
-	if err := checkQueryParams(c, "limit", "after"); err != nil {
-		return err
-	}
-	limit, err := queryInt(c, "limit", 1, sync.MaxListLimit)
-	if err != nil {
-		return err
-	}
-	page, err := s.engine.ListConflicts(c.Request().Context(), identity(c), limit, c.QueryParam("after"))
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, page)
+	return pagedList(c, s.engine.ListConflicts)
 }
 
 func (s *Server) handleBranchFigures(c echo.Context) error {
