@@ -54,12 +54,12 @@ func newBundle(t testing.TB, a *apptest.App) *bundle {
 }
 
 // replica builds another instance of the service over the bundle's database, as another replica
-// behind a load balancer: apptest's defaults changed by opts, sharing the bundle's keys and
-// accounts service.
+// behind a load balancer: apptest's defaults changed by opts, sharing the bundle's keys, accounts
+// service and clock.
 func (b *bundle) replica(t testing.TB, opts ...func(*apptest.Setup)) *apptest.App {
 	t.Helper()
 	return apptest.New(t, append([]func(*apptest.Setup){func(s *apptest.Setup) {
-		s.Deps.Pool, s.Deps.Keys, s.Deps.Accounts = b.db.Pool, b.keys, b.accounts
+		s.Deps.Pool, s.Deps.Keys, s.Deps.Accounts, s.Deps.Now = b.db.Pool, b.keys, b.accounts, b.clock.Now
 	}}, opts...)...)
 }
 

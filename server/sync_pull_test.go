@@ -78,7 +78,7 @@ func TestSyncPruningExpiresOldCursors(t *testing.T) {
 	behind := f.rep.cursor
 	b.pushOne(t, f.mgr, "applied", updateOp("task", f.task, b.version(t, "tasks", f.task), syncFields{"title": "Pruned soon"}))
 	b.waitUntilServable(t)
-	time.Sleep(10 * time.Millisecond)
+	b.clock.Advance(time.Second) // past the retention
 	if err := b.engine.Sweep(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestSyncPruningExpiresOldCursors(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.pushOne(t, f.mgr, "applied", updateOp("task", f.task, b.version(t, "tasks", f.task), syncFields{"title": "While it runs"}))
-	time.Sleep(10 * time.Millisecond)
+	b.clock.Advance(time.Second)
 	if err := b.engine.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}

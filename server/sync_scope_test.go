@@ -145,11 +145,11 @@ func TestSyncPageMayExceedLimitOnScopeMove(t *testing.T) {
 
 // TestSyncFinishedTaskLeavesAfterWindow: a finished task stays on its rep's device for the scope
 // window, then the janitor's sweep takes it off, with everything it brought; reopening it brings
-// it back whole.
+// it back whole. The window passes on the clock, not in real time.
 func TestSyncFinishedTaskLeavesAfterWindow(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	const window = 3 * time.Second
+	const window = time.Minute
 	b.useEngine(t, func(s *apptest.Setup) { s.ScopeWindow = window })
 	mgr := b.signIn(t, "manager", "")
 	rep := b.signIn(t, "rep", "")
@@ -171,11 +171,7 @@ func TestSyncFinishedTaskLeavesAfterWindow(t *testing.T) {
 		t.Fatalf("task: %v", data)
 	}
 
-	var finished time.Time
-	if err := b.db.Pool.QueryRow(context.Background(), `SELECT finished_at FROM tasks WHERE id = $1`, task).Scan(&finished); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Until(finished.Add(window + 500*time.Millisecond)))
+	b.clock.Advance(window + time.Second)
 	if err := b.engine.Sweep(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -218,11 +214,11 @@ func TestSyncFinishedTaskLeavesAfterWindow(t *testing.T) {
 // TestSyncReviewQueueMovesForProcessors: a claim enters the processors' queue when its collection
 // starts, bringing its tasks, documents and customer; it stays through review and payment, and
 // leaves the scope window after it was paid, its customer staying while another claim of theirs
-// is in the queue.
+// is in the queue. The window passes on the clock, not in real time.
 func TestSyncReviewQueueMovesForProcessors(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	const window = 3 * time.Second
+	const window = time.Minute
 	b.useEngine(t, func(s *apptest.Setup) { s.ScopeWindow = window })
 	mgr := b.signIn(t, "manager", "")
 	rep := b.signIn(t, "rep", "")
@@ -272,11 +268,7 @@ func TestSyncReviewQueueMovesForProcessors(t *testing.T) {
 		t.Fatalf("paid claim: %v", data)
 	}
 
-	var settled time.Time
-	if err := b.db.Pool.QueryRow(context.Background(), `SELECT settled_at FROM claims WHERE id = $1`, claim1).Scan(&settled); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Until(settled.Add(window + 500*time.Millisecond)))
+	b.clock.Advance(window + time.Second)
 	if err := b.engine.Sweep(context.Background()); err != nil {
 		t.Fatal(err)
 	}

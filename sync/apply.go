@@ -102,8 +102,8 @@ func (a *applier) load(ctx context.Context, typ string, entityID uuid.UUID) (row
 	}
 	var data []byte
 	var ok bool
-	err := a.tx.QueryRow(ctx, fmt.Sprintf(`SELECT to_jsonb(t), (%s) FROM %s t, %s WHERE t.id = $4 FOR UPDATE OF t`, visible, ent.table, params),
-		a.id.UserID, a.id.BranchID, a.e.cfg.ScopeWindow, entityID).Scan(&data, &ok)
+	err := a.tx.QueryRow(ctx, fmt.Sprintf(`SELECT to_jsonb(t), (%s) FROM %s t, %s WHERE t.id = $5 FOR UPDATE OF t`, visible, ent.table, params),
+		a.id.UserID, a.id.BranchID, a.e.cfg.ScopeWindow, a.e.sqlNow(), entityID).Scan(&data, &ok)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, fieldErr("not_found", "entity_id", "No %s has id %s.", typ, entityID)
 	}

@@ -60,6 +60,12 @@
 // and the janitor's sweep the moves time alone makes, by the same functions.
 // TestScopeLogAgreesWithPull checks that the log and the pulls agree for every role.
 //
+// They tell time by one clock: the engine's NowFunc stamps when things end, and SQL decides the
+// windows at fieldsync_now() (migrations/00008_one_clock.sql), the database's transaction time
+// under the real clock. Under any other clock (a test's) the engine tells SQL its time: as the
+// setting fieldsync.now in its writes, as the asof of its reads (Engine.sqlNow). A test moves
+// the clock past a window instead of sleeping through it.
+//
 // What a user holds is defined by their role (BRIEF.md): a rep holds their tasks and what those
 // need; a processor the branch's review queue; a manager the whole branch. When a write moves a
 // record into or out of someone's scope (a task reassigned, a claim entering review, a finished

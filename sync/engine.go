@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"time"
 
 	"github.com/fieldsync/fieldsync/internal/branchwake"
@@ -39,8 +40,22 @@ type Engine struct {
 	hooks []HookFunc
 	// waits counts each user's long-polls (MaxWaitsPerUser).
 	waits *waitcap.Cap
-	// NowFunc returns the current time, for tests.
+	// NowFunc returns the current time: time.Now, or a test's clock. It stamps when things end
+	// (finished_at, settled_at, read_at), and when it is not time.Now the windows are decided by
+	// it too (sqlNow).
 	NowFunc func() time.Time
+}
+
+// sqlNow is the now the engine's SQL decides windows at, given as asof to the scope functions
+// (migrations/00008_one_clock.sql) and as fieldsync.now to its writes: nil under the real clock,
+// where the database's transaction time is that now at no cost; NowFunc's time under any other
+// clock, so that a test moves SQL's time with its clock instead of sleeping through a window.
+func (e *Engine) sqlNow() *time.Time {
+	if reflect.ValueOf(e.NowFunc).Pointer() == reflect.ValueOf(time.Now).Pointer() {
+		return nil
+	}
+	now := e.NowFunc()
+	return &now
 }
 
 // New returns an engine over db. Call Run to start its listener and janitor.
@@ -98,15 +113,23 @@ func (e *Engine) Run(ctx context.Context) error {
 // write runs fn as one write of the engine, in a transaction. Every write goes through it: a
 // push, a screen's command, a reported claim. The rules and the hooks (notifications) run inside
 // fn, through apply, so what they write commits with the write; the long-polls and event streams
-// concerned are woken by the change log's triggers when it commits (branchwake). When PostgreSQL
-// aborts the transaction for a deadlock or a serialization failure, fn runs again, up to three
-// times in all: two pushes that lock the same task and claim in opposite orders are both served,
-// one after the other, instead of one failing. fn must therefore keep nothing of an attempt but
+// concerned are woken by the change log's triggers when it commits (branchwake). Its SQL tells
+// time by the engine's clock (sqlNow). When PostgreSQL aborts the transaction for a deadlock or a
+// serialization failure, fn runs again, up to three times in all: two pushes that lock the same
+// task and claim in opposite orders are both served, one after the other, instead of one failing. fn must therefore keep nothing of an attempt but
 // what it returns through the transaction.
 func (e *Engine) write(ctx context.Context, fn func(pgx.Tx) error) error {
 	var err error
 	for attempt := 1; ; attempt++ {
-		err = pgx.BeginFunc(ctx, e.db, fn)
+		err = pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+			if now := e.sqlNow(); now != nil {
+				// The triggers and the sweep ask fieldsync_now(), which reads this setting.
+				if _, err := tx.Exec(ctx, `SELECT set_config('fieldsync.now', $1::timestamptz::text, true)`, *now); err != nil {
+					return fmt.Errorf("set the clock: %w", err)
+				}
+			}
+			return fn(tx)
+		})
 		var pgErr *pgconn.PgError
 		if attempt == maxWriteAttempts || !errors.As(err, &pgErr) || (pgErr.Code != "40P01" && pgErr.Code != "40001") {
 			return err

@@ -223,8 +223,8 @@ func (e *Engine) Inbox(ctx context.Context, id *fieldsync.Identity, limit int) (
 		SELECT d FROM (
 			SELECT `+entities[TypeNotification].data+` AS d, t.created_at, t.id FROM notifications t, `+params+`
 			WHERE `+scope+`
-			ORDER BY t.created_at DESC, t.id DESC LIMIT $4
-		) x ORDER BY created_at, id`, id.UserID, id.BranchID, e.cfg.ScopeWindow, limit)
+			ORDER BY t.created_at DESC, t.id DESC LIMIT $5
+		) x ORDER BY created_at, id`, id.UserID, id.BranchID, e.cfg.ScopeWindow, e.sqlNow(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read inbox: %w", err)
 	}

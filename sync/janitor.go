@@ -34,11 +34,14 @@ func (e *Engine) runJanitor(ctx context.Context) error {
 //
 // Time moves records out of scope without any write: a task finished more than the scope window
 // ago leaves its rep's device, a claim settled that long ago leaves the review queue, and a read
-// notification that long ago leaves its inbox.
+// notification that long ago leaves its inbox. Time is the engine's clock (sqlNow). The swept span
+// only grows: a sweep that waited for the lock behind a later one neither emits again what that
+// one did nor moves the mark back (which would have the next sweep emit it a second time).
 func (e *Engine) Sweep(ctx context.Context) error {
 	return e.write(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `
-			WITH s AS (SELECT window_swept_until AS since, now() AS until, scope_window AS win FROM sync_settings FOR UPDATE),
+			WITH s AS (SELECT window_swept_until AS since, greatest(window_swept_until, fieldsync_now()) AS until,
+				scope_window AS win FROM sync_settings FOR UPDATE),
 			expired AS (
 				-- Held at the last sweep and not now: what the triggers' rule (migrations/00007)
 				-- says time alone took out since.
@@ -70,7 +73,7 @@ func (e *Engine) Sweep(ctx context.Context) error {
 		// the horizon once it commits, and every new snapshot (whose cursor starts at that oldest
 		// transaction) would be expired at once.
 		_, err = tx.Exec(ctx, `
-			WITH horizon AS (SELECT max(xid) AS x FROM changes WHERE created_at < now() - $1::interval
+			WITH horizon AS (SELECT max(xid) AS x FROM changes WHERE created_at < fieldsync_now() - $1::interval
 				AND xid < pg_snapshot_xmin(pg_current_snapshot())),
 			pruned AS (DELETE FROM changes WHERE xid <= (SELECT x FROM horizon) RETURNING 1)
 			UPDATE sync_settings SET pruned_through_xid = (SELECT x FROM horizon)

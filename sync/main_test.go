@@ -39,6 +39,13 @@ type engineFixture struct {
 // engine's listener running until the test ends.
 func newEngineFixture(t testing.TB, maxConns int32) *engineFixture {
 	t.Helper()
+	return newEngineFixtureAt(t, maxConns, time.Now)
+}
+
+// newEngineFixtureAt is newEngineFixture with the engine on the clock now (Engine.NowFunc), which
+// its SQL follows too: a test's apptest.Clock lets time pass without sleeping.
+func newEngineFixtureAt(t testing.TB, maxConns int32, now func() time.Time) *engineFixture {
+	t.Helper()
 	f := &engineFixture{db: testenv.DB(t), newID: uuid.New}
 	ctx := context.Background()
 	cfg, err := pgxpool.ParseConfig(f.db.URL)
@@ -51,6 +58,7 @@ func newEngineFixture(t testing.TB, maxConns int32) *engineFixture {
 	}
 	t.Cleanup(f.pool.Close)
 	f.engine = sync.New(f.pool, sync.Config{ScopeWindow: 30 * 24 * time.Hour}, slog.New(slog.DiscardHandler))
+	f.engine.NowFunc = now
 	if err := f.engine.Prepare(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -196,7 +196,7 @@ func (e *Engine) pullPage(ctx context.Context, id *fieldsync.Identity, c cursor,
 
 // params is joined into every scope query so that each of its parameters has a type, whichever
 // of them the query's predicates use.
-const params = `(SELECT $1::uuid AS me, $2::uuid AS branch, $3::interval AS win) AS params`
+const params = `(SELECT $1::uuid AS me, $2::uuid AS branch, $3::interval AS win, $4::timestamptz AS asof) AS params`
 
 func (e *Engine) snapshotPage(ctx context.Context, id *fieldsync.Identity, c cursor, limit int, emit func(Change) error) (int, cursor, bool, error) {
 	emitted := 0
@@ -214,10 +214,10 @@ func (e *Engine) snapshotPage(ctx context.Context, id *fieldsync.Identity, c cur
 		// snapshot's cost grew with the square of its size. The page comes in no particular
 		// order; the cursor takes the highest id.
 		rows, err := e.db.Query(ctx, fmt.Sprintf(`
-			WITH page AS MATERIALIZED (SELECT t.id FROM %[2]s t, %[3]s WHERE (%[4]s) AND %[5]s AND t.id > $4 ORDER BY t.id LIMIT $5)
+			WITH page AS MATERIALIZED (SELECT t.id FROM %[2]s t, %[3]s WHERE (%[4]s) AND %[5]s AND t.id > $5 ORDER BY t.id LIMIT $6)
 			SELECT p.id, x.version, x.data FROM page p
 			CROSS JOIN LATERAL (SELECT t.version, %[1]s AS data FROM %[2]s t WHERE t.id = p.id OFFSET 0) AS x`,
-			ent.data, ent.table, params, pred, ent.alive), id.UserID, id.BranchID, e.cfg.ScopeWindow, c.lastID, want)
+			ent.data, ent.table, params, pred, ent.alive), id.UserID, id.BranchID, e.cfg.ScopeWindow, e.sqlNow(), c.lastID, want)
 		if err != nil {
 			return 0, c, false, fmt.Errorf("snapshot %s: %w", typ, err)
 		}
@@ -280,7 +280,7 @@ func pageQuery(role string) (string, error) {
 			ent.data, pred, ent.alive, ent.table, typ))
 	}
 	return `
-		WITH page AS (SELECT * FROM unnest($4::int[], $5::text[], $6::uuid[], $7::text[]) AS p(pos, type, id, op)),
+		WITH page AS (SELECT * FROM unnest($5::int[], $6::text[], $7::uuid[], $8::text[]) AS p(pos, type, id, op)),
 		cand AS (
 			SELECT pos, type, id, false AS leaving FROM page WHERE op IN ('upsert', 'delete')
 			UNION ALL
@@ -345,7 +345,7 @@ func (e *Engine) changesPage(ctx context.Context, id *fieldsync.Identity, c curs
 	}
 	more := len(pos) == limit
 
-	rows, err = e.db.Query(ctx, pageQueries[id.Role], id.UserID, id.BranchID, e.cfg.ScopeWindow, pos, types, ids, ops)
+	rows, err = e.db.Query(ctx, pageQueries[id.Role], id.UserID, id.BranchID, e.cfg.ScopeWindow, e.sqlNow(), pos, types, ids, ops)
 	if err != nil {
 		return 0, c, false, fmt.Errorf("read page records: %w", err)
 	}

@@ -114,15 +114,16 @@ func checkEnum(param string, values []string, typ, field string) error {
 	return nil
 }
 
-// screenQuery builds a read over the caller's scope: $1, $2 and $3 are the caller, their branch
-// and the scope window, as the scope predicates expect; conditions and further arguments follow.
+// screenQuery builds a read over the caller's scope: $1 to $4 are the caller, their branch, the
+// scope window and the time asked about, as the scope predicates expect; conditions and further
+// arguments follow.
 type screenQuery struct {
 	args  []any
 	conds []string
 }
 
 func (e *Engine) newScreenQuery(id *fieldsync.Identity) *screenQuery {
-	return &screenQuery{args: []any{id.UserID, id.BranchID, e.cfg.ScopeWindow}}
+	return &screenQuery{args: []any{id.UserID, id.BranchID, e.cfg.ScopeWindow, e.sqlNow()}}
 }
 
 // arg adds an argument and returns its placeholder.
@@ -410,12 +411,12 @@ func (e *Engine) FindClaim(ctx context.Context, id *fieldsync.Identity, claimID 
 			name string
 			typ  string
 			dst  *[]json.RawMessage
-			// cond ties a record (t) to the claim ($4).
+			// cond ties a record (t) to the claim ($5, the first argument after the scope's).
 			cond string
 		}{
-			{"tasks", TypeTask, &out.Tasks, "t.claim_id = $4"},
-			{"notes", TypeTaskNote, &out.Notes, "EXISTS (SELECT 1 FROM tasks tk WHERE tk.id = t.task_id AND tk.claim_id = $4 AND tk.deleted_at IS NULL)"},
-			{"documents", TypeDocument, &out.Documents, "t.claim_id = $4"},
+			{"tasks", TypeTask, &out.Tasks, "t.claim_id = $5"},
+			{"notes", TypeTaskNote, &out.Notes, "EXISTS (SELECT 1 FROM tasks tk WHERE tk.id = t.task_id AND tk.claim_id = $5 AND tk.deleted_at IS NULL)"},
+			{"documents", TypeDocument, &out.Documents, "t.claim_id = $5"},
 		}
 		for _, l := range lists {
 			q := e.newScreenQuery(id)

@@ -21,8 +21,8 @@ import (
 //
 // Scope predicates are SQL conditions over alias t that hold when the caller's scope holds the
 // record, tombstone or not: whether it exists is asked separately (entity.alive). Parameters: $1
-// the user, $2 their branch, $3 the scope window. Each is true or false, never NULL: callers scan
-// it into a bool.
+// the user, $2 their branch, $3 the scope window, $4 the time asked about (Engine.sqlNow: NULL for
+// the database's now). Each is true or false, never NULL: callers scan it into a bool.
 
 // root is the record type a role's scope grows from.
 type root struct {
@@ -42,7 +42,7 @@ var roots = map[string]*root{
 		typ: TypeTask, table: "tasks",
 		holds: func(a string) string {
 			// "assignee_id = $1" beside the function keeps the (assignee_id) index usable.
-			return fmt.Sprintf("(%[1]s.assignee_id = $1 AND fieldsync_task_held(%[1]s, $3))", a)
+			return fmt.Sprintf("(%[1]s.assignee_id = $1 AND fieldsync_task_held(%[1]s, $3, $4))", a)
 		},
 		brings: map[string]edge{
 			TypeTaskNote: {on: "t.task_id = r.id"},
@@ -54,7 +54,7 @@ var roots = map[string]*root{
 	processor: {
 		typ: TypeClaim, table: "claims",
 		holds: func(a string) string {
-			return fmt.Sprintf("(%[1]s.branch_id = $2 AND fieldsync_claim_queued(%[1]s, $3))", a)
+			return fmt.Sprintf("(%[1]s.branch_id = $2 AND fieldsync_claim_queued(%[1]s, $3, $4))", a)
 		},
 		brings: map[string]edge{
 			TypeTask: {on: "t.claim_id = r.id"},
@@ -68,7 +68,7 @@ var roots = map[string]*root{
 
 // ownScope is what every role holds whatever its roots: its inbox, and the branch's users.
 var ownScope = map[string]string{
-	TypeNotification: "(t.user_id = $1 AND fieldsync_notification_kept(t, $3))",
+	TypeNotification: "(t.user_id = $1 AND fieldsync_notification_kept(t, $3, $4))",
 	TypeUser:         "t.branch_id = $2",
 }
 

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
 // TestScopeLogAgreesWithPull checks, for every role, that the two halves of the scope rule agree:
@@ -56,6 +58,8 @@ type scopeWorld struct {
 	t   *testing.T
 	f   *engineFixture
 	rng *rand.Rand
+	// clock is the engine's, and the writes' (exec): time passes by moving it.
+	clock *apptest.Clock
 
 	users   []*fieldsync.Identity
 	reps    []*fieldsync.Identity
@@ -74,7 +78,8 @@ type scopeDevice struct {
 
 func newScopeWorld(t *testing.T, seed uint64) *scopeWorld {
 	w := &scopeWorld{t: t, rng: rand.New(rand.NewPCG(seed, seed^0x5c0be)), devices: map[uuid.UUID]*scopeDevice{}, moves: map[string]int{}}
-	w.f = newEngineFixture(t, 8)
+	w.clock = &apptest.Clock{}
+	w.f = newEngineFixtureAt(t, 8, w.clock.Now)
 	w.f.newID = w.newID
 	for _, u := range []struct{ role, kind string }{
 		{fieldsync.RoleManager, ""}, {fieldsync.RoleProcessor, ""}, {fieldsync.RoleProcessor, ""},
@@ -148,7 +153,7 @@ func (w *scopeWorld) newTask() {
 // move makes one random write, as plain SQL: the triggers see every writer alike. A move that
 // does not apply to the record picked (finishing a finished task) changes nothing.
 func (w *scopeWorld) move() {
-	f, t := w.f, w.t
+	f := w.f
 	task, claim := w.pickID(w.tasks), w.pickID(w.claims)
 	var name string
 	switch n := w.rng.IntN(16); n {
@@ -160,63 +165,63 @@ func (w *scopeWorld) move() {
 		w.newTask()
 	case 3, 4:
 		name = "reassign task"
-		f.exec(t, `UPDATE tasks SET assignee_id = $2, status = CASE WHEN status = 'open' THEN 'assigned' ELSE status END
+		w.exec(`UPDATE tasks SET assignee_id = $2, status = CASE WHEN status = 'open' THEN 'assigned' ELSE status END
 			WHERE id = $1 AND status <> 'cancelled'`, task, w.pick(w.reps).UserID)
 	case 5:
 		name = "unassign task"
-		f.exec(t, `UPDATE tasks SET assignee_id = NULL, status = 'open' WHERE id = $1 AND finished_at IS NULL`, task)
+		w.exec(`UPDATE tasks SET assignee_id = NULL, status = 'open' WHERE id = $1 AND finished_at IS NULL`, task)
 	case 6, 7:
 		name = "finish task"
 		status := []string{"completed", "cannot_complete", "cancelled"}[w.rng.IntN(3)]
-		f.exec(t, `UPDATE tasks SET status = $2, finished_at = now()
+		w.exec(`UPDATE tasks SET status = $2, finished_at = fieldsync_now()
 			WHERE id = $1 AND finished_at IS NULL AND (assignee_id IS NOT NULL OR $2 = 'cancelled')`, task, status)
 	case 8:
 		name = "reopen task"
-		f.exec(t, `UPDATE tasks SET status = CASE WHEN assignee_id IS NULL THEN 'open' ELSE 'assigned' END, finished_at = NULL
+		w.exec(`UPDATE tasks SET status = CASE WHEN assignee_id IS NULL THEN 'open' ELSE 'assigned' END, finished_at = NULL
 			WHERE id = $1 AND finished_at IS NOT NULL`, task)
 	case 9, 10:
 		name = "claim status"
-		f.exec(t, `UPDATE claims SET status = $2, settled_at = NULL, paid_at = NULL, amount_paid = NULL WHERE id = $1`,
+		w.exec(`UPDATE claims SET status = $2, settled_at = NULL, paid_at = NULL, amount_paid = NULL WHERE id = $1`,
 			claim, openStatuses[w.rng.IntN(len(openStatuses))])
 	case 11:
 		name = "settle claim"
 		if w.rng.IntN(2) == 0 {
-			f.exec(t, `UPDATE claims SET status = 'paid', paid_at = now(), amount_paid = 50000, settled_at = now()
+			w.exec(`UPDATE claims SET status = 'paid', paid_at = fieldsync_now(), amount_paid = 50000, settled_at = fieldsync_now()
 				WHERE id = $1 AND settled_at IS NULL`, claim)
 		} else {
-			f.exec(t, `UPDATE claims SET status = 'rejected', settled_at = now() WHERE id = $1 AND settled_at IS NULL`, claim)
+			w.exec(`UPDATE claims SET status = 'rejected', settled_at = fieldsync_now() WHERE id = $1 AND settled_at IS NULL`, claim)
 		}
 	case 12:
 		name = "document"
 		if w.rng.IntN(4) == 0 && len(w.documents) > 0 {
 			name = "delete document"
-			f.exec(t, `UPDATE documents SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, w.pickID(w.documents))
+			w.exec(`UPDATE documents SET deleted_at = fieldsync_now() WHERE id = $1 AND deleted_at IS NULL`, w.pickID(w.documents))
 			break
 		}
 		id := w.newID()
-		f.exec(t, `INSERT INTO documents (id, claim_id, branch_id, kind, status, uploader_id) VALUES ($1, $2, $3, 'photo', 'pending_upload', $4)`,
+		w.exec(`INSERT INTO documents (id, claim_id, branch_id, kind, status, uploader_id) VALUES ($1, $2, $3, 'photo', 'pending_upload', $4)`,
 			id, claim, f.branch, w.pick(w.users).UserID)
 		w.documents = append(w.documents, id)
 	case 13:
 		name = "note"
-		f.exec(t, `INSERT INTO task_notes (id, task_id, branch_id, author_id, body) VALUES ($1, $2, $3, $4, 'seen')`,
+		w.exec(`INSERT INTO task_notes (id, task_id, branch_id, author_id, body) VALUES ($1, $2, $3, $4, 'seen')`,
 			w.newID(), task, f.branch, w.pick(w.users).UserID)
 	case 14:
 		name = "notification"
 		if w.rng.IntN(2) == 0 && len(w.notifications) > 0 {
 			name = "read notification"
-			f.exec(t, `UPDATE notifications SET read_at = now() WHERE id = $1 AND read_at IS NULL`, w.pickID(w.notifications))
+			w.exec(`UPDATE notifications SET read_at = fieldsync_now() WHERE id = $1 AND read_at IS NULL`, w.pickID(w.notifications))
 			break
 		}
 		id := w.newID()
-		f.exec(t, `INSERT INTO notifications (id, user_id, branch_id, kind, title, body) VALUES ($1, $2, $3, 'task_assigned', 'New task', '')`,
+		w.exec(`INSERT INTO notifications (id, user_id, branch_id, kind, title, body) VALUES ($1, $2, $3, 'task_assigned', 'New task', '')`,
 			id, w.pick(w.users).UserID, f.branch)
 		w.notifications = append(w.notifications, id)
 	case 15:
 		// A write that puts the end past the window: the trigger itself logs the leave.
 		name = "backdate past the window"
-		f.exec(t, `UPDATE tasks SET finished_at = now() - `+scopeWindow+` - interval '1 hour' WHERE id = $1 AND finished_at IS NOT NULL`, task)
-		f.exec(t, `UPDATE claims SET settled_at = now() - `+scopeWindow+` - interval '1 hour' WHERE id = $1 AND settled_at IS NOT NULL`, claim)
+		w.exec(`UPDATE tasks SET finished_at = fieldsync_now() - `+scopeWindow+` - interval '1 hour' WHERE id = $1 AND finished_at IS NOT NULL`, task)
+		w.exec(`UPDATE claims SET settled_at = fieldsync_now() - `+scopeWindow+` - interval '1 hour' WHERE id = $1 AND settled_at IS NOT NULL`, claim)
 	default:
 		panic(n)
 	}
@@ -224,21 +229,38 @@ func (w *scopeWorld) move() {
 }
 
 // timePasses moves a few finished tasks, settled claims and read notifications to the edge of the
-// window, waits until they are past it, and sweeps: only the sweep logs their leave.
+// window, moves the clock past it, and sweeps: only the sweep logs their leave.
 func (w *scopeWorld) timePasses() {
 	f, t := w.f, w.t
-	edge := `now() - ` + scopeWindow + ` + interval '300 milliseconds'`
-	f.exec(t, `UPDATE tasks SET finished_at = `+edge+` WHERE id = ANY($1) AND finished_at > now() - `+scopeWindow,
+	edge := `fieldsync_now() - ` + scopeWindow + ` + interval '300 milliseconds'`
+	w.exec(`UPDATE tasks SET finished_at = `+edge+` WHERE id = ANY($1) AND finished_at > fieldsync_now() - `+scopeWindow,
 		[]uuid.UUID{w.pickID(w.tasks), w.pickID(w.tasks)})
-	f.exec(t, `UPDATE claims SET settled_at = `+edge+` WHERE id = ANY($1) AND settled_at > now() - `+scopeWindow,
+	w.exec(`UPDATE claims SET settled_at = `+edge+` WHERE id = ANY($1) AND settled_at > fieldsync_now() - `+scopeWindow,
 		[]uuid.UUID{w.pickID(w.claims), w.pickID(w.claims)})
-	f.exec(t, `UPDATE notifications SET read_at = `+edge+` WHERE id = ANY($1) AND read_at > now() - `+scopeWindow,
+	w.exec(`UPDATE notifications SET read_at = `+edge+` WHERE id = ANY($1) AND read_at > fieldsync_now() - `+scopeWindow,
 		[]uuid.UUID{w.pickID(w.notifications), w.pickID(w.notifications)})
-	time.Sleep(400 * time.Millisecond)
+	w.clock.Advance(400 * time.Millisecond)
 	if err := f.engine.Sweep(context.Background()); err != nil {
 		t.Fatalf("sweep: %v", err)
 	}
 	w.moves["time passes"]++
+}
+
+// exec runs one write, as plain SQL, at the world's clock: its triggers and its fieldsync_now()
+// tell time as the engine does.
+func (w *scopeWorld) exec(sql string, args ...any) {
+	w.t.Helper()
+	ctx := context.Background()
+	err := pgx.BeginFunc(ctx, w.f.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('fieldsync.now', $1::timestamptz::text, true)`, w.clock.Now()); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, sql, args...)
+		return err
+	})
+	if err != nil {
+		w.t.Fatalf("%s: %v", sql, err)
+	}
 }
 
 // apply stores a change of a pull, as a device does.

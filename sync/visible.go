@@ -33,8 +33,8 @@ func (e *Engine) canSee(ctx context.Context, q queryRower, id *fieldsync.Identit
 		return false, nil
 	}
 	var seen bool
-	err := q.QueryRow(ctx, fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM %s t, %s WHERE t.id = $4 AND %s AND (%s))`,
-		ent.table, params, ent.alive, pred), id.UserID, id.BranchID, e.cfg.ScopeWindow, entityID).Scan(&seen)
+	err := q.QueryRow(ctx, fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM %s t, %s WHERE t.id = $5 AND %s AND (%s))`,
+		ent.table, params, ent.alive, pred), id.UserID, id.BranchID, e.cfg.ScopeWindow, e.sqlNow(), entityID).Scan(&seen)
 	if err != nil {
 		return false, fmt.Errorf("check scope of %s %s: %w", typ, entityID, err)
 	}

@@ -132,7 +132,9 @@ func (a *App) Branch(t testing.TB) uuid.UUID {
 	return b.ID
 }
 
-// Clock is the time.Now of a test, moved forward by Advance instead of waiting.
+// Clock is the time.Now of a test, moved forward by Advance instead of waiting. The sync engine
+// tells SQL its time (sync.Engine.NowFunc), so the scope windows and the change log's retention
+// pass with it too: a test advances past a window and sweeps.
 type Clock struct{ offset atomic.Int64 }
 
 // Now is time.Now moved by every Advance so far.
