@@ -166,6 +166,7 @@ func accountConfig(cfg Config) account.Config {
 	return account.Config{
 		Tokens:          account.TokenConfig{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL},
 		RefreshTokenTTL: cfg.RefreshTokenTTL,
+		RefreshGrace:    cfg.RefreshGrace,
 		Password:        password,
 		Throttle: account.ThrottleConfig{PerLogin: cfg.LoginFailuresPerLogin, PerAddress: cfg.LoginFailuresPerAddress,
 			Window: cfg.LoginWindow},

@@ -21,6 +21,9 @@ type Config struct {
 	JWTAudience     string
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
+	// RefreshGrace is how long a used refresh token may be presented again, once, for the same
+	// new pair (its answer was lost); zero: account.DefaultRefreshGrace.
+	RefreshGrace time.Duration
 
 	// S3 is the object store of documents. An empty Endpoint builds no documents service (tests
 	// of other parts; serve requires one).
