@@ -219,7 +219,7 @@ func (a *App) newMedia(deps Deps, workers *river.Workers, now func() time.Time) 
 func (a *App) newNotify(ctx context.Context, deps Deps, workers *river.Workers, now func() time.Time) error {
 	cfg := a.cfg
 	ncfg := notify.Config{MaxStreamsPerUser: cfg.StreamsPerUser, Heartbeat: cfg.Heartbeat,
-		MaxWorkers: cfg.PushWorkers, MaxSends: cfg.PushSends, Sender: deps.Sender}
+		MaxWorkers: cfg.PushWorkers, MaxSends: cfg.PushSends, Sender: deps.Sender, NoWake: cfg.NoPushWake}
 	switch {
 	case ncfg.Sender != nil:
 	case cfg.FirebaseCredentialsFile == "":

@@ -90,4 +90,7 @@ type Config struct {
 	// NoNotifications builds no notifications service: no rules, no push, no event stream (tests
 	// of other parts, whose pulls then hold no notifications).
 	NoNotifications bool
+	// NoPushWake sends no wake-up pushes (a data-only "sync now" to a rep's phones when a task
+	// enters their scope): tests of the alerts, which count every message FCM gets.
+	NoPushWake bool
 }
