@@ -26,8 +26,11 @@ import (
 type Config struct {
 	Tokens          TokenConfig
 	RefreshTokenTTL time.Duration
-	Password        PasswordParams
-	Throttle        ThrottleConfig
+	// RefreshGrace is how long after its use a refresh token may be presented again, once, and
+	// get the same new refresh token (its answer was lost). Zero means DefaultRefreshGrace.
+	RefreshGrace time.Duration
+	Password     PasswordParams
+	Throttle     ThrottleConfig
 	// HashConcurrency bounds the argon2id hashes running at once in this process, each holding
 	// Password.MemoryKiB of memory: a flood of logins then waits for a slot instead of taking the
 	// server's memory. Zero means DefaultHashConcurrency.
@@ -79,6 +82,9 @@ func NewService(db *pgxpool.Pool, keys *Keys, cfg Config, log *slog.Logger) (*Se
 	}
 	if wait <= 0 {
 		wait = DefaultHashWait
+	}
+	if cfg.RefreshGrace <= 0 {
+		cfg.RefreshGrace = DefaultRefreshGrace
 	}
 	return &Service{db: db, keys: keys, cfg: cfg, log: log, throttle: &throttle{db: db, cfg: cfg.Throttle},
 		dummyHash: dummy, hashSlots: make(chan struct{}, slots), hashWait: wait,
@@ -348,6 +354,11 @@ func (s *Service) issue(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, 
 		hashToken(refresh), id.SessionID, now, now.Add(s.cfg.RefreshTokenTTL)); err != nil {
 		return nil, fmt.Errorf("store refresh token: %w", err)
 	}
+	return s.pair(id, u, refresh, now)
+}
+
+// pair signs an access token for the identity and returns it with refresh.
+func (s *Service) pair(id *fieldsync.Identity, u User, refresh string, now time.Time) (*Tokens, error) {
 	access, err := s.keys.signAccessToken(s.cfg.Tokens, id, now)
 	if err != nil {
 		return nil, err
@@ -364,23 +375,32 @@ func hashToken(token string) []byte {
 var errRefreshInvalid = fieldsync.Errorf(fieldsync.EUNAUTHORIZED, "refresh_token_invalid",
 	"The refresh token is not valid; sign in again.")
 
+// DefaultRefreshGrace is how long after its use a refresh token may be presented again, once, to
+// get the same new pair (Config.RefreshGrace): long enough for a phone to retry a refresh whose
+// answer a bad network lost, short enough that a stolen token is of no use for long.
+const DefaultRefreshGrace = 60 * time.Second
+
 // Refresh exchanges a refresh token for a new pair. The presented token stops working. A token that
 // was already used revokes its session (refresh_token_reused): whoever holds the chain now, the
-// owner or a thief, must sign in again.
+// owner or a thief, must sign in again. The one allowance (replay): a token presented again within
+// Config.RefreshGrace of its use, whose answer was lost, gets the same new refresh token back.
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Tokens, error) {
 	if refreshToken == "" || len(refreshToken) > 200 {
 		return nil, errRefreshInvalid
 	}
+	now := s.NowFunc()
 	var tokens *Tokens
 	var reused bool
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		var sessionID uuid.UUID
-		var used, expired, revoked bool
+		var usedAt *time.Time
+		var expired, revoked bool
+		var sealed []byte
 		err := tx.QueryRow(ctx, `
-			SELECT rt.session_id, rt.used_at IS NOT NULL, rt.expires_at <= $2, s.revoked_at IS NOT NULL
+			SELECT rt.session_id, rt.used_at, rt.expires_at <= $2, s.revoked_at IS NOT NULL, rt.successor_sealed
 			FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id
 			WHERE rt.token_hash = $1
-			FOR UPDATE OF rt, s`, hashToken(refreshToken), s.NowFunc()).Scan(&sessionID, &used, &expired, &revoked)
+			FOR UPDATE OF rt, s`, hashToken(refreshToken), now).Scan(&sessionID, &usedAt, &expired, &revoked, &sealed)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			return errRefreshInvalid
@@ -388,7 +408,10 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Tokens, er
 			return fmt.Errorf("find refresh token: %w", err)
 		case revoked:
 			return fieldsync.Errorf(fieldsync.EUNAUTHORIZED, "session_revoked", "This session has ended; sign in again.")
-		case used:
+		case usedAt != nil:
+			if tokens, err = s.replay(ctx, tx, refreshToken, sessionID, *usedAt, sealed, now); err != nil || tokens != nil {
+				return err
+			}
 			reused = true
 			_, err := tx.Exec(ctx, `UPDATE sessions SET revoked_at = now(), revoke_reason = 'refresh_token_reused' WHERE id = $1`, sessionID)
 			if err != nil {
@@ -402,17 +425,18 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Tokens, er
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1`, hashToken(refreshToken)); err != nil {
+		if tokens, err = s.issue(ctx, tx, id, u); err != nil {
+			return err
+		}
+		sealed, err = sealSuccessor(refreshToken, tokens.RefreshToken)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = $2, successor_sealed = $3 WHERE token_hash = $1`,
+			hashToken(refreshToken), now, sealed); err != nil {
 			return fmt.Errorf("use refresh token: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE sessions SET refreshed_at = now() WHERE id = $1`, sessionID); err != nil {
-			return fmt.Errorf("touch session: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE devices SET last_seen_at = now() WHERE id = $1`, id.DeviceID); err != nil {
-			return fmt.Errorf("touch device: %w", err)
-		}
-		tokens, err = s.issue(ctx, tx, id, u)
-		return err
+		return touchSession(ctx, tx, id)
 	})
 	if err != nil {
 		return nil, err
@@ -423,6 +447,57 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Tokens, er
 			"This refresh token was already used; the session is revoked. Sign in again.")
 	}
 	return tokens, nil
+}
+
+// replay answers a used refresh token presented again when that is a retry of a refresh whose
+// answer was lost: within the grace window of its use, for the first time (the seal is cleared
+// now), and while the refresh token issued for it is unused (the client never got it). It returns
+// that same refresh token with a freshly signed access token for the session. nil, nil means it
+// is reuse: the caller revokes the session. The token belongs to one session, hence one device,
+// so a replay can only come from the device it was issued to or from whoever stole it; a thief
+// presenting it after the owner used the new token is refused.
+func (s *Service) replay(ctx context.Context, tx pgx.Tx, used string, sessionID uuid.UUID, usedAt time.Time, sealed []byte, now time.Time) (*Tokens, error) {
+	if sealed == nil || now.Sub(usedAt) > s.cfg.RefreshGrace {
+		return nil, nil
+	}
+	successor, err := openSuccessor(used, sealed)
+	if err != nil {
+		s.log.WarnContext(ctx, "refresh replay: the sealed successor does not open", "err", err)
+		return nil, nil
+	}
+	var successorUsed bool
+	err = tx.QueryRow(ctx, `SELECT used_at IS NOT NULL FROM refresh_tokens WHERE token_hash = $1 AND session_id = $2 FOR UPDATE`,
+		hashToken(successor), sessionID).Scan(&successorUsed)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("find successor token: %w", err)
+	case successorUsed:
+		return nil, nil
+	}
+	id, u, err := loadIdentity(ctx, tx, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET successor_sealed = NULL WHERE token_hash = $1`, hashToken(used)); err != nil {
+		return nil, fmt.Errorf("use refresh replay: %w", err)
+	}
+	if err := touchSession(ctx, tx, id); err != nil {
+		return nil, err
+	}
+	return s.pair(id, u, successor, now)
+}
+
+// touchSession records that the identity's session was refreshed and its device seen.
+func touchSession(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity) error {
+	if _, err := tx.Exec(ctx, `UPDATE sessions SET refreshed_at = now() WHERE id = $1`, id.SessionID); err != nil {
+		return fmt.Errorf("touch session: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE devices SET last_seen_at = now() WHERE id = $1`, id.DeviceID); err != nil {
+		return fmt.Errorf("touch device: %w", err)
+	}
+	return nil
 }
 
 // querier is what both a pool and a transaction can do.

@@ -79,11 +79,21 @@ func backoff(attempt int) time.Duration {
 	return d + jitter
 }
 
+// Delivery kinds (notification_deliveries.kind): a notification's alert, or a wake-up, a
+// data-only "sync now" with no notification (wake.go).
+const (
+	kindNotification = "notification"
+	kindSync         = "sync"
+)
+
 // delivery is one pending push, read when its job runs: a token that changed since the
-// notification was written is the one used.
+// notification was written is the one used. A wake-up (kind sync) has no notification: its
+// notification fields are empty.
 type delivery struct {
+	id                       int64
+	kind                     string
 	notificationID, deviceID uuid.UUID
-	kind, title, body        string
+	noteKind, title, body    string
 	entityType               string
 	entityID                 uuid.UUID
 	data                     map[string]any
@@ -94,23 +104,26 @@ type delivery struct {
 
 // pending returns the deliveries of batch not yet ended.
 func (s *Service) pending(ctx context.Context, batch uuid.UUID) ([]*delivery, error) {
+	// A wake-up has no notification (the LEFT JOIN's nulls): it goes to whoever holds the device
+	// signed in, since it says nothing but "sync".
 	rows, err := s.db.Query(ctx, `
-		SELECT x.notification_id, x.device_id, n.kind, n.title, n.body, coalesce(n.entity_type, 'notification'),
-			coalesce(n.entity_id, n.id), n.data, n.read_at IS NOT NULL, coalesce(d.push_token, ''),
-			d.user_id = n.user_id AND d.revoked_at IS NULL
-				AND EXISTS (SELECT 1 FROM sessions s WHERE s.device_id = d.id AND s.user_id = d.user_id AND s.revoked_at IS NULL)
+		SELECT x.id, x.kind, coalesce(x.notification_id, '00000000-0000-0000-0000-000000000000'), x.device_id,
+			coalesce(n.kind, ''), coalesce(n.title, ''), coalesce(n.body, ''), coalesce(n.entity_type, 'notification'),
+			coalesce(n.entity_id, n.id, '00000000-0000-0000-0000-000000000000'), coalesce(n.data, '{}'),
+			n.read_at IS NOT NULL, coalesce(d.push_token, ''),
+			d.user_id = coalesce(n.user_id, d.user_id) AND `+liveDevice+`
 		FROM notification_deliveries x
-		JOIN notifications n ON n.id = x.notification_id
+		LEFT JOIN notifications n ON n.id = x.notification_id
 		JOIN devices d ON d.id = x.device_id
 		WHERE x.batch_id = $1 AND x.state = 'pending'
-		ORDER BY n.created_at, x.notification_id, x.device_id`, batch)
+		ORDER BY x.id`, batch)
 	if err != nil {
 		return nil, fmt.Errorf("read pending deliveries: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*delivery, error) {
 		d := &delivery{}
 		var data []byte
-		if err := r.Scan(&d.notificationID, &d.deviceID, &d.kind, &d.title, &d.body, &d.entityType, &d.entityID, &data,
+		if err := r.Scan(&d.id, &d.kind, &d.notificationID, &d.deviceID, &d.noteKind, &d.title, &d.body, &d.entityType, &d.entityID, &data,
 			&d.read, &d.token, &d.active); err != nil {
 			return nil, fmt.Errorf("read pending deliveries: %w", err)
 		}
@@ -119,6 +132,19 @@ func (s *Service) pending(ctx context.Context, batch uuid.UUID) ([]*delivery, er
 		}
 		return d, nil
 	})
+}
+
+// liveDevice is the SQL condition (over alias d, a device) of a device pushes may go to: not
+// revoked, and signed in by its user (a session not ended). The writers and the job share it.
+const liveDevice = `d.revoked_at IS NULL
+	AND EXISTS (SELECT 1 FROM sessions s WHERE s.device_id = d.id AND s.user_id = d.user_id AND s.revoked_at IS NULL)`
+
+// queueDelivery queues, in tx, the job that pushes the pending deliveries of batch.
+func (s *Service) queueDelivery(ctx context.Context, tx pgx.Tx, batch uuid.UUID) error {
+	if _, err := s.jobs.InsertTx(ctx, tx, DeliveryArgs{Batch: batch}, &river.InsertOpts{Queue: QueuePush, MaxAttempts: s.cfg.MaxAttempts}); err != nil {
+		return fmt.Errorf("queue push delivery: %w", err)
+	}
+	return nil
 }
 
 // result is how one delivery of a run ended.
@@ -179,7 +205,7 @@ func (w *deliveryWorker) Work(ctx context.Context, job *river.Job[DeliveryArgs])
 	if job.Attempt+snoozes(job) >= job.MaxAttempts {
 		for _, i := range retry {
 			s.metrics.failed.WithLabelValues("exhausted").Inc()
-			s.log.ErrorContext(ctx, "push given up", "notification_id", ds[i].notificationID, "device_id", ds[i].deviceID,
+			s.log.ErrorContext(ctx, "push given up", "kind", ds[i].kind, "notification_id", ds[i].notificationID, "device_id", ds[i].deviceID,
 				"attempts", job.Attempt, "reason", results[i].reason)
 			if err := s.record(ctx, ds[i], stateFailed, "", "exhausted: "+results[i].reason, false); err != nil {
 				return err
@@ -246,7 +272,7 @@ func (s *Service) deliver(ctx context.Context, job *river.Job[DeliveryArgs], d *
 	}
 
 	v := classify(err, timedOut, time.Now())
-	attrs := []any{"notification_id", d.notificationID, "device_id", d.deviceID, "attempt", job.Attempt, "reason", v.reason, "err", err}
+	attrs := []any{"kind", d.kind, "notification_id", d.notificationID, "device_id", d.deviceID, "attempt", job.Attempt, "reason", v.reason, "err", err}
 	switch v.action {
 	case "drop":
 		s.metrics.dropped.WithLabelValues(v.reason).Inc()
@@ -277,8 +303,8 @@ func (s *Service) dropToken(ctx context.Context, d *delivery, reason string) err
 			WHERE id = $1 AND push_token = $2`, d.deviceID, d.token); err != nil {
 			return fmt.Errorf("drop push token: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE notification_deliveries SET state = $3, reason = $4, attempts = attempts + 1, finished_at = now()
-			WHERE notification_id = $1 AND device_id = $2 AND state = 'pending'`, d.notificationID, d.deviceID, stateTokenDropped, reason); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE notification_deliveries SET state = $2, reason = $3, attempts = attempts + 1, finished_at = now()
+			WHERE id = $1 AND state = 'pending'`, d.id, stateTokenDropped, reason); err != nil {
 			return fmt.Errorf("record delivery: %w", err)
 		}
 		return nil
@@ -346,15 +372,15 @@ func snoozes(job *river.Job[DeliveryArgs]) int {
 // at once: nothing waits for a group to fill. A sent delivery is recorded before the next send
 // of its sender begins, so a replica that dies resends at most what it had in flight.
 func (s *Service) record(ctx context.Context, d *delivery, state, messageID, reason string, tried bool) error {
-	return s.outcomes.write(ctx, s.db, outcome{d.notificationID, d.deviceID, state, messageID, reason, tried})
+	return s.outcomes.write(ctx, s.db, outcome{d.id, state, messageID, reason, tried})
 }
 
 // outcome is the end (or a failed try) of a delivery.
 type outcome struct {
-	notification, device uuid.UUID
-	state, messageID     string
-	reason               string
-	tried                bool
+	delivery         int64
+	state, messageID string
+	reason           string
+	tried            bool
 }
 
 // outcomeWriter groups the outcomes written at once into one statement (see record).
@@ -409,11 +435,11 @@ func (w *outcomeWriter) write(ctx context.Context, db *pgxpool.Pool, o outcome) 
 
 func writeOutcomes(ctx context.Context, db *pgxpool.Pool, group []*outcomeReq) error {
 	n := len(group)
-	notifications, devices := make([]uuid.UUID, n), make([]uuid.UUID, n)
+	ids := make([]int64, n)
 	states, messages, reasons, tried := make([]string, n), make([]*string, n), make([]*string, n), make([]bool, n)
 	for i, r := range group {
 		o := r.o
-		notifications[i], devices[i], states[i], tried[i] = o.notification, o.device, o.state, o.tried
+		ids[i], states[i], tried[i] = o.delivery, o.state, o.tried
 		if o.messageID != "" {
 			m := clip(o.messageID, 500)
 			messages[i] = &m
@@ -428,9 +454,9 @@ func writeOutcomes(ctx context.Context, db *pgxpool.Pool, group []*outcomeReq) e
 		SET state = x.state, fcm_message_id = x.message, reason = x.reason,
 			attempts = d.attempts + CASE WHEN x.tried THEN 1 ELSE 0 END,
 			finished_at = CASE WHEN x.state = 'pending' THEN NULL ELSE now() END
-		FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bool[]) AS x(notification, device, state, message, reason, tried)
-		WHERE d.notification_id = x.notification AND d.device_id = x.device AND d.state = 'pending'`,
-		notifications, devices, states, messages, reasons, tried)
+		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bool[]) AS x(id, state, message, reason, tried)
+		WHERE d.id = x.id AND d.state = 'pending'`,
+		ids, states, messages, reasons, tried)
 	if err != nil {
 		return fmt.Errorf("record deliveries: %w", err)
 	}

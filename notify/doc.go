@@ -35,6 +35,13 @@
 // rather than adding an alert. The same key makes a storm of changes to one task show as one
 // alert, the latest.
 //
+// # Wake-ups
+//
+// When a task enters a rep's scope, wake.go writes, in the same transaction, a pending delivery of
+// kind sync to each of the rep's live devices (no notification: nothing in the inbox) and queues
+// the same delivery job: the phones get a data-only "sync now" push, collapsible, and the app
+// syncs in the background before the rep opens it.
+//
 // # Failures
 //
 // FCM's UNAVAILABLE, INTERNAL and QUOTA_EXCEEDED (and network failures) are retried: the SDK

@@ -106,12 +106,15 @@ func webTopic(key string) string {
 // text is in the notification itself.
 var pushData = []string{"claim_id", "task_id", "document_id", "claim_number"}
 
-// message builds the FCM message of a delivery.
+// message builds the FCM message of a delivery: a notification's alert, or a wake-up.
 func (s *Service) message(d *delivery) *messaging.Message {
+	if d.kind == kindSync {
+		return s.wakeMessage(d.token)
+	}
 	key := collapseKey(d.entityType, d.entityID)
 	data := map[string]string{
 		"notification_id": d.notificationID.String(),
-		"kind":            d.kind,
+		"kind":            d.noteKind,
 		"entity_type":     d.entityType,
 		"entity_id":       d.entityID.String(),
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
 )
 
 // Notification kinds (the notifications table's kind).
@@ -51,6 +50,9 @@ type note struct {
 // table to an applied write, in its transaction: it writes each recipient's notification and, when
 // push is on, one delivery job per active device. An error aborts the write.
 func (s *Service) Hook(ctx context.Context, tx pgx.Tx, ev sync.Event) error {
+	if err := s.wake(ctx, tx, ev); err != nil {
+		return fmt.Errorf("wake-up push: %w", err)
+	}
 	notes, err := s.rules(ctx, tx, ev)
 	if err != nil {
 		return fmt.Errorf("notification rules: %w", err)
@@ -382,8 +384,7 @@ func (s *Service) write(ctx context.Context, tx pgx.Tx, notes []note) error {
 		queued AS (
 			INSERT INTO notification_deliveries (notification_id, device_id, batch_id)
 			SELECT w.id, d.id, $10 FROM written w JOIN devices d ON d.user_id = w.user_id
-			WHERE $9 AND d.push_token IS NOT NULL AND d.revoked_at IS NULL
-				AND EXISTS (SELECT 1 FROM sessions s WHERE s.device_id = d.id AND s.user_id = d.user_id AND s.revoked_at IS NULL)
+			WHERE $9 AND d.push_token IS NOT NULL AND `+liveDevice+`
 			RETURNING 1
 		)
 		SELECT count(*) FROM queued`,
@@ -394,10 +395,7 @@ func (s *Service) write(ctx context.Context, tx pgx.Tx, notes []note) error {
 	if deliveries == 0 {
 		return nil
 	}
-	if _, err := s.jobs.InsertTx(ctx, tx, DeliveryArgs{Batch: batch}, &river.InsertOpts{Queue: QueuePush, MaxAttempts: s.cfg.MaxAttempts}); err != nil {
-		return fmt.Errorf("queue push delivery: %w", err)
-	}
-	return nil
+	return s.queueDelivery(ctx, tx, batch)
 }
 
 // claimInfo is what the texts say about a claim.

@@ -3,6 +3,7 @@ package notify_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	gosync "sync/atomic"
 	"testing"
@@ -534,5 +535,84 @@ func TestATaskCreatedWithAnAssigneeOrReopenedTellsTheAssignee(t *testing.T) {
 	}
 	if reopened != 1 {
 		t.Errorf("%d reopened notifications, want 1", reopened)
+	}
+}
+
+// wakes returns the wake-ups (data-only "sync" messages) among msgs, by token.
+func wakes(msgs []fakefcm.Message) map[string][]fakefcm.Message {
+	var out []fakefcm.Message
+	for _, m := range msgs {
+		if m.Data["type"] == "sync" {
+			out = append(out, m)
+		}
+	}
+	return byToken(out)
+}
+
+func TestATaskReassignedToARepWakesTheirPhonesOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withWake)
+	w := b.world(t)
+	// Hanna has a second phone; the manager reassigns from the console.
+	d2, tok2 := b.device(t, w.hospital2)
+	w.devices[w.hospital2] = append(w.devices[w.hospital2], d2)
+	w.tokens[w.hospital2] = append(w.tokens[w.hospital2], tok2)
+	_, task := b.report(t, w.customer)
+	b.waitIdle(t, 10*time.Second)
+	// The dispatch brought the visit to Hugo: his phone was woken too.
+	if got := wakes(b.fcm.Messages())[w.tokens[w.hospital][0]]; len(got) != 1 {
+		t.Fatalf("Hugo's phone got %d wake-ups at dispatch, want 1", len(got))
+	}
+	before := len(b.fcm.Messages())
+
+	b.command(t, b.as(w.manager, fieldsync.RoleManager), sync.TypeTask, "update", task, map[string]any{"assignee_id": w.hospital2})
+	b.waitIdle(t, 10*time.Second)
+	after := b.fcm.Messages()[before:]
+	woken := wakes(after)
+	for _, tok := range w.tokens[w.hospital2] {
+		got := woken[tok]
+		if len(got) != 1 {
+			t.Errorf("Hanna's phone %s got %d wake-ups, want 1", tok, len(got))
+			continue
+		}
+		m := got[0]
+		if m.Title != "" || m.Body != "" || len(m.Data) != 1 || strings.Contains(string(m.Raw), `"notification"`) {
+			t.Errorf("a wake-up is data only: title %q, body %q, data %v, raw %s", m.Title, m.Body, m.Data, m.Raw)
+		}
+		if m.AndroidCollapseKey != "sync" || m.APNSHeaders["apns-collapse-id"] != "sync" || m.WebpushHeaders["Topic"] != "sync" {
+			t.Errorf("collapse keys: android %q, apns %q, web %q; want sync", m.AndroidCollapseKey, m.APNSHeaders["apns-collapse-id"], m.WebpushHeaders["Topic"])
+		}
+		if m.APNSHeaders["apns-push-type"] != "background" || m.APNSHeaders["apns-priority"] != "5" ||
+			!strings.Contains(string(m.Raw), `"content-available":1`) || m.AndroidPriority != "normal" {
+			t.Errorf("not a background push: apns %v, android priority %q, raw %s", m.APNSHeaders, m.AndroidPriority, m.Raw)
+		}
+	}
+	// The former assignee and everyone else: no wake-up. Hanna's alert is pushed as ever.
+	for tok := range woken {
+		if !slices.Contains(w.tokens[w.hospital2], tok) {
+			t.Errorf("a wake-up went to %s, not Hanna's", tok)
+		}
+	}
+	assigned := one(t, b.notifications(t), w.hospital2, "task_assigned")
+	for _, tok := range w.tokens[w.hospital2] {
+		alerts := 0
+		for _, m := range sentTo(after, tok) {
+			if m.Data["notification_id"] == assigned.ID.String() {
+				alerts++
+			}
+		}
+		if alerts != 1 {
+			t.Errorf("Hanna's phone %s got %d alerts, want 1", tok, alerts)
+		}
+	}
+	// No inbox entry of its own: the notifications are the alerts'.
+	for _, n := range b.notifications(t) {
+		if n.Kind == "sync" {
+			t.Errorf("a wake-up is in the inbox: %+v", n)
+		}
+	}
+	var rows int
+	if err := b.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM notification_deliveries WHERE kind = 'sync' AND state = 'sent'`).Scan(&rows); err != nil || rows != 3 {
+		t.Errorf("%d sent wake-up deliveries (%v), want 3: Hugo's at dispatch, Hanna's two", rows, err)
 	}
 }

@@ -46,6 +46,9 @@ type Config struct {
 	// PushTTL is how long FCM keeps a message for a phone that is off (default 72 h; the inbox
 	// has it for longer).
 	PushTTL time.Duration
+	// NoWake turns the wake-ups off: no data-only "sync now" push when a task enters a rep's
+	// scope (wake.go); notifications are pushed as ever.
+	NoWake bool
 	// Heartbeat is how often an idle event stream gets a comment, so that proxies keep it open,
 	// and the caller's session is checked again (default 20 s).
 	Heartbeat time.Duration

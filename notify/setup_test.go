@@ -75,10 +75,12 @@ type bundle struct {
 type options struct {
 	pushOff  bool
 	noWorker bool // queue deliveries, but work none (River not started)
+	wake     bool // send wake-ups (wake.go) too; the other tests count alerts only
 }
 
 func pushOff(o *options)  { o.pushOff = true }
 func noWorker(o *options) { o.noWorker = true }
+func withWake(o *options) { o.wake = true }
 
 // setup builds the service (apptest.New, as serve does) with its notifications delivering
 // through the real firebase SDK to a fake FCM, and a branch with the call centre's integration.
@@ -89,7 +91,7 @@ func setup(t testing.TB, opts ...func(*options)) *bundle {
 		opt(&o)
 	}
 	b := &bundle{db: testenv.DB(t), fcm: newFakeFCM(t)}
-	var via []func(*apptest.Setup)
+	via := []func(*apptest.Setup){func(s *apptest.Setup) { s.NoPushWake = !o.wake }}
 	if !o.pushOff {
 		via = append(via, pushVia(sender(t, b.fcm)))
 	}
@@ -137,6 +139,7 @@ func (b *bundle) replicaOver(t testing.TB, pool *pgxpool.Pool, name string, star
 	t.Helper()
 	a := apptest.New(t, append([]func(*apptest.Setup){func(s *apptest.Setup) {
 		s.Deps.Pool, s.JobsID, s.NoNotifications, s.Idle = pool, name, false, true
+		s.NoPushWake = true // unless a test asks for them (withWake)
 	}}, opts...)...)
 	if start {
 		b.start(t, a.Jobs)

@@ -107,10 +107,14 @@ func TestRefreshTokenReuseRevokesTheSession(t *testing.T) {
 	login, _ := b.newUser(t, "rep")
 	stolen := b.login(t, login)
 
-	// The owner refreshes; then the thief (or a replay) presents the old token.
+	// The owner refreshes and refreshes again with the new token (so it got the answer); then the
+	// thief presents the old token, within the grace window of a lost answer.
 	r := b.do(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": stolen.RefreshToken})
 	expect(t, r, http.StatusOK, "")
 	var owners account.Tokens
+	r.json(t, &owners)
+	r = b.do(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": owners.RefreshToken})
+	expect(t, r, http.StatusOK, "")
 	r.json(t, &owners)
 
 	expect(t, b.do(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": stolen.RefreshToken}), 401, "refresh_token_reused")
@@ -121,6 +125,63 @@ func TestRefreshTokenReuseRevokesTheSession(t *testing.T) {
 
 	// Signing in again works.
 	expect(t, b.do(t, "GET", "/v1/me", b.login(t, login).AccessToken, nil), http.StatusOK, "")
+}
+
+// refresh presents token and returns the answer.
+func (b *bundle) refresh(t *testing.T, token string) account.Tokens {
+	t.Helper()
+	r := b.do(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": token})
+	expect(t, r, http.StatusOK, "")
+	var tokens account.Tokens
+	r.json(t, &tokens)
+	return tokens
+}
+
+func TestALostRefreshAnswerIsGivenAgainOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	login, _ := b.newUser(t, "rep")
+	first := b.login(t, login)
+
+	// The refresh's answer is lost on the way; the phone presents the same token again.
+	lost := b.refresh(t, first.RefreshToken)
+	again := b.refresh(t, first.RefreshToken)
+	if again.RefreshToken != lost.RefreshToken {
+		t.Fatal("the retried refresh returned another refresh token")
+	}
+	if again.AccessToken == first.AccessToken || again.User.ID != first.User.ID {
+		t.Fatalf("retried refresh: %+v", again)
+	}
+	// One session: both access tokens work, and the new refresh token refreshes.
+	expect(t, b.do(t, "GET", "/v1/me", again.AccessToken, nil), http.StatusOK, "")
+	expect(t, b.do(t, "GET", "/v1/me", lost.AccessToken, nil), http.StatusOK, "")
+	next := b.refresh(t, again.RefreshToken)
+	expect(t, b.do(t, "GET", "/v1/me", next.AccessToken, nil), http.StatusOK, "")
+
+	// Once only: the second answer is lost too, and a third try is reuse.
+	lost = b.refresh(t, next.RefreshToken)
+	if b.refresh(t, next.RefreshToken).RefreshToken != lost.RefreshToken {
+		t.Fatal("the retried refresh returned another refresh token")
+	}
+	expect(t, b.do(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": next.RefreshToken}), 401, "refresh_token_reused")
+	expect(t, b.do(t, "GET", "/v1/me", lost.AccessToken, nil), 401, "session_revoked")
+	expect(t, b.do(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": lost.RefreshToken}), 401, "session_revoked")
+	var reason string
+	if err := b.db.Pool.QueryRow(context.Background(), `SELECT revoke_reason FROM sessions WHERE user_id = $1`, first.User.ID).Scan(&reason); err != nil || reason != "refresh_token_reused" {
+		t.Fatalf("session revoked for %q (%v), want refresh_token_reused", reason, err)
+	}
+}
+
+func TestARefreshPresentedAgainAfterTheGraceRevokesTheSession(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	login, _ := b.newUser(t, "rep")
+	first := b.login(t, login)
+	lost := b.refresh(t, first.RefreshToken)
+
+	b.clock.Set(account.DefaultRefreshGrace + time.Second)
+	expect(t, b.do(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": first.RefreshToken}), 401, "refresh_token_reused")
+	expect(t, b.do(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": lost.RefreshToken}), 401, "session_revoked")
 }
 
 func TestLogoutEndsTheSession(t *testing.T) {

@@ -93,6 +93,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		JWTAudience:     r.str("FIELDSYNC_JWT_AUDIENCE", "fieldsync-api"),
 		AccessTokenTTL:  r.duration("FIELDSYNC_ACCESS_TOKEN_TTL", 15*time.Minute),
 		RefreshTokenTTL: r.duration("FIELDSYNC_REFRESH_TOKEN_TTL", 60*24*time.Hour),
+		RefreshGrace:    r.duration("FIELDSYNC_REFRESH_GRACE", account.DefaultRefreshGrace),
 		S3: media.Config{
 			Endpoint:  r.str("FIELDSYNC_S3_ENDPOINT", ""),
 			AccessKey: r.str("FIELDSYNC_S3_ACCESS_KEY", ""),
@@ -175,6 +176,9 @@ func (c *config) validateServe() error {
 	}
 	if c.RefreshTokenTTL < time.Hour {
 		errs = append(errs, errors.New("FIELDSYNC_REFRESH_TOKEN_TTL must be at least 1h (phones stay offline for days)"))
+	}
+	if c.RefreshGrace < time.Second || c.RefreshGrace > 5*time.Minute {
+		errs = append(errs, errors.New("FIELDSYNC_REFRESH_GRACE must be between 1s and 5m: a lost answer is retried soon, and a stolen token must not be of use for long"))
 	}
 	if c.S3.Endpoint == "" {
 		errs = append(errs, errors.New("FIELDSYNC_S3_ENDPOINT is required: host:port of the S3-compatible object store"))

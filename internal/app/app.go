@@ -166,6 +166,7 @@ func accountConfig(cfg Config) account.Config {
 	return account.Config{
 		Tokens:          account.TokenConfig{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL},
 		RefreshTokenTTL: cfg.RefreshTokenTTL,
+		RefreshGrace:    cfg.RefreshGrace,
 		Password:        password,
 		Throttle: account.ThrottleConfig{PerLogin: cfg.LoginFailuresPerLogin, PerAddress: cfg.LoginFailuresPerAddress,
 			Window: cfg.LoginWindow},
@@ -218,7 +219,7 @@ func (a *App) newMedia(deps Deps, workers *river.Workers, now func() time.Time) 
 func (a *App) newNotify(ctx context.Context, deps Deps, workers *river.Workers, now func() time.Time) error {
 	cfg := a.cfg
 	ncfg := notify.Config{MaxStreamsPerUser: cfg.StreamsPerUser, Heartbeat: cfg.Heartbeat,
-		MaxWorkers: cfg.PushWorkers, MaxSends: cfg.PushSends, Sender: deps.Sender}
+		MaxWorkers: cfg.PushWorkers, MaxSends: cfg.PushSends, Sender: deps.Sender, NoWake: cfg.NoPushWake}
 	switch {
 	case ncfg.Sender != nil:
 	case cfg.FirebaseCredentialsFile == "":

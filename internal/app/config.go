@@ -21,6 +21,9 @@ type Config struct {
 	JWTAudience     string
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
+	// RefreshGrace is how long a used refresh token may be presented again, once, for the same
+	// new pair (its answer was lost); zero: account.DefaultRefreshGrace.
+	RefreshGrace time.Duration
 
 	// S3 is the object store of documents. An empty Endpoint builds no documents service (tests
 	// of other parts; serve requires one).
@@ -87,4 +90,7 @@ type Config struct {
 	// NoNotifications builds no notifications service: no rules, no push, no event stream (tests
 	// of other parts, whose pulls then hold no notifications).
 	NoNotifications bool
+	// NoPushWake sends no wake-up pushes (a data-only "sync now" to a rep's phones when a task
+	// enters their scope): tests of the alerts, which count every message FCM gets.
+	NoPushWake bool
 }
