@@ -182,11 +182,20 @@ func (d *Device) Client() *client.Client { return d.client }
 // Network returns the device's network, to make it flaky (nil for a device given a Protocol).
 func (d *Device) Network() *Network { return d.net }
 
-// GoOffline cuts the device off: its requests fail at once, and its user keeps working.
-func (d *Device) GoOffline() { d.net.SetOnline(false) }
+// GoOffline cuts the device off: its requests fail at once, and its user keeps working. A device
+// given a Protocol has no network to cut: its caller decides when it syncs.
+func (d *Device) GoOffline() {
+	if d.net != nil {
+		d.net.SetOnline(false)
+	}
+}
 
 // GoOnline connects the device again. Nothing is sent until the next Sync.
-func (d *Device) GoOnline() { d.net.SetOnline(true) }
+func (d *Device) GoOnline() {
+	if d.net != nil {
+		d.net.SetOnline(true)
+	}
+}
 
 // Online reports whether the device is connected (a device given a Protocol always is: its
 // caller decides when it syncs).
