@@ -3,9 +3,11 @@ package sync_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"reflect"
 	"slices"
@@ -31,50 +33,117 @@ import (
 //
 // Everything runs in one goroutine from one seed, so a failure replays: FIELDSYNC_SEED=<seed>.
 
-// convDevice is one phone or screen.
+// convDevice is one phone or screen: the simulator's device (sim.Device: its store, outbox,
+// cursor and the rules for taking results), reaching the engine through an engineLink instead of
+// HTTP, so that everything stays in this goroutine and a seed replays.
 type convDevice struct {
-	id *fieldsync.Identity
-	// store is the device's copy, kept by the simulator's rules (sim.Store): a late push result
-	// never revives a record a pull removed.
-	store *sim.Store
-	// overlay is what the device shows over store: the fields its queued mutations changed.
-	overlay map[string]map[string]any
-	outbox  []sync.Mutation
-	cursor  string
+	*sim.Device
+	id   *fieldsync.Identity
+	link *engineLink
 }
 
-// simKey is the store's key of a record named type:id.
-func simKey(key string) sim.Key {
-	i := strings.IndexByte(key, ':')
-	return sim.Key{Type: key[:i], ID: uuid.MustParse(key[i+1:])}
-}
+// idOf is the id of a record as a device shows it.
+func idOf(v map[string]any) uuid.UUID { return uuid.MustParse(v["id"].(string)) }
 
-// convKey is the type:id name of a store's key.
-func convKey(k sim.Key) string { return k.Type + ":" + k.ID.String() }
-
-// view returns the record as the device shows it: its stored data with queued edits over it.
-func (d *convDevice) view(key string) map[string]any {
-	var v map[string]any
-	if err := json.Unmarshal(d.store.Records[simKey(key)].Data, &v); err != nil {
-		panic(err)
-	}
-	maps.Copy(v, d.overlay[key])
-	return v
-}
-
-// keys returns the keys of the records of type typ the device holds, in order.
-func (d *convDevice) keys(typ string) []string {
+// heldKeys returns the type:id names of the records of type typ d holds, in order.
+func heldKeys(d *convDevice, typ string) []string {
 	var out []string
-	for k := range d.store.Records {
+	for k := range d.Store() {
 		if k.Type == typ {
-			out = append(out, convKey(k))
+			out = append(out, k.Type+":"+k.ID.String())
 		}
 	}
 	slices.Sort(out)
 	return out
 }
 
-func idOf(key string) uuid.UUID { return uuid.MustParse(key[strings.IndexByte(key, ':')+1:]) }
+// engineLink is a device's connection straight to the engine (a sim.Protocol). It records every
+// mutation the device sent and the first result of each (a lost one included), which every replay
+// must repeat, and loses the answer of a push when told to.
+type engineLink struct {
+	w *convWorld
+	d *convDevice
+	// lose makes the next push's answer never reach the device: the engine applies the
+	// mutations, the device keeps its outbox and sends the same mutations again later.
+	lose bool
+	// waitingSince is when the pull under way found itself short of the log's end.
+	waitingSince time.Time
+}
+
+// Push hands the mutations to the engine as the API does: decoded from their JSON.
+func (l *engineLink) Push(ctx context.Context, muts []client.Mutation) ([]client.Result, error) {
+	w := l.w
+	var in []sync.Mutation
+	viaJSON(w.t, muts, &in)
+	for _, m := range in {
+		w.mutations[m.ID] = m
+	}
+	results, err := w.f.engine.Push(ctx, l.d.id, in)
+	if err != nil {
+		w.t.Fatalf("push of %s: %v", l.d.id.Name, err)
+	}
+	for _, r := range results {
+		if _, ok := w.original[r.ID]; !ok {
+			w.original[r.ID] = r
+		}
+	}
+	var out []client.Result
+	viaJSON(w.t, results, &out)
+	if l.lose {
+		l.lose = false
+		return nil, &sim.LostPush{Results: out}
+	}
+	return out, nil
+}
+
+// Pull serves one page from the engine. The page says has_more until the device's cursor has
+// reached the end of the log as it is now: a change is served once every older transaction has
+// ended (the database is shared with other tests), so a pull that comes up short asks again a
+// moment later. It also checks that a pull never sends a record older than the device holds.
+func (l *engineLink) Pull(ctx context.Context, cursor string, limit int, _ time.Duration) (*client.Page, error) {
+	t, d := l.w.t, l.d
+	target := l.w.f.lastLogPos(t, d.id)
+	held := d.Store()
+	page := &client.Page{}
+	next, more, err := l.w.f.engine.Pull(ctx, d.id, sync.PullRequest{Cursor: cursor, Limit: limit}, func(ch sync.Change) error {
+		if h, ok := held[sim.Key{Type: ch.Type, ID: ch.ID}]; ok && ch.Op == "upsert" && h.Version > ch.Version {
+			return fmt.Errorf("%s: pull sent %s %s at version %d, older than the %d the device holds", d.id.Name, ch.Type, ch.ID, ch.Version, h.Version)
+		}
+		page.Changes = append(page.Changes, client.Change{Type: ch.Type, ID: ch.ID, Op: ch.Op, Version: ch.Version, Reason: ch.Reason, Data: ch.Data})
+		return nil
+	})
+	if fieldsync.ErrorCode(err) == "cursor_expired" {
+		return nil, &client.Error{Status: http.StatusGone, Code: "cursor_expired", Message: err.Error()}
+	}
+	if err != nil {
+		t.Fatalf("pull for %s: %v", d.id.Name, err)
+	}
+	snapshot, pos := cursorPos(t, next, d.id)
+	page.Cursor, page.HasMore = next, more || snapshot || pos.less(target)
+	switch {
+	case !page.HasMore || more:
+		l.waitingSince = time.Time{}
+	case l.waitingSince.IsZero():
+		l.waitingSince = time.Now()
+	case time.Since(l.waitingSince) > 30*time.Second:
+		t.Fatalf("pull for %s: cursor %v still short of %v after 30 s", d.id.Name, pos, target)
+	default:
+		time.Sleep(5 * time.Millisecond)
+	}
+	return page, nil
+}
+
+// viaJSON decodes into out what v encodes to, as the API and the client do on the wire.
+func viaJSON(t *testing.T, v, out any) {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err == nil {
+		err = json.Unmarshal(data, out)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
 
 // convWorld is one simulation.
 type convWorld struct {
@@ -94,12 +163,8 @@ type convWorld struct {
 	system []sync.Result
 	// setupVersion is the newest change version before the devices started.
 	setupVersion int64
-	stats        convStats
-}
-
-type convStats struct {
-	pushes, lostResponses, replayed, pulls, changes int
-	byStatus                                        map[string]int
+	// stats are the devices' counts: pushes, lost answers, replays checked, pulls.
+	stats *sim.Stats
 }
 
 func (w *convWorld) newID() uuid.UUID {
@@ -118,11 +183,14 @@ func (w *convWorld) chance(p float64) bool { return w.rng.Float64() < p }
 
 func newConvWorld(t *testing.T, seed uint64) *convWorld {
 	w := &convWorld{t: t, rng: rand.New(rand.NewPCG(seed, 0x5eed)), clock: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC),
-		mutations: map[uuid.UUID]sync.Mutation{}, original: map[uuid.UUID]sync.Result{}, stats: convStats{byStatus: map[string]int{}}}
+		mutations: map[uuid.UUID]sync.Mutation{}, original: map[uuid.UUID]sync.Result{}, stats: &sim.Stats{}}
 	w.f = newEngineFixture(t, 8)
 	w.f.newID = w.newID
 	dev := func(role, repKind string) *convDevice {
-		d := &convDevice{id: w.f.newUser(t, role, repKind), store: sim.NewStore(), overlay: map[string]map[string]any{}}
+		d := &convDevice{id: w.f.newUser(t, role, repKind)}
+		d.link = &engineLink{w: w, d: d}
+		d.Device = sim.NewDevice(sim.Config{Name: d.id.Name, Protocol: d.link, Stats: w.stats, PullLimit: 500,
+			NewID: w.newID, Now: func() time.Time { return w.clock }})
 		w.devices = append(w.devices, d)
 		return d
 	}
@@ -142,36 +210,12 @@ func newConvWorld(t *testing.T, seed uint64) *convWorld {
 	return w
 }
 
-// queue records an offline edit in d's outbox, based on the version of the record d holds.
+// queue records an offline edit in d's outbox, made a while after the last one (the device's
+// clock gives client_time). An edit of a record the device does not hold yet (its create is still
+// in the outbox) is not made.
 func (w *convWorld) queue(d *convDevice, typ, op string, entity uuid.UUID, fields map[string]any) {
 	w.clock = w.clock.Add(time.Duration(1+w.pick(600)) * time.Second)
-	clientTime := w.clock
-	m := sync.Mutation{ID: w.newID(), Type: typ, Op: op, EntityID: entity, ClientTime: &clientTime}
-	key := typ + ":" + entity.String()
-	if op != "create" {
-		v := d.store.Records[simKey(key)].Version
-		m.BaseVersion = &v
-	}
-	if len(fields) > 0 {
-		m.Fields = map[string]json.RawMessage{}
-		for name, v := range fields {
-			data, err := json.Marshal(v)
-			if err != nil {
-				w.t.Fatal(err)
-			}
-			m.Fields[name] = data
-			if op == "update" {
-				if d.overlay[key] == nil {
-					d.overlay[key] = map[string]any{}
-				}
-				var shown any
-				_ = json.Unmarshal(data, &shown)
-				d.overlay[key][name] = shown
-			}
-		}
-	}
-	d.outbox = append(d.outbox, m)
-	w.mutations[m.ID] = m
+	d.Queue(typ, op, entity, fields)
 }
 
 var (
@@ -182,17 +226,17 @@ var (
 // repEdit is a field rep working a task of theirs offline.
 func (w *convWorld) repEdit(d *convDevice) {
 	me := d.id.UserID.String()
-	var mine []string
-	for _, k := range d.keys(sync.TypeTask) {
-		if d.view(k)["assignee_id"] == me {
-			mine = append(mine, k)
+	var mine []map[string]any
+	for _, task := range d.List(sync.TypeTask) {
+		if task["assignee_id"] == me {
+			mine = append(mine, task)
 		}
 	}
 	if len(mine) == 0 {
 		return
 	}
-	key := mine[w.pick(len(mine))]
-	task, taskID := d.view(key), idOf(key)
+	task := mine[w.pick(len(mine))]
+	taskID := idOf(task)
 	switch w.pick(11) {
 	case 0, 1, 2: // move the task along
 		next := ""
@@ -246,18 +290,17 @@ func (w *convWorld) repEdit(d *convDevice) {
 			"kind": docKinds[w.pick(len(docKinds))], "file_name": "IMG_" + strconv.Itoa(w.pick(10000)) + ".jpg",
 			"content_type": "image/jpeg", "size_bytes": 1000 + w.pick(1e6)})
 	case 7: // throw away a photo not yet reviewed
-		var docs []string
-		for _, k := range d.keys(sync.TypeDocument) {
-			doc := d.view(k)
+		var docs []map[string]any
+		for _, doc := range d.List(sync.TypeDocument) {
 			if doc["uploader_id"] == me && (doc["status"] == "pending_upload" || doc["status"] == "rejected") {
-				docs = append(docs, k)
+				docs = append(docs, doc)
 			}
 		}
 		if len(docs) > 0 {
 			w.queue(d, sync.TypeDocument, "delete", idOf(docs[w.pick(len(docs))]), nil)
 		}
 	case 8, 9: // the customer gave a new phone number or address
-		customers := d.keys(sync.TypeCustomer)
+		customers := d.List(sync.TypeCustomer)
 		if len(customers) == 0 {
 			return
 		}
@@ -272,12 +315,12 @@ func (w *convWorld) repEdit(d *convDevice) {
 
 // managerEdit is the branch manager at their screen, also offline at times.
 func (w *convWorld) managerEdit(d *convDevice) {
-	tasks := d.keys(sync.TypeTask)
+	tasks := d.List(sync.TypeTask)
 	if len(tasks) == 0 {
 		return
 	}
-	key := tasks[w.pick(len(tasks))]
-	task, taskID := d.view(key), idOf(key)
+	task := tasks[w.pick(len(tasks))]
+	taskID := idOf(task)
 	otherRep := func() string {
 		for {
 			r := w.reps[w.pick(len(w.reps))].id.UserID.String()
@@ -336,14 +379,14 @@ func (w *convWorld) managerEdit(d *convDevice) {
 		})
 		w.queue(d, sync.TypeTask, "update", taskID, map[string]any{"checklist": list})
 	case 6:
-		customers := d.keys(sync.TypeCustomer)
+		customers := d.List(sync.TypeCustomer)
 		field := []string{"name", "phone"}[w.pick(2)]
 		w.queue(d, sync.TypeCustomer, "update", idOf(customers[w.pick(len(customers))]), map[string]any{field: "M " + strconv.Itoa(w.pick(1e6))})
 	case 7: // a new task on a claim still being worked
-		var claims []string
-		for _, k := range d.keys(sync.TypeClaim) {
-			if s := d.view(k)["status"]; s != "paid" && s != "rejected" && s != "approved" {
-				claims = append(claims, k)
+		var claims []map[string]any
+		for _, claim := range d.List(sync.TypeClaim) {
+			if s := claim["status"]; s != "paid" && s != "rejected" && s != "approved" {
+				claims = append(claims, claim)
 			}
 		}
 		if len(claims) == 0 {
@@ -355,15 +398,15 @@ func (w *convWorld) managerEdit(d *convDevice) {
 	case 8:
 		w.queue(d, sync.TypeTaskNote, "create", w.newID(), map[string]any{"task_id": taskID, "body": "Manager note " + strconv.Itoa(w.pick(1000))})
 	case 9:
-		docs := d.keys(sync.TypeDocument)
+		docs := d.List(sync.TypeDocument)
 		if len(docs) > 0 && w.chance(0.5) {
 			w.queue(d, sync.TypeDocument, "delete", idOf(docs[w.pick(len(docs))]), nil)
 		}
 	case 10:
-		claims := d.keys(sync.TypeClaim)
+		claims := d.List(sync.TypeClaim)
 		w.queue(d, sync.TypeClaim, "update", idOf(claims[w.pick(len(claims))]), map[string]any{"description": "Manager says " + strconv.Itoa(w.pick(1000))})
 	case 11: // a field that is the processor's: rejected
-		claims := d.keys(sync.TypeClaim)
+		claims := d.List(sync.TypeClaim)
 		w.queue(d, sync.TypeClaim, "update", idOf(claims[w.pick(len(claims))]), map[string]any{"amount_paid": 100})
 	}
 }
@@ -372,10 +415,10 @@ func (w *convWorld) managerEdit(d *convDevice) {
 func (w *convWorld) processorEdit(d *convDevice) {
 	switch w.pick(8) {
 	case 0, 1, 2, 3: // review an uploaded document
-		var docs []string
-		for _, k := range d.keys(sync.TypeDocument) {
-			if d.view(k)["status"] == "uploaded" {
-				docs = append(docs, k)
+		var docs []map[string]any
+		for _, doc := range d.List(sync.TypeDocument) {
+			if doc["status"] == "uploaded" {
+				docs = append(docs, doc)
 			}
 		}
 		if len(docs) == 0 {
@@ -387,28 +430,28 @@ func (w *convWorld) processorEdit(d *convDevice) {
 		}
 		w.queue(d, sync.TypeDocument, "update", idOf(docs[w.pick(len(docs))]), fields)
 	case 4:
-		claims := d.keys(sync.TypeClaim)
+		claims := d.List(sync.TypeClaim)
 		if len(claims) > 0 {
 			w.queue(d, sync.TypeClaim, "update", idOf(claims[w.pick(len(claims))]), map[string]any{"description": "Processor says " + strconv.Itoa(w.pick(1000))})
 		}
 	case 5, 6: // decide a claim
-		claims := d.keys(sync.TypeClaim)
+		claims := d.List(sync.TypeClaim)
 		if len(claims) == 0 {
 			return
 		}
-		key := claims[w.pick(len(claims))]
-		switch d.view(key)["status"] {
+		claim := claims[w.pick(len(claims))]
+		switch claim["status"] {
 		case "under_review":
 			next := "approved"
 			if w.chance(0.2) {
 				next = "collecting"
 			}
-			w.queue(d, sync.TypeClaim, "update", idOf(key), map[string]any{"status": next})
+			w.queue(d, sync.TypeClaim, "update", idOf(claim), map[string]any{"status": next})
 		case "approved":
-			w.queue(d, sync.TypeClaim, "update", idOf(key), map[string]any{"status": "paid", "amount_paid": 50000 + w.pick(1e5)})
+			w.queue(d, sync.TypeClaim, "update", idOf(claim), map[string]any{"status": "paid", "amount_paid": 50000 + w.pick(1e5)})
 		}
 	case 7: // a field that is the manager's: rejected
-		tasks := d.keys(sync.TypeTask)
+		tasks := d.List(sync.TypeTask)
 		if len(tasks) > 0 && w.chance(0.2) {
 			w.queue(d, sync.TypeTask, "update", idOf(tasks[w.pick(len(tasks))]), map[string]any{"title": "Processor title"})
 		}
@@ -462,76 +505,19 @@ func (w *convWorld) uploadsComplete() {
 // push sends d's outbox. With lose set the device never sees the answer: it keeps its outbox
 // and will push the same mutations again.
 func (w *convWorld) push(d *convDevice, lose bool) {
-	if len(d.outbox) == 0 {
-		return
-	}
-	w.stats.pushes++
-	results, err := w.f.engine.Push(context.Background(), d.id, d.outbox)
-	if err != nil {
+	d.link.lose = lose
+	err := d.Push(context.Background())
+	if err != nil && !(lose && errors.Is(err, sim.ErrDropped)) {
 		w.t.Fatalf("push of %s: %v", d.id.Name, err)
 	}
-	if len(results) != len(d.outbox) {
-		w.t.Fatalf("push of %s: %d results for %d mutations", d.id.Name, len(results), len(d.outbox))
-	}
-	for i, r := range results {
-		m := d.outbox[i]
-		if r.ID != m.ID {
-			w.t.Fatalf("result %d is for %s, want %s", i, r.ID, m.ID)
-		}
-		if first, ok := w.original[m.ID]; ok {
-			w.stats.replayed++
-			if !sameJSON(w.t, first, r) {
-				w.t.Errorf("a replayed mutation %s (%s %s) got another result:\nfirst:  %s\nreplay: %s", m.ID, m.Op, m.Type, jsonOf(first), jsonOf(r))
-			}
-		} else {
-			w.original[m.ID] = r
-			status := r.Status
-			if r.Error != nil {
-				status += " " + r.Error.Code
-			}
-			w.stats.byStatus[status]++
-		}
-	}
-	if lose {
-		w.stats.lostResponses++
-		return
-	}
-	for i, r := range results {
-		m := d.outbox[i]
-		key := m.Type + ":" + m.EntityID.String()
-		switch {
-		case r.Status == sync.StatusRejected:
-		case m.Op == "delete" && r.Status == sync.StatusApplied:
-			d.store.Drop(simKey(key))
-		default:
-			// The store's rule: an old result never replaces a newer pull, and never revives a
-			// record a pull removed since (a replayed create's result is the original one,
-			// from before the removal).
-			d.store.Keep(simKey(key), r.Version, r.Entity)
-		}
-	}
-	d.outbox = nil
-	clear(d.overlay)
+	d.link.lose = false // an empty outbox sent nothing to lose
 }
 
 // pull brings d up to date, applying every change to its store.
 func (w *convWorld) pull(d *convDevice) {
-	w.stats.pulls++
-	d.cursor = w.f.pullUntilCaughtUp(w.t, d.id, d.cursor, func(ch sync.Change) error {
-		w.stats.changes++
-		key := ch.Type + ":" + ch.ID.String()
-		switch ch.Op {
-		case "upsert":
-			if held, ok := d.store.Records[simKey(key)]; ok && held.Version > ch.Version {
-				return fmt.Errorf("%s: pull sent %s at version %d, older than the %d the device holds", d.id.Name, key, ch.Version, held.Version)
-			}
-		case "delete":
-		default:
-			return fmt.Errorf("unknown op %q", ch.Op)
-		}
-		d.store.Apply(client.Change{Type: ch.Type, ID: ch.ID, Op: ch.Op, Version: ch.Version, Data: ch.Data})
-		return nil
-	})
+	if err := d.Pull(context.Background(), 0); err != nil {
+		w.t.Fatalf("pull of %s: %v", d.id.Name, err)
+	}
 }
 
 // run plays rounds of offline work and reconnections, then brings everyone online.
@@ -596,8 +582,9 @@ func (w *convWorld) checkConverged() {
 	t := w.t
 	for _, d := range w.devices {
 		want := w.f.snapshotOf(t, d.id)
-		for k, rec := range d.store.Records {
-			key := convKey(k)
+		held := d.Store()
+		for k, rec := range held {
+			key := k.Type + ":" + k.ID.String()
 			data, ok := want[key]
 			switch {
 			case !ok:
@@ -607,7 +594,8 @@ func (w *convWorld) checkConverged() {
 			}
 		}
 		for key := range want {
-			if _, ok := d.store.Records[simKey(key)]; !ok {
+			i := strings.IndexByte(key, ':')
+			if _, ok := held[sim.Key{Type: key[:i], ID: uuid.MustParse(key[i+1:])}]; !ok {
 				t.Errorf("%s lacks %s", d.id.Name, key)
 			}
 		}
@@ -633,7 +621,7 @@ func (w *convWorld) checkConverged() {
 		}
 		rows.Close()
 		slices.Sort(scope)
-		if got := d.keys(typ); !slices.Equal(got, scope) {
+		if got := heldKeys(d, typ); !slices.Equal(got, scope) {
 			t.Errorf("%s holds the %ss %v, its scope is %v", d.id.Name, typ, got, scope)
 		}
 	}
@@ -914,9 +902,11 @@ func TestDevicesConvergeAfterWorkingOffline(t *testing.T) {
 			w.checkConverged()
 			w.checkAppliedOnce()
 			byRule := w.checkConflicts()
-			t.Logf("%d mutations %v, %d system writes; %d pushes (%d responses lost, %d mutations replayed); %d pulls, %d changes; conflicts %v",
-				len(w.original), w.stats.byStatus, len(w.system), w.stats.pushes, w.stats.lostResponses, w.stats.replayed,
-				w.stats.pulls, w.stats.changes, byRule)
+			st := w.stats.Totals()
+			if st.ReplayMismatches != 0 {
+				t.Errorf("%d replayed mutations got another result than the first time; the last: %s", st.ReplayMismatches, st.LastError)
+			}
+			t.Logf("%d mutations, %d system writes; %s; rejections %v; conflicts %v", len(w.original), len(w.system), st, st.Rejections, byRule)
 		})
 	}
 }

@@ -19,42 +19,46 @@ import (
 	"github.com/google/uuid"
 )
 
-// The scenario's phones and screens: each is a device as an app keeps it (the records of its
-// scope, its pull cursor, its outbox of queued writes) over internal/client. A phone may have a
-// flaky network in front of it.
+// The scenario's phones and screens are the simulator's devices (sim.Device: the records of a
+// scope, the pull cursor, the outbox of queued writes, the rules for taking results), driven step
+// by step by the story instead of at random. A phone may have a flaky network in front of it.
 
 // pullLimit is small so that every pull of the scenario, snapshots included, comes in pages.
 const pullLimit = 7
 
-// device is one app install: who is signed in, the local copy of their scope, the cursor, and the
-// writes made offline that wait for the network.
+// device is one app install, with the test's helpers to drive and read it.
 type device struct {
-	t      *testing.T
-	name   string
-	c      *client.Client
-	link   *flakyNet  // nil: a steady connection
-	store  *sim.Store // the rules of a client's copy are the simulator's
-	cursor string
-	outbox []client.Mutation
-	// pushAttempts counts every push request sent, retries included.
-	pushAttempts int
+	t    *testing.T
+	name string
+	sim  *sim.Device
+	c    *client.Client
+	// results collects the push results of the sync under way, by mutation id.
+	results map[uuid.UUID]client.Result
 }
 
-func newDevice(t *testing.T, baseURL, name string, link *flakyNet) *device {
-	hc := &http.Client{Timeout: 30 * time.Second}
+// newDevice makes the device of the user login (whose name it takes) with password, over link
+// (nil: a steady connection).
+func newDevice(t *testing.T, baseURL, login, password string, link *flakyNet) *device {
+	d := &device{t: t, name: login}
+	cfg := sim.Config{Server: baseURL, Login: login, Password: password, PullLimit: pullLimit,
+		OnResult: func(_ client.Mutation, r client.Result) {
+			if d.results != nil {
+				d.results[r.ID] = r
+			}
+		}}
 	if link != nil {
-		hc.Transport = link
+		cfg.Transport = link
 	}
-	d := &device{t: t, name: name, link: link, store: sim.NewStore()}
-	d.c = client.New(baseURL, hc, client.Device{ID: uuid.New(), Platform: "android", Name: name + "'s phone", AppVersion: "1.4.0"})
+	d.sim = sim.NewDevice(cfg)
+	d.c = d.sim.Client()
 	return d
 }
 
 // signIn logs the device in, registers its push token and takes its first snapshot.
-func (d *device) signIn(ctx context.Context, login, password, pushToken string) {
+func (d *device) signIn(ctx context.Context, pushToken string) {
 	d.t.Helper()
-	if err := d.c.Login(ctx, login, password); err != nil {
-		d.t.Fatalf("%s: login: %v", d.name, err)
+	if err := d.sim.SignIn(ctx); err != nil {
+		d.t.Fatalf("%s: %v", d.name, err)
 	}
 	if pushToken != "" {
 		err := d.c.Do(ctx, http.MethodPut, "/v1/devices/current/push-token", map[string]string{"token": pushToken, "platform": "android"}, nil)
@@ -71,52 +75,41 @@ func (d *device) id() uuid.UUID { return d.c.User().ID }
 // queue puts a write in the outbox, as an app does whether or not it is online.
 func (d *device) queue(typ, op string, entity uuid.UUID, fields map[string]any) uuid.UUID {
 	d.t.Helper()
-	m := client.Mutation{ID: uuid.Must(uuid.NewV7()), Type: typ, Op: op, EntityID: entity, Fields: fields, ClientTime: time.Now().UTC()}
-	if op != "create" {
-		m.BaseVersion = d.version(typ, entity)
+	id, ok := d.sim.Queue(typ, op, entity, fields)
+	if !ok {
+		d.t.Fatalf("%s's device holds no %s %s to write to", d.name, typ, entity)
 	}
-	d.outbox = append(d.outbox, m)
-	return m.ID
+	return id
+}
+
+// pushAttempts counts every push request sent, retries included.
+func (d *device) pushAttempts() int {
+	st := d.sim.Stats()
+	return st.Pushes + st.PushesLost
 }
 
 // sync pushes the outbox, then pulls until the device is up to date. A push whose answer does not
 // arrive is sent again, the same mutations with the same ids, as long as the network is to blame.
 // It returns the push's results by mutation id.
 func (d *device) sync(ctx context.Context) (map[uuid.UUID]client.Result, error) {
-	results := map[uuid.UUID]client.Result{}
-	if len(d.outbox) > 0 {
-		muts := d.outbox
-		var res []client.Result
-		var err error
-		for attempt := 1; ; attempt++ {
-			d.pushAttempts++
-			res, err = d.c.Push(ctx, muts)
-			if err == nil || !client.Retryable(err) || attempt == 5 || ctx.Err() != nil {
-				break
-			}
-			select { // an app backs off; the scenario need not wait long
-			case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
-			case <-ctx.Done():
-			}
+	d.results = map[uuid.UUID]client.Result{}
+	defer func() { d.results = nil }()
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = d.sim.Push(ctx)
+		if err == nil || !client.Retryable(err) || attempt == 5 || ctx.Err() != nil {
+			break
 		}
-		if err != nil {
-			return nil, fmt.Errorf("push: %w", err)
+		select { // an app backs off; the scenario need not wait long
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+		case <-ctx.Done():
 		}
-		if len(res) != len(muts) {
-			return nil, fmt.Errorf("push: %d results for %d mutations", len(res), len(muts))
-		}
-		for i, r := range res {
-			if r.ID != muts[i].ID {
-				return nil, fmt.Errorf("push: result %d is for %s, want %s", i, r.ID, muts[i].ID)
-			}
-			results[r.ID] = r
-			if r.Status != "rejected" && len(r.Entity) > 0 {
-				d.keep(muts[i].Type, muts[i].EntityID, r.Entity)
-			}
-		}
-		d.outbox = nil
 	}
-	return results, d.pull(ctx, 0)
+	if err != nil {
+		return nil, fmt.Errorf("push: %w", err)
+	}
+	results := d.results
+	return results, d.sim.Pull(ctx, 0)
 }
 
 func (d *device) mustSync(ctx context.Context) map[uuid.UUID]client.Result {
@@ -139,7 +132,7 @@ func (d *device) syncUntil(ctx context.Context, what string, cond func() bool) m
 		if time.Now().After(deadline) {
 			d.t.Fatalf("%s's device: still not %s after 20s", d.name, what)
 		}
-		if err := d.pull(ctx, time.Second); err != nil {
+		if err := d.sim.Pull(ctx, time.Second); err != nil {
 			d.t.Fatalf("%s: %v", d.name, err)
 		}
 	}
@@ -152,65 +145,29 @@ func (d *device) converged(ctx context.Context, timeout time.Duration) string {
 	d.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		if err := d.pull(ctx, 0); err != nil {
+		if err := d.sim.Pull(ctx, 0); err != nil {
 			d.t.Fatalf("%s: %v", d.name, err)
 		}
-		fresh, err := d.snapshot(ctx)
+		fresh, err := d.sim.Snapshot(ctx)
 		if err != nil {
 			d.t.Fatalf("%s: snapshot: %v", d.name, err)
 		}
-		s := strings.Join(sim.Diff(d.store.Records, fresh), "\n")
+		s := strings.Join(sim.Diff(d.sim.Store(), fresh), "\n")
 		if s == "" || time.Now().After(deadline) {
 			return s
 		}
 		// The snapshot reads the tables; the change log may still hold back a change behind an
 		// older open transaction (anyone's: the database is shared): pull again when it is served.
-		if err := d.pull(ctx, time.Second); err != nil {
+		if err := d.sim.Pull(ctx, time.Second); err != nil {
 			d.t.Fatalf("%s: %v", d.name, err)
 		}
 	}
 }
 
-// pull applies every change since the cursor, page by page, until the server says there is no
-// more. With wait, the first page long-polls for a change when there is none yet.
-func (d *device) pull(ctx context.Context, wait time.Duration) error {
-	for {
-		page, err := d.c.Pull(ctx, d.cursor, pullLimit, wait)
-		wait = 0
-		if err != nil {
-			return fmt.Errorf("pull: %w", err)
-		}
-		for _, ch := range page.Changes {
-			if ch.Op != "upsert" && ch.Op != "delete" {
-				return fmt.Errorf("pull: change with op %q", ch.Op)
-			}
-			d.store.Apply(ch)
-		}
-		d.cursor = page.Cursor
-		if !page.HasMore {
-			return nil
-		}
-	}
-}
-
-// keep stores a record a write answered with, as the simulator's store keeps it: not over a newer
-// one, and not back after a pull removed it.
-func (d *device) keep(typ string, id uuid.UUID, data json.RawMessage) {
-	d.store.Keep(sim.Key{Type: typ, ID: id}, versionOf(data), data)
-}
-
 // get is the device's copy of a record.
 func (d *device) get(typ string, id uuid.UUID) (json.RawMessage, bool) {
-	r, ok := d.store.Records[sim.Key{Type: typ, ID: id}]
+	r, ok := d.sim.Record(typ, id)
 	return r.Data, ok
-}
-
-func versionOf(data json.RawMessage) int64 {
-	var v struct {
-		Version int64 `json:"version"`
-	}
-	_ = json.Unmarshal(data, &v)
-	return v.Version
 }
 
 // record returns the device's copy of a record, failing the test if it has none.
@@ -239,17 +196,17 @@ func (d *device) field(typ string, id uuid.UUID, name string) any {
 
 func (d *device) version(typ string, id uuid.UUID) int64 {
 	d.t.Helper()
-	data, ok := d.get(typ, id)
+	r, ok := d.sim.Record(typ, id)
 	if !ok {
 		d.t.Fatalf("%s's device holds no %s %s to write to", d.name, typ, id)
 	}
-	return versionOf(data)
+	return r.Version
 }
 
 // records returns the device's records of a type that match, in no particular order.
 func (d *device) records(typ string, match func(map[string]any) bool) []map[string]any {
 	var out []map[string]any
-	for k, rec := range d.store.Records {
+	for k, rec := range d.sim.Store() {
 		if k.Type != typ {
 			continue
 		}
@@ -268,7 +225,7 @@ func (d *device) inbox(kind string, entity uuid.UUID) []map[string]any {
 	})
 }
 
-// command sends a screen's command and keeps the record it answers with.
+// command sends a screen's command and keeps the record it answers with, by the store's rules.
 func (d *device) command(ctx context.Context, typ, path string, body any) map[string]any {
 	d.t.Helper()
 	var res client.Result
@@ -279,34 +236,11 @@ func (d *device) command(ctx context.Context, typ, path string, body any) map[st
 		d.t.Fatalf("%s: POST %s: %s %+v", d.name, path, res.Status, res)
 	}
 	entity := decode(d.t, res.Entity)
-	id, err := uuid.Parse(fmt.Sprint(entity["id"]))
-	if err != nil {
+	if _, err := uuid.Parse(fmt.Sprint(entity["id"])); err != nil {
 		d.t.Fatalf("%s: POST %s answered a record without an id: %s", d.name, path, res.Entity)
 	}
-	d.keep(typ, id, res.Entity) // res.ID is the command's mutation id
+	d.sim.Keep(typ, res.Entity) // res.ID is the command's mutation id
 	return entity
-}
-
-// snapshot pulls the user's whole scope afresh, as a new install would.
-func (d *device) snapshot(ctx context.Context) (map[sim.Key]sim.Record, error) {
-	out := sim.NewStore()
-	cursor := ""
-	for {
-		page, err := d.c.Pull(ctx, cursor, pullLimit, 0)
-		if err != nil {
-			return nil, err
-		}
-		for _, ch := range page.Changes {
-			if ch.Op != "upsert" {
-				return nil, fmt.Errorf("a snapshot holds a %s of %s %s", ch.Op, ch.Type, ch.ID)
-			}
-			out.Apply(ch)
-		}
-		cursor = page.Cursor
-		if !page.HasMore {
-			return out.Records, nil
-		}
-	}
 }
 
 func decode(t *testing.T, data []byte) map[string]any {

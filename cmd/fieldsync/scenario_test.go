@@ -74,14 +74,14 @@ func TestScenarioHospitalisedCustomer(t *testing.T) {
 		processorToken = "fcm-token-paul-browser"
 	)
 	phoneNet := newFlakyNet()
-	rep := newDevice(t, env.base, "hugo", phoneNet)
-	agent := newDevice(t, env.base, "alice", nil)
-	manager := newDevice(t, env.base, "maria", nil)
-	processor := newDevice(t, env.base, "paul", nil)
-	rep.signIn(ctx, "hugo", password, repToken)
-	agent.signIn(ctx, "alice", password, agentToken)
-	manager.signIn(ctx, "maria", password, managerToken)
-	processor.signIn(ctx, "paul", password, processorToken)
+	rep := newDevice(t, env.base, "hugo", password, phoneNet)
+	agent := newDevice(t, env.base, "alice", password, nil)
+	manager := newDevice(t, env.base, "maria", password, nil)
+	processor := newDevice(t, env.base, "paul", password, nil)
+	rep.signIn(ctx, repToken)
+	agent.signIn(ctx, agentToken)
+	manager.signIn(ctx, managerToken)
+	processor.signIn(ctx, processorToken)
 	for d, want := range map[*device]uuid.UUID{rep: repID, agent: agentID, manager: managerID, processor: processorID} {
 		if d.id() != want {
 			t.Fatalf("%s signed in as %s, want %s", d.name, d.id(), want)
@@ -210,8 +210,8 @@ func TestScenarioHospitalisedCustomer(t *testing.T) {
 	}
 	const completionNote = "All four documents photographed; Ana signed the claim form."
 	complete := rep.queue("task", "update", taskID, map[string]any{"status": "completed", "completion_note": completionNote})
-	if _, err := rep.sync(ctx); err == nil || len(rep.outbox) != 9 {
-		t.Fatalf("a sync with no network: %v; %d writes queued", err, len(rep.outbox))
+	if _, err := rep.sync(ctx); err == nil || rep.sim.Pending() != 9 {
+		t.Fatalf("a sync with no network: %v; %d writes queued", err, rep.sim.Pending())
 	}
 
 	// Meanwhile, online, the manager adds to the visit's instructions and records the premium.
@@ -229,9 +229,9 @@ func TestScenarioHospitalisedCustomer(t *testing.T) {
 	phoneNet.inject(fault{kind: refused, method: http.MethodPost, path: "/v1/sync/push"})
 	phoneNet.inject(fault{kind: answerLost, method: http.MethodPost, path: "/v1/sync/push"})
 	phoneNet.setOffline(false)
-	before := rep.pushAttempts
+	before := rep.pushAttempts()
 	res = rep.syncUntil(ctx, "seeing the claim under review", func() bool { return rep.field("claim", claimID, "status") == "under_review" })
-	if n := rep.pushAttempts - before; n != 3 {
+	if n := rep.pushAttempts() - before; n != 3 {
 		t.Errorf("%d push attempts, want 3", n)
 	}
 	lost := phoneNet.lostAnswers()

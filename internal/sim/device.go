@@ -32,10 +32,35 @@ type Record struct {
 	Data    json.RawMessage
 }
 
+// Protocol is what a device needs of the server to sync: push its outbox, pull the changes since
+// its cursor. A *client.Client is one (over HTTP, signed in); the engine's tests give another that
+// calls the engine directly, so that one device serves the simulator, the end-to-end scenario and
+// the engine's convergence test alike.
+type Protocol interface {
+	Push(ctx context.Context, mutations []client.Mutation) ([]client.Result, error)
+	Pull(ctx context.Context, cursor string, limit int, wait time.Duration) (*client.Page, error)
+}
+
+// LostPush is the error of a push the server answered but whose answer never reached the device
+// (it Is ErrDropped). Results is that answer: an app never sees it; a simulation keeps it to check
+// that the same mutations, sent again, get the same results (applied once).
+type LostPush struct {
+	Results []client.Result
+}
+
+func (e *LostPush) Error() string { return ErrDropped.Error() + " (a push's answer)" }
+
+// Is makes a lost push an ErrDropped.
+func (e *LostPush) Is(target error) bool { return target == ErrDropped }
+
 // Config is how a Device signs in and behaves.
 type Config struct {
 	// Server is the API's base URL, e.g. http://127.0.0.1:8080.
 	Server string
+	// Protocol, when set, carries the device's pushes and pulls instead of a client of Server: the
+	// device then neither signs in nor uploads photos nor reports claims (Act does nothing; the
+	// caller queues the user's writes with Queue).
+	Protocol Protocol
 	// Login and Password sign the device in. Several devices may share a login: each is its own
 	// install, with its own device id, session, store and outbox.
 	Login, Password string
@@ -56,6 +81,13 @@ type Config struct {
 	ChunkSize int
 	// Log receives what the device does, at debug level, and its unexpected errors.
 	Log *slog.Logger
+	// NewID and Now make the ids and client times of the device's mutations (uuid.NewV7 and the
+	// clock when nil): a test that replays from a seed gives its own.
+	NewID func() uuid.UUID
+	Now   func() time.Time
+	// OnResult, when set, is told every result a push brings (replays included), with its
+	// mutation, before the device takes it.
+	OnResult func(client.Mutation, client.Result)
 }
 
 // Device is one simulated phone (or a processor's or manager's screen that works offline the
@@ -76,8 +108,11 @@ type Config struct {
 //
 // A Device is used by one goroutine at a time.
 type Device struct {
-	cfg    Config
-	name   string
+	cfg  Config
+	name string
+	// proto carries pushes and pulls: client, or the Protocol the device was given.
+	proto Protocol
+	// client and net are nil for a device given a Protocol.
 	client *client.Client
 	net    *Network
 	stats  *Stats
@@ -119,38 +154,67 @@ func NewDevice(cfg Config) *Device {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.NewID == nil {
+		cfg.NewID = func() uuid.UUID { return uuid.Must(uuid.NewV7()) }
+	}
+	if cfg.Now == nil {
+		cfg.Now = func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+	}
 	d := &Device{cfg: cfg, name: cfg.Name, stats: cfg.Stats, log: cfg.Log.With("device", cfg.Name),
 		store: NewStore(), lost: map[uuid.UUID]client.Result{}}
+	if cfg.Protocol != nil {
+		d.proto = cfg.Protocol
+		return d
+	}
 	d.net = NewNetwork(cfg.Transport, cfg.Seed)
-	d.net.setOnDrop(d.dropped)
 	dev := client.Device{ID: uuid.New(), Platform: "android", Name: "sim " + cfg.Name, AppVersion: "sim"}
 	d.client = client.New(strings.TrimSuffix(cfg.Server, "/"), &http.Client{Transport: d.net, Timeout: 2 * time.Minute}, dev)
+	d.proto = d.client
 	return d
 }
 
 // Name returns the device's name.
 func (d *Device) Name() string { return d.name }
 
-// Client returns the device's protocol client.
+// Client returns the device's protocol client (nil for a device given a Protocol).
 func (d *Device) Client() *client.Client { return d.client }
 
-// Network returns the device's network, to make it flaky.
+// Network returns the device's network, to make it flaky (nil for a device given a Protocol).
 func (d *Device) Network() *Network { return d.net }
 
-// GoOffline cuts the device off: its requests fail at once, and its user keeps working.
-func (d *Device) GoOffline() { d.net.SetOnline(false) }
+// GoOffline cuts the device off: its requests fail at once, and its user keeps working. A device
+// given a Protocol has no network to cut: its caller decides when it syncs.
+func (d *Device) GoOffline() {
+	if d.net != nil {
+		d.net.SetOnline(false)
+	}
+}
 
 // GoOnline connects the device again. Nothing is sent until the next Sync.
-func (d *Device) GoOnline() { d.net.SetOnline(true) }
+func (d *Device) GoOnline() {
+	if d.net != nil {
+		d.net.SetOnline(true)
+	}
+}
 
-// Online reports whether the device is connected.
-func (d *Device) Online() bool { return d.net.Online() }
+// Online reports whether the device is connected (a device given a Protocol always is: its
+// caller decides when it syncs).
+func (d *Device) Online() bool { return d.net == nil || d.net.Online() }
+
+// Stats returns the counts of what the device (or its fleet) did so far.
+func (d *Device) Stats() Totals { return d.stats.Totals() }
 
 // Idle reports whether the device has nothing left to send: no mutation, photo or claim report.
 func (d *Device) Idle() bool { return len(d.outbox) == 0 && len(d.photos) == 0 && len(d.reports) == 0 }
 
 // Pending returns how many mutations wait in the outbox.
 func (d *Device) Pending() int { return len(d.outbox) }
+
+// Record returns the device's copy of a record, as the server last said it (without the outbox).
+func (d *Device) Record(typ string, id uuid.UUID) (Record, bool) {
+	r, ok := d.store.Records[Key{typ, id}]
+	return r, ok
+}
 
 // Store returns a copy of the device's store.
 func (d *Device) Store() map[Key]Record { return maps.Clone(d.store.Records) }
@@ -160,10 +224,11 @@ func (d *Device) Store() map[Key]Record { return maps.Clone(d.store.Records) }
 // it is up to date. It stops at the first failure (the network is the usual one) and returns it;
 // nothing is lost, the next Sync carries on from where this one stopped.
 func (d *Device) Sync(ctx context.Context) error {
-	if !d.net.Online() {
+	if !d.Online() {
 		return ErrOffline
 	}
-	for _, step := range []func(context.Context) error{d.push, d.report, d.upload, d.pull} {
+	pull := func(ctx context.Context) error { return d.pull(ctx, 0) }
+	for _, step := range []func(context.Context) error{d.push, d.report, d.upload, pull} {
 		if err := d.signedInDo(ctx, step); err != nil {
 			d.count(err)
 			return err
@@ -208,6 +273,9 @@ var errProtocol = errors.New("protocol violation")
 // device replaced, session revoked) means signing in again, as an app does with the credentials it
 // keeps, and running the step once more.
 func (d *Device) signedInDo(ctx context.Context, step func(context.Context) error) error {
+	if d.client == nil {
+		return step(ctx) // the Protocol is the caller's, signed in if it must be
+	}
 	if !d.signedIn {
 		if err := d.signIn(ctx); err != nil {
 			return err
@@ -224,6 +292,19 @@ func (d *Device) signedInDo(ctx context.Context, step func(context.Context) erro
 		err = step(ctx)
 	}
 	return err
+}
+
+// SignIn signs the device in now (Sync does when it must), for a caller that has more to do with
+// a signed-in client before the first sync (register a push token).
+func (d *Device) SignIn(ctx context.Context) error { return d.signIn(ctx) }
+
+// Push sends the outbox and takes the results (the first step of Sync), signing in if it must.
+func (d *Device) Push(ctx context.Context) error { return d.signedInDo(ctx, d.push) }
+
+// Pull brings the device up to date (the last step of Sync), signing in if it must. With wait,
+// the first page long-polls for a change when there is none yet.
+func (d *Device) Pull(ctx context.Context, wait time.Duration) error {
+	return d.signedInDo(ctx, func(ctx context.Context) error { return d.pull(ctx, wait) })
 }
 
 func (d *Device) signIn(ctx context.Context) error {
@@ -249,10 +330,17 @@ const maxPush = 100
 func (d *Device) push(ctx context.Context) error {
 	for len(d.outbox) > 0 {
 		muts := d.outbox[:min(len(d.outbox), maxPush)]
-		results, err := d.client.Push(ctx, muts)
+		results, err := d.proto.Push(ctx, muts)
 		if err != nil {
 			if isNetwork(err) {
 				d.stats.add(func(t *Totals) { t.PushesLost++ })
+			}
+			// The server may have applied them: keep its answer, to check the replay's against.
+			var lost *LostPush
+			if errors.As(err, &lost) {
+				for _, r := range lost.Results {
+					d.lost[r.ID] = r
+				}
 			}
 			return err
 		}
@@ -283,6 +371,9 @@ func (d *Device) push(ctx context.Context) error {
 //     the mutation; since its store only holds the server's copies, the user's view falls back to
 //     the server's record by itself.
 func (d *Device) applyResult(m client.Mutation, r client.Result) {
+	if d.cfg.OnResult != nil {
+		d.cfg.OnResult(m, r)
+	}
 	if lost, ok := d.lost[m.ID]; ok {
 		d.checkReplay(m, lost, r)
 		delete(d.lost, m.ID)
@@ -332,28 +423,13 @@ func (d *Device) keep(k Key, version int64, data json.RawMessage) {
 	}
 }
 
-// dropped is the network's report of an answer it lost. A lost push answer is kept, to check
-// the results the device gets when it sends the same mutations again.
-func (d *Device) dropped(req *http.Request, status int, body []byte) {
-	if req.Method != http.MethodPost || !strings.HasSuffix(req.URL.Path, "/v1/sync/push") || status != http.StatusOK {
-		return
-	}
-	var out struct {
-		Results []client.Result `json:"results"`
-	}
-	if json.Unmarshal(body, &out) != nil {
-		return
-	}
-	for _, r := range out.Results {
-		d.lost[r.ID] = r
-	}
-}
-
 // checkReplay compares the result of a mutation sent again with the answer the network lost: the
-// same status, version, entity and error mean the server applied it once.
+// same result, whole (status, version, entity, conflicts, error), means the server applied it once
+// and answered the replay with what it stored.
 func (d *Device) checkReplay(m client.Mutation, lost, got client.Result) {
-	same := lost.Status == got.Status && lost.Version == got.Version && sameJSON(lost.Entity, got.Entity) &&
-		(lost.Error == nil) == (got.Error == nil) && (lost.Error == nil || lost.Error.Code == got.Error.Code)
+	a, errA := json.Marshal(lost)
+	b, errB := json.Marshal(got)
+	same := errA == nil && errB == nil && sameJSON(a, b)
 	d.stats.add(func(t *Totals) {
 		t.Replays++
 		if !same {
@@ -418,12 +494,13 @@ func equalJSON(a, b any) bool {
 // A 410 cursor_expired means the server no longer has the changes since that cursor (the change
 // log was pruned, or the cursor is not this user's): the device drops its cursor and starts again
 // with a snapshot, and whatever the snapshot does not bring is dropped from the store at its end.
-func (d *Device) pull(ctx context.Context) error {
+func (d *Device) pull(ctx context.Context, wait time.Duration) error {
 	for {
 		if d.cursor == "" && d.seen == nil {
 			d.seen = map[Key]bool{}
 		}
-		page, err := d.client.Pull(ctx, d.cursor, d.cfg.PullLimit, 0)
+		page, err := d.proto.Pull(ctx, d.cursor, d.cfg.PullLimit, wait)
+		wait = 0
 		var e *client.Error
 		if errors.As(err, &e) && e.Status == http.StatusGone {
 			d.log.Debug("cursor expired; pulling a snapshot")
@@ -436,6 +513,9 @@ func (d *Device) pull(ctx context.Context) error {
 		}
 		d.stats.add(func(t *Totals) { t.Pulls++; t.Changes += len(page.Changes) })
 		for _, c := range page.Changes {
+			if c.Op != "upsert" && c.Op != "delete" {
+				return fmt.Errorf("%w: a pull's change of %s %s has op %q", errProtocol, c.Type, c.ID, c.Op)
+			}
 			d.store.Apply(c)
 			if d.seen != nil && c.Op == "upsert" {
 				d.seen[Key{c.Type, c.ID}] = true
@@ -486,6 +566,10 @@ func (d *Device) report(ctx context.Context) error {
 	return nil
 }
 
+// Keep stores a record of type typ that a write outside the outbox answered with (a screen's
+// command, an intake), given as JSON with its id and version inside, by the store's rules.
+func (d *Device) Keep(typ string, data json.RawMessage) { d.keepRaw(typ, data) }
+
 // keepRaw keeps a record given as JSON with its id and version inside.
 func (d *Device) keepRaw(typ string, data json.RawMessage) {
 	var head struct {
@@ -499,16 +583,20 @@ func (d *Device) keepRaw(typ string, data json.RawMessage) {
 }
 
 // Snapshot pulls a fresh snapshot of the device's user's scope (without the device's cursor,
-// leaving the device as it is) and returns it as a store, for comparison.
+// leaving the device as it is), in pages of the device's pull limit, and returns it as a store,
+// for comparison.
 func (d *Device) Snapshot(ctx context.Context) (map[Key]Record, error) {
 	store := NewStore()
 	cursor := ""
 	for {
-		page, err := d.client.Pull(ctx, cursor, 0, 0)
+		page, err := d.proto.Pull(ctx, cursor, d.cfg.PullLimit, 0)
 		if err != nil {
 			return nil, err
 		}
 		for _, c := range page.Changes {
+			if c.Op != "upsert" {
+				return nil, fmt.Errorf("%w: a snapshot holds a %s of %s %s", errProtocol, c.Op, c.Type, c.ID)
+			}
 			store.Apply(c)
 		}
 		cursor = page.Cursor
@@ -542,29 +630,38 @@ func Diff(device, server map[Key]Record) []string {
 	return out
 }
 
-// queue adds a mutation to the outbox, as a user's action does offline. An update or delete
+// Queue adds a mutation to the outbox, as a user's action does offline. An update or delete
 // carries the base_version of the device's copy: the version the user saw when they made the
 // change. The server uses it to tell which fields changed on its side meanwhile, so that edits
 // to different fields merge and edits to the same field, a status change against the server's
 // current status, or a checklist item someone else ticked are settled by the conflict rules
 // instead of one side silently overwriting the other. Records the device created and the server
 // has not answered for yet have no version and are not edited until it has.
-func (d *Device) queue(typ, op string, id uuid.UUID, fields map[string]any) bool {
-	m := client.Mutation{ID: uuid.Must(uuid.NewV7()), Type: typ, Op: op, EntityID: id, Fields: fields,
-		ClientTime: time.Now().UTC().Truncate(time.Millisecond)}
+//
+// Queue returns the mutation's id, or false when it cannot be made: an update or delete of a
+// record the device holds no copy of.
+func (d *Device) Queue(typ, op string, id uuid.UUID, fields map[string]any) (uuid.UUID, bool) {
+	m := client.Mutation{ID: d.cfg.NewID(), Type: typ, Op: op, EntityID: id, Fields: fields, ClientTime: d.cfg.Now()}
 	if op != "create" {
 		rec, ok := d.store.Records[Key{typ, id}]
 		if !ok {
-			return false
+			return uuid.Nil, false
 		}
 		m.BaseVersion = rec.Version
 	}
 	d.outbox = append(d.outbox, m)
-	return true
+	return m.ID, true
 }
 
-// view returns a record as the device's user sees it: the server's copy with the outbox's
+func (d *Device) queue(typ, op string, id uuid.UUID, fields map[string]any) bool {
+	_, ok := d.Queue(typ, op, id, fields)
+	return ok
+}
+
+// View returns a record as the device's user sees it: the server's copy with the outbox's
 // mutations of it applied over it, or nil when there is none (or it was deleted on the device).
+func (d *Device) View(typ string, id uuid.UUID) map[string]any { return d.view(Key{typ, id}) }
+
 func (d *Device) view(k Key) map[string]any {
 	var v map[string]any
 	if rec, ok := d.store.Records[k]; ok {
@@ -634,8 +731,10 @@ func asItems(v any) []map[string]any {
 	return out
 }
 
-// list returns every record of typ the user sees, in id order (so that a seeded run chooses the
-// same way each time).
+// List returns every record of typ the user sees (View), in id order, so that a seeded run
+// chooses the same way each time.
+func (d *Device) List(typ string) []map[string]any { return d.list(typ) }
+
 func (d *Device) list(typ string) []map[string]any {
 	ids := map[uuid.UUID]bool{}
 	for k := range d.store.Records {

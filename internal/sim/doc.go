@@ -18,6 +18,12 @@
 //   - Photos are documents created by push (pending_upload); their bytes go up afterwards with
 //     tus, resumed from the server's offset after every interruption.
 //
+// A Device reaches the server through a Protocol: a client of the HTTP API (internal/client) for
+// the simulator and the end-to-end scenario, or the engine called directly, from one goroutine, in
+// the engine's convergence test (whose seed then replays exactly). Whatever the Protocol, the
+// outbox, base versions, pull loop, taking of results, snapshot after a 410 and the check of
+// replays are the Device's, written once.
+//
 // A Fleet runs many devices at once for a while, each going offline and online at random, acting
 // for its role and syncing, optionally over a flaky Network that loses answers after the server
 // handled the request and cuts upload bodies. Settle then brings every device online and checks

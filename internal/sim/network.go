@@ -1,11 +1,15 @@
 package sim
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	gosync "sync"
+
+	"github.com/fieldsync/fieldsync/internal/client"
 )
 
 // ErrOffline is what a request made while the device is offline fails with.
@@ -30,9 +34,6 @@ type Network struct {
 	online bool
 	drop   float64
 	cut    float64
-	// onDrop, when set, is given every answer the network drops, read whole, with its request:
-	// the device keeps the results of a lost push, to check them against the replay's.
-	onDrop func(req *http.Request, status int, body []byte)
 }
 
 // NewNetwork returns an online, reliable network over base (http.DefaultTransport when nil),
@@ -66,25 +67,19 @@ func (n *Network) SetFlaky(drop, cut float64) {
 	n.drop, n.cut = drop, cut
 }
 
-func (n *Network) setOnDrop(f func(req *http.Request, status int, body []byte)) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.onDrop = f
-}
-
 // draw decides, under the lock, whether this request is cut and whether its answer is dropped.
-func (n *Network) draw(upload bool) (online, cut, drop bool, onDrop func(*http.Request, int, []byte)) {
+func (n *Network) draw(upload bool) (online, cut, drop bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	cut = upload && n.cut > 0 && n.rng.Float64() < n.cut
 	drop = n.drop > 0 && n.rng.Float64() < n.drop
-	return n.online, cut, drop, n.onDrop
+	return n.online, cut, drop
 }
 
 // RoundTrip implements http.RoundTripper.
 func (n *Network) RoundTrip(req *http.Request) (*http.Response, error) {
 	upload := req.Method == http.MethodPatch && req.Body != nil && req.ContentLength > 1
-	online, cut, drop, onDrop := n.draw(upload)
+	online, cut, drop := n.draw(upload)
 	if !online {
 		closeBody(req)
 		return nil, ErrOffline
@@ -99,11 +94,17 @@ func (n *Network) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || !drop {
 		return res, err
 	}
-	// Let the server finish (read the whole answer, as a pull streams it), then lose it.
+	// Let the server finish (read the whole answer, as a pull streams it), then lose it. The
+	// answer to a push is kept in the error, for the device to check the replay's against.
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if onDrop != nil {
-		onDrop(req, res.StatusCode, body)
+	if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/v1/sync/push") && res.StatusCode == http.StatusOK {
+		var out struct {
+			Results []client.Result `json:"results"`
+		}
+		if json.Unmarshal(body, &out) == nil {
+			return nil, &LostPush{Results: out.Results}
+		}
 	}
 	return nil, ErrDropped
 }

@@ -7,8 +7,8 @@ import (
 )
 
 // Store is a device's copy of its user's scope: the server's copy of every record, by type and
-// id, each with its version. It is the one place of a client's storage rules, which every
-// simulated device (the fleet's, the end-to-end scenario's) follows:
+// id, each with its version. It is the one place of a client's storage rules, which the simulated
+// device (Device: the fleet's, the end-to-end scenario's, the engine's convergence test's) follows:
 //
 //   - a pull's upsert replaces a record whole (the server sends records whole, never diffs), and
 //     a pull's delete removes it, whatever its reason (deleted, or out_of_scope: the record left
