@@ -29,21 +29,22 @@ const (
 // per SyncThrottle for each kind, so a caller may run it after its answer is written.
 func (s *Service) RecordSync(ctx context.Context, deviceID uuid.UUID, kind string, cursorVersion int64) error {
 	var query string
-	args := []any{deviceID, s.NowFunc(), SyncThrottle}
+	now := s.NowFunc()
+	args := []any{deviceID, now, now.Add(-SyncThrottle)}
 	switch kind {
 	case ContactPull:
 		// The head is the newest version in the log; a snapshot cursor has no lag yet (NULL).
 		query = `UPDATE devices SET last_pull_at = $2, last_seen_at = $2,
 			pull_lag = CASE WHEN $4::bigint < 0 THEN NULL
 			                ELSE greatest((SELECT coalesce(max(version), 0) FROM changes) - $4::bigint, 0) END
-			WHERE id = $1 AND (last_pull_at IS NULL OR last_pull_at <= $2 - $3::interval)`
+			WHERE id = $1 AND (last_pull_at IS NULL OR last_pull_at <= $3)`
 		args = append(args, cursorVersion)
 	case ContactPush:
 		query = `UPDATE devices SET last_push_at = $2, last_seen_at = $2
-			WHERE id = $1 AND (last_push_at IS NULL OR last_push_at <= $2 - $3::interval)`
+			WHERE id = $1 AND (last_push_at IS NULL OR last_push_at <= $3)`
 	case ContactUpload:
 		query = `UPDATE devices SET last_upload_at = $2, last_seen_at = $2
-			WHERE id = $1 AND (last_upload_at IS NULL OR last_upload_at <= $2 - $3::interval)`
+			WHERE id = $1 AND (last_upload_at IS NULL OR last_upload_at <= $3)`
 	default:
 		return fmt.Errorf("record sync: unknown contact %q", kind)
 	}
