@@ -1,10 +1,7 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -19,37 +16,6 @@ import (
 // The devices tests: what the server keeps of each phone's sync (read by the branch manager and
 // counted in the metrics), the remote wipe of a lost phone, and the minimum app version, over HTTP
 // against the real PostgreSQL and MinIO.
-
-// doWith is do with extra request headers (name, value, ...).
-func (b *bundle) doWith(t *testing.T, method, path, token string, body any, headers ...string) response {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(data)
-	}
-	req, err := http.NewRequest(method, b.srv.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	res, err := b.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return response{status: res.StatusCode, header: res.Header, body: data}
-}
 
 // deviceOf returns the one device the user signed in on.
 func (b *bundle) deviceOf(t *testing.T, user uuid.UUID) uuid.UUID {
