@@ -6,7 +6,7 @@
 ALTER TABLE devices
     -- The last pull and push the device made, and how many change-log versions the cursor it was
     -- given at that pull stood behind the log's head (NULL while it is still in its snapshot).
-    -- Written once per pull or push, throttled (account.Service.RecordSync).
+    -- Written by pulls, pushes and uploads, at most once per 10 s each (account.Service.RecordSync).
     ADD COLUMN last_pull_at  timestamptz,
     ADD COLUMN last_push_at  timestamptz,
     ADD COLUMN pull_lag      bigint CHECK (pull_lag >= 0),
