@@ -32,6 +32,10 @@ type Identity struct {
 	Role      string
 	BranchID  uuid.UUID // uuid.Nil for admins and integrations, who belong to no branch
 	Name      string
+	// Platform and AppVersion are the device's, as it last told them (at login, or in
+	// X-App-Version): the minimum app version is checked against them.
+	Platform   string
+	AppVersion string
 }
 
 type identityKey struct{}

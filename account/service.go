@@ -38,6 +38,9 @@ type Config struct {
 	// HashWait is how long a login waits for a hash slot before it is refused with 503
 	// server_busy. Zero means DefaultHashWait.
 	HashWait time.Duration
+	// MinAppVersion is the oldest app version served, by platform (android, ios, web); a platform
+	// missing or empty has no minimum. Older apps get upgrade_required at login, pull and push.
+	MinAppVersion map[string]string
 }
 
 // DefaultHashConcurrency is the default bound on concurrent password hashes: 4 × 19 MiB with the
@@ -218,6 +221,9 @@ func (s *Service) Login(ctx context.Context, req LoginRequest, addr string) (*To
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
+	if err := s.CheckAppVersion(req.Device.Platform, req.Device.AppVersion); err != nil {
+		return nil, err
+	}
 	keys := throttleKeys(req.Login, addr)
 	// The attempt counts as a failure before the password is hashed, so that concurrent guesses
 	// cannot all pass a limit that a count after the hash has not reached yet.
@@ -307,9 +313,9 @@ func (s *Service) checkCredentials(ctx context.Context, req LoginRequest) (User,
 // then its push token is dropped so that the previous user's alerts stop going to it.
 func upsertDevice(ctx context.Context, tx pgx.Tx, userID uuid.UUID, d Device) error {
 	var owner uuid.UUID
-	var revoked bool
-	err := tx.QueryRow(ctx, `SELECT user_id, revoked_at IS NOT NULL FROM devices WHERE id = $1 FOR UPDATE`, d.ID).
-		Scan(&owner, &revoked)
+	var revoked, wiped bool
+	err := tx.QueryRow(ctx, `SELECT user_id, revoked_at IS NOT NULL, wiped_at IS NOT NULL FROM devices WHERE id = $1 FOR UPDATE`, d.ID).
+		Scan(&owner, &revoked, &wiped)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		_, err = tx.Exec(ctx, `INSERT INTO devices (id, user_id, platform, name, app_version) VALUES ($1, $2, $3, $4, $5)`,
@@ -320,6 +326,8 @@ func upsertDevice(ctx context.Context, tx pgx.Tx, userID uuid.UUID, d Device) er
 		return nil
 	case err != nil:
 		return fmt.Errorf("find device: %w", err)
+	case wiped:
+		return errDeviceWiped(fieldsync.EFORBIDDEN)
 	case revoked:
 		return fieldsync.Errorf(fieldsync.EFORBIDDEN, "device_revoked",
 			"This device was revoked by an administrator; reinstall the app to sign in again.")
@@ -509,22 +517,26 @@ type querier interface {
 // a device not revoked. Otherwise it returns the *fieldsync.Error that says which.
 func loadIdentity(ctx context.Context, q querier, sessionID uuid.UUID) (*fieldsync.Identity, User, error) {
 	var id fieldsync.Identity
-	var sessionRevoked, deviceRevoked, userDisabled bool
+	var sessionRevoked, deviceRevoked, userDisabled, deviceWiped bool
 	err := q.QueryRow(ctx, `
 		SELECT s.user_id, s.device_id, s.id, u.role, coalesce(u.branch_id, '00000000-0000-0000-0000-000000000000'), u.name,
 		       -- A device taken over by another user ends the sessions of the previous one.
-		       s.revoked_at IS NOT NULL OR d.user_id <> s.user_id, d.revoked_at IS NOT NULL, u.disabled_at IS NOT NULL
+		       s.revoked_at IS NOT NULL OR d.user_id <> s.user_id, d.revoked_at IS NOT NULL, u.disabled_at IS NOT NULL,
+		       d.wiped_at IS NOT NULL, d.platform, d.app_version
 		FROM sessions s
 		JOIN users u ON u.id = s.user_id
 		JOIN devices d ON d.id = s.device_id
 		WHERE s.id = $1`, sessionID).
 		Scan(&id.UserID, &id.DeviceID, &id.SessionID, &id.Role, &id.BranchID, &id.Name,
-			&sessionRevoked, &deviceRevoked, &userDisabled)
+			&sessionRevoked, &deviceRevoked, &userDisabled, &deviceWiped, &id.Platform, &id.AppVersion)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, User{}, fieldsync.Errorf(fieldsync.EUNAUTHORIZED, "token_invalid", "The access token is not valid.")
 	case err != nil:
 		return nil, User{}, fmt.Errorf("load session: %w", err)
+	case deviceWiped:
+		// Before every other refusal: whoever holds the phone now, it must erase what it holds.
+		return nil, User{}, errDeviceWiped(fieldsync.EUNAUTHORIZED)
 	case userDisabled:
 		return nil, User{}, fieldsync.Errorf(fieldsync.EUNAUTHORIZED, "user_disabled", "This account is disabled.")
 	case deviceRevoked:
@@ -589,8 +601,8 @@ func (s *Service) SetPushToken(ctx context.Context, id *fieldsync.Identity, pt P
 			WHERE push_token = $1 AND id <> $2`, pt.Token, id.DeviceID); err != nil {
 			return fmt.Errorf("release push token: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE devices SET push_token = $2, push_platform = $3, push_token_at = now()
-			WHERE id = $1`, id.DeviceID, pt.Token, pt.Platform); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE devices SET push_token = $2, push_platform = $3, push_token_at = now(),
+			push_token_dropped_at = NULL WHERE id = $1`, id.DeviceID, pt.Token, pt.Platform); err != nil {
 			return fmt.Errorf("store push token: %w", err)
 		}
 		return nil

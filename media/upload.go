@@ -152,9 +152,10 @@ func (s *Service) createUpload(ctx context.Context, caller *fieldsync.Identity, 
 		return nil, err
 	}
 	u, err := scanUpload(s.db.QueryRow(ctx, `
-		INSERT INTO uploads (id, document_id, user_id, length, object_key, multipart_id, hash_state, metadata, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING `+uploadColumns,
-		id, docID, caller.UserID, length, key, multipartID, state, md, s.NowFunc().Add(s.opts.UploadTTL)))
+		INSERT INTO uploads (id, document_id, user_id, length, object_key, multipart_id, hash_state, metadata, expires_at, device_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING `+uploadColumns,
+		id, docID, caller.UserID, length, key, multipartID, state, md, s.NowFunc().Add(s.opts.UploadTTL),
+		uuid.NullUUID{UUID: caller.DeviceID, Valid: caller.DeviceID != uuid.Nil}))
 	if err != nil {
 		actx, cancel := s.storeCtx(ctx)
 		defer cancel()
@@ -178,6 +179,29 @@ func (s *Service) terminate(ctx context.Context, caller *fieldsync.Identity, id 
 		return nil
 	}
 	return s.discard(ctx, u)
+}
+
+// AbortDeviceUploads ends every upload the device is still sending (a device reported lost): its
+// parts and trailing bytes are removed and the rows deleted, as a DELETE by the client would. An
+// upload whose bytes are all in (received or completed) is left to finish: its document is on the
+// server, not on the phone. It returns how many were aborted; one the store fails on is left
+// expired for the cleanup loop, and the error says so.
+func (s *Service) AbortDeviceUploads(ctx context.Context, deviceID uuid.UUID) (int, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE device_id = $1 AND state = 'receiving'`, deviceID)
+	if err != nil {
+		return 0, fmt.Errorf("find uploads of device %s: %w", deviceID, err)
+	}
+	ups, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*upload, error) { return scanUpload(row) })
+	if err != nil {
+		return 0, fmt.Errorf("find uploads of device %s: %w", deviceID, err)
+	}
+	var errs []error
+	for _, u := range ups {
+		if err := s.discard(ctx, u); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return len(ups) - len(errs), errors.Join(errs...)
 }
 
 // discard removes an unfinished upload: its multipart upload is aborted, its trailing objects and

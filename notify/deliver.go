@@ -299,8 +299,8 @@ func (s *Service) dropToken(ctx context.Context, d *delivery, reason string) err
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE devices SET push_token = NULL, push_platform = NULL, push_token_at = NULL
-			WHERE id = $1 AND push_token = $2`, d.deviceID, d.token); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE devices SET push_token = NULL, push_platform = NULL, push_token_at = NULL,
+			push_token_dropped_at = now() WHERE id = $1 AND push_token = $2`, d.deviceID, d.token); err != nil {
 			return fmt.Errorf("drop push token: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE notification_deliveries SET state = $2, reason = $3, attempts = attempts + 1, finished_at = now()

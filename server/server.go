@@ -147,11 +147,12 @@ func (s *Server) routes() {
 	e.POST("/v1/admin/users/:id/disable", s.handleDisableUser, auth, admin)
 	e.POST("/v1/admin/devices/:id/revoke", s.handleRevokeDevice, auth, admin)
 
-	e.GET("/v1/sync/pull", s.handlePull, auth)
-	e.POST("/v1/sync/push", s.handlePush, auth)
+	e.GET("/v1/sync/pull", s.handlePull, auth, s.requireAppVersion)
+	e.POST("/v1/sync/push", s.handlePush, auth, s.requireAppVersion)
 	e.POST("/v1/claims", s.handleReportClaim, auth)
 
 	s.screenRoutes(auth)
+	s.deviceRoutes(auth)
 	s.uploadRoutes(auth)
 	s.eventRoutes(auth)
 }

@@ -112,6 +112,12 @@ func (r response) errorCode(t *testing.T) string {
 // do sends a request; body is JSON-encoded unless it is a string or []byte.
 func (b *bundle) do(t *testing.T, method, path, token string, body any) response {
 	t.Helper()
+	return b.doWith(t, method, path, token, body)
+}
+
+// doWith is do with extra request headers (name, value, ...).
+func (b *bundle) doWith(t *testing.T, method, path, token string, body any, headers ...string) response {
+	t.Helper()
 	var rd io.Reader
 	switch v := body.(type) {
 	case nil:
@@ -135,6 +141,9 @@ func (b *bundle) do(t *testing.T, method, path, token string, body any) response
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
 	res, err := b.srv.Client().Do(req)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/account"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/labstack/echo/v4"
 )
@@ -94,6 +95,7 @@ func (s *Server) handlePull(c echo.Context) error {
 		return err
 	}
 	_, err = res.Write(append([]byte("],"), tail[1:]...))
+	s.recordSync(c, account.ContactPull, sync.CursorVersion(next, identity(c)))
 	return err
 }
 
@@ -113,6 +115,7 @@ func (s *Server) handlePush(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.recordSync(c, account.ContactPush, 0)
 	return c.JSON(http.StatusOK, map[string]any{"results": results})
 }
 

@@ -32,15 +32,15 @@ func (s *Server) uploadRoutes(auth echo.MiddlewareFunc) {
 	}
 	for _, p := range []string{uploadsPath, uploadsPath + "/"} {
 		e.OPTIONS(p, collection)
-		e.POST(p, collection, auth)
+		e.POST(p, collection, auth, s.recordUpload)
 	}
 	e.OPTIONS(uploadsPath+"/:id", one)
 	e.HEAD(uploadsPath+"/:id", one, auth)
-	e.PATCH(uploadsPath+"/:id", one, auth)
+	e.PATCH(uploadsPath+"/:id", one, auth, s.recordUpload)
 	e.DELETE(uploadsPath+"/:id", one, auth)
 	// For clients that cannot send PATCH (tus-java-client on some Android versions): POST with
 	// X-HTTP-Method-Override.
-	e.POST(uploadsPath+"/:id", one, auth)
+	e.POST(uploadsPath+"/:id", one, auth, s.recordUpload)
 
 	e.GET("/v1/documents/:id/content", func(c echo.Context) error { return s.handleDownload(c, false) }, auth)
 	e.GET("/v1/documents/:id/thumbnail", func(c echo.Context) error { return s.handleDownload(c, true) }, auth)

@@ -121,13 +121,18 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		LoginFailuresPerAddress: int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_ADDRESS", 50)),
 		LoginWindow:             r.duration("FIELDSYNC_LOGIN_WINDOW", 15*time.Minute),
 		LoginConcurrency:        int(r.integer("FIELDSYNC_LOGIN_CONCURRENCY", account.DefaultHashConcurrency)),
-		ScopeWindow:             r.duration("FIELDSYNC_SCOPE_WINDOW", 30*24*time.Hour),
-		LongPollsPerUser:        int(r.integer("FIELDSYNC_LONGPOLLS_PER_USER", 8)),
-		StreamsPerUser:          int(r.integer("FIELDSYNC_STREAMS_PER_USER", 4)),
-		CORSOrigins:             r.list("FIELDSYNC_CORS_ORIGINS"),
-		ShutdownTimeout:         r.duration("FIELDSYNC_SHUTDOWN_TIMEOUT", 30*time.Second),
-		MigrateOnStart:          r.boolean("FIELDSYNC_MIGRATE_ON_START", true),
-		LogFormat:               r.str("FIELDSYNC_LOG_FORMAT", "json"),
+		MinAppVersion: map[string]string{
+			"android": r.str("FIELDSYNC_MIN_APP_VERSION_ANDROID", ""),
+			"ios":     r.str("FIELDSYNC_MIN_APP_VERSION_IOS", ""),
+			"web":     r.str("FIELDSYNC_MIN_APP_VERSION_WEB", ""),
+		},
+		ScopeWindow:      r.duration("FIELDSYNC_SCOPE_WINDOW", 30*24*time.Hour),
+		LongPollsPerUser: int(r.integer("FIELDSYNC_LONGPOLLS_PER_USER", 8)),
+		StreamsPerUser:   int(r.integer("FIELDSYNC_STREAMS_PER_USER", 4)),
+		CORSOrigins:      r.list("FIELDSYNC_CORS_ORIGINS"),
+		ShutdownTimeout:  r.duration("FIELDSYNC_SHUTDOWN_TIMEOUT", 30*time.Second),
+		MigrateOnStart:   r.boolean("FIELDSYNC_MIGRATE_ON_START", true),
+		LogFormat:        r.str("FIELDSYNC_LOG_FORMAT", "json"),
 	}}
 	for _, cidr := range r.list("FIELDSYNC_TRUSTED_PROXIES") {
 		_, n, err := net.ParseCIDR(cidr)
@@ -238,6 +243,11 @@ func (c *config) validateServe() error {
 	}
 	if c.LoginWindow < time.Second {
 		errs = append(errs, errors.New("FIELDSYNC_LOGIN_WINDOW must be at least 1s"))
+	}
+	for _, platform := range []string{"android", "ios", "web"} {
+		if v := c.MinAppVersion[platform]; v != "" && !account.ValidVersion(v) {
+			errs = append(errs, fmt.Errorf("FIELDSYNC_MIN_APP_VERSION_%s must be a version such as 2.4.0, not %q", strings.ToUpper(platform), v))
+		}
 	}
 	if c.LoginConcurrency < 1 {
 		errs = append(errs, errors.New("FIELDSYNC_LOGIN_CONCURRENCY must be at least 1"))

@@ -172,6 +172,7 @@ func accountConfig(cfg Config) account.Config {
 			Window: cfg.LoginWindow},
 		HashConcurrency: cfg.LoginConcurrency,
 		HashWait:        cfg.LoginWait,
+		MinAppVersion:   cfg.MinAppVersion,
 	}
 }
 

@@ -44,6 +44,8 @@ type Config struct {
 	LoginFailuresPerAddress int
 	LoginWindow             time.Duration
 	LoginConcurrency        int
+	// MinAppVersion is the oldest app version served, by platform (FIELDSYNC_MIN_APP_VERSION_*).
+	MinAppVersion map[string]string
 
 	ScopeWindow time.Duration
 	// LongPollsPerUser and StreamsPerUser cap one user's open long-polls and event streams on a
