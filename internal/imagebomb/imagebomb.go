@@ -5,7 +5,7 @@ package imagebomb
 
 import (
 	"bytes"
-	"compress/zlib"
+	"compress/flate"
 	"encoding/binary"
 	"hash/crc32"
 )
@@ -20,16 +20,37 @@ func PNG(w, h int) []byte {
 	ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(h))
 	ihdr = append(ihdr, 16, 6, 0, 0, 0) // bit depth, color type RGBA, deflate, no filter method, not interlaced
 	chunk(&out, "IHDR", ihdr)
-	var idat bytes.Buffer
-	z, _ := zlib.NewWriterLevel(&idat, zlib.BestCompression)
-	row := make([]byte, 1+w*8) // filter type 0, then the pixels
-	for range h {
-		_, _ = z.Write(row)
-	}
-	_ = z.Close()
-	chunk(&out, "IDAT", idat.Bytes())
+	// Every row is its filter byte (0) and its zero pixels: the image data is zeros only.
+	idat := zlibZeros(h * (1 + w*8))
+	chunk(&out, "IDAT", idat)
 	chunk(&out, "IEND", nil)
 	return out.Bytes()
+}
+
+// zlibZeros returns a zlib stream of n zero bytes, made in milliseconds rather than by deflating
+// all n (hundreds of megabytes: 20 s under the race detector). A mebibyte of zeros is deflated
+// once, by a fresh writer flushed to a byte boundary, so its blocks refer to nothing before them
+// and may be repeated; a final empty block and the Adler-32 of n zeros (a = 1, b = n) end it.
+func zlibZeros(n int) []byte {
+	const unit = 1 << 20
+	deflate := func(size int) []byte {
+		var b bytes.Buffer
+		fw, _ := flate.NewWriter(&b, flate.BestCompression)
+		_, _ = fw.Write(make([]byte, size))
+		_ = fw.Flush()
+		return b.Bytes()
+	}
+	out := []byte{0x78, 0xDA} // zlib header: deflate, 32 KiB window, best compression
+	full := deflate(unit)
+	left := n
+	for ; left >= unit; left -= unit {
+		out = append(out, full...)
+	}
+	if left > 0 {
+		out = append(out, deflate(left)...)
+	}
+	out = append(out, 0x03, 0x00) // a final, empty block of fixed codes
+	return binary.BigEndian.AppendUint32(out, uint32(n%65521)<<16|1)
 }
 
 func chunk(out *bytes.Buffer, typ string, data []byte) {
