@@ -125,7 +125,8 @@ func (e *Engine) redispatch(ctx context.Context, id uuid.UUID, now time.Time) (b
 		if err != nil || !ok {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE tasks SET redispatched_at = $2 WHERE id = $1`, id, now); err != nil {
+		var version int64
+		if err := tx.QueryRow(ctx, `UPDATE tasks SET redispatched_at = $2 WHERE id = $1 RETURNING version`, id, now).Scan(&version); err != nil {
 			return fmt.Errorf("mark task %s re-dispatched: %w", id, err)
 		}
 		if err := lockDispatch(ctx, tx, branch); err != nil {
@@ -137,7 +138,7 @@ func (e *Engine) redispatch(ctx context.Context, id uuid.UUID, now time.Time) (b
 		}
 		assignee, _ := json.Marshal(*next)
 		_, err = e.apply(ctx, tx, targetsIdentity(branch), &Mutation{ID: uuid.Must(uuid.NewV7()), Type: TypeTask, Op: "update",
-			EntityID: id, Fields: map[string]json.RawMessage{"assignee_id": assignee}})
+			EntityID: id, BaseVersion: &version, Fields: map[string]json.RawMessage{"assignee_id": assignee}})
 		done = err == nil
 		return err
 	})
