@@ -44,30 +44,29 @@ const taskTargetsSQL = `
 // finished tasks are never touched. now is a parameter so that tests need not wait.
 func (e *Engine) CheckTargets(ctx context.Context, now time.Time) (TargetsReport, error) {
 	var rep TargetsReport
-	late, err := e.tasksPast(ctx, lateToAcceptSQL, now)
-	if err != nil {
-		return rep, err
+	// Re-dispatch first: a visit both late and overdue goes to its new rep before anyone is
+	// reminded of it.
+	steps := []struct {
+		cond string
+		do   func(context.Context, uuid.UUID, time.Time) (bool, error)
+		done *int
+	}{
+		{lateToAcceptSQL, e.redispatch, &rep.Redispatched},
+		{overdueSQL, e.remind, &rep.Overdue},
 	}
-	for _, id := range late {
-		done, err := e.redispatch(ctx, id, now)
+	for _, step := range steps {
+		ids, err := e.tasksPast(ctx, step.cond, now)
 		if err != nil {
 			return rep, err
 		}
-		if done {
-			rep.Redispatched++
-		}
-	}
-	overdue, err := e.tasksPast(ctx, overdueSQL, now)
-	if err != nil {
-		return rep, err
-	}
-	for _, id := range overdue {
-		done, err := e.remind(ctx, id, now)
-		if err != nil {
-			return rep, err
-		}
-		if done {
-			rep.Overdue++
+		for _, id := range ids {
+			done, err := step.do(ctx, id, now)
+			if err != nil {
+				return rep, err
+			}
+			if done {
+				*step.done++
+			}
 		}
 	}
 	return rep, nil
