@@ -249,3 +249,27 @@ func deref(p *float64) any {
 	}
 	return *p
 }
+
+func TestAdminSetsBranchTargets(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	admin := b.signInAt(t, uuid.Nil, "admin", "")
+	mgr := b.signIn(t, "manager", "")
+	path := "/v1/admin/branches/" + b.branchID.String() + "/targets"
+	body := map[string]any{"targets": []map[string]any{{"kind": "hospital_visit", "accept_within_minutes": 20, "done_within_minutes": 180}}}
+	r := b.do(t, "PUT", path, admin.token, body)
+	expect(t, r, http.StatusOK, "")
+	var out struct {
+		Targets []sync.Target `json:"targets"`
+	}
+	r.json(t, &out)
+	if len(out.Targets) != 3 || out.Targets[0].Kind != "hospital_visit" || out.Targets[0].AcceptWithin == nil ||
+		*out.Targets[0].AcceptWithin != 20 || out.Targets[0].DoneWithin != 180 ||
+		out.Targets[1].Kind != "document_collection" || out.Targets[1].AcceptWithin != nil || out.Targets[1].DoneWithin != 2*24*60 {
+		t.Fatalf("targets: %s", r.body)
+	}
+	expect(t, b.do(t, "PUT", path, mgr.token, body), http.StatusForbidden, "forbidden")
+	expect(t, b.do(t, "PUT", "/v1/admin/branches/"+uuid.NewString()+"/targets", admin.token, body), http.StatusNotFound, "branch_not_found")
+	bad := map[string]any{"targets": []map[string]any{{"kind": "hospital_visit", "done_within_minutes": 0}}}
+	expect(t, b.do(t, "PUT", path, admin.token, bad), http.StatusBadRequest, "invalid_value")
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/fieldsync/fieldsync"
@@ -175,4 +177,70 @@ func targetsIdentity(branch uuid.UUID) *fieldsync.Identity {
 	id := SystemIdentity(branch, uuid.Nil)
 	id.Name = TargetsActor
 	return id
+}
+
+// Target is a task kind's service-level targets for a branch, in minutes: accepted within
+// AcceptWithin of the claim's report (nil: no accept target), done within DoneWithin unless the
+// task has a due date of its own.
+type Target struct {
+	Kind         TaskKind `json:"kind"`
+	AcceptWithin *int64   `json:"accept_within_minutes"`
+	DoneWithin   int64    `json:"done_within_minutes"`
+}
+
+// maxTargetMinutes bounds a target (a year): beyond it a target is no target.
+const maxTargetMinutes = 366 * 24 * 60
+
+// SetTargets sets branch's own targets for the kinds in targets (admins only) and returns the
+// branch's targets for every kind: its own where set, the defaults otherwise.
+func (e *Engine) SetTargets(ctx context.Context, id *fieldsync.Identity, branch uuid.UUID, targets []Target) ([]Target, error) {
+	if id == nil || id.Role != fieldsync.RoleAdmin {
+		return nil, errForbidden("Only an administrator may set a branch's targets.")
+	}
+	for _, tg := range targets {
+		switch {
+		case !slices.Contains(TaskKinds, tg.Kind):
+			return nil, fieldErr("invalid_value", "kind", "kind must be one of %s.", strings.Join(stringsOf(TaskKinds), ", "))
+		case tg.DoneWithin < 1 || tg.DoneWithin > maxTargetMinutes:
+			return nil, fieldErr("invalid_value", "done_within_minutes", "done_within_minutes must be 1 to %d.", maxTargetMinutes)
+		case tg.AcceptWithin != nil && (*tg.AcceptWithin < 1 || *tg.AcceptWithin > maxTargetMinutes):
+			return nil, fieldErr("invalid_value", "accept_within_minutes", "accept_within_minutes must be null or 1 to %d.", maxTargetMinutes)
+		}
+	}
+	var out []Target
+	err := e.write(ctx, func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM branches WHERE id = $1)`, branch).Scan(&exists); err != nil {
+			return fmt.Errorf("find branch: %w", err)
+		}
+		if !exists {
+			return fieldsync.Errorf(fieldsync.ENOTFOUND, "branch_not_found", "No branch has id %s.", branch)
+		}
+		for _, tg := range targets {
+			_, err := tx.Exec(ctx, `
+				WITH gone AS (DELETE FROM task_targets WHERE branch_id = $1 AND kind = $2)
+				INSERT INTO task_targets (branch_id, kind, accept_within, done_within)
+				VALUES ($1, $2, make_interval(mins => $3::int), make_interval(mins => $4::int))`,
+				branch, tg.Kind, tg.AcceptWithin, tg.DoneWithin)
+			if err != nil {
+				return fmt.Errorf("set targets: %w", err)
+			}
+		}
+		rows, err := tx.Query(ctx, `
+			SELECT k.kind, (extract(epoch FROM tg.accept_within) / 60)::bigint, (extract(epoch FROM tg.done_within) / 60)::bigint
+			FROM unnest($2::text[]) WITH ORDINALITY k (kind, n)
+			JOIN LATERAL (SELECT tt.accept_within, tt.done_within FROM task_targets tt
+				WHERE tt.kind = k.kind AND (tt.branch_id = $1 OR tt.branch_id IS NULL)
+				ORDER BY tt.branch_id NULLS LAST LIMIT 1) tg ON true
+			ORDER BY k.n`, branch, stringsOf(TaskKinds))
+		if err != nil {
+			return fmt.Errorf("read targets: %w", err)
+		}
+		out, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Target])
+		if err != nil {
+			return fmt.Errorf("read targets: %w", err)
+		}
+		return nil
+	})
+	return out, err
 }
