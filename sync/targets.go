@@ -31,11 +31,15 @@ type TargetsReport struct {
 // The targets of a task: its kind's row of task_targets for its branch, else the default row.
 // A task is late to be accepted at its claim's report + accept_within, and due at its own due
 // date or else at the report + done_within.
-const taskTargetsSQL = `
-	LEFT JOIN LATERAL (
-		SELECT tt.accept_within, tt.done_within FROM task_targets tt
-		WHERE tt.kind = t.kind AND (tt.branch_id = t.branch_id OR tt.branch_id IS NULL)
-		ORDER BY tt.branch_id NULLS LAST LIMIT 1) tg ON true`
+var taskTargetsSQL = " LEFT JOIN LATERAL " + targetsOf("t.kind", "t.branch_id") + " tg ON true"
+
+// targetsOf is the one place that says which targets apply to a kind in a branch: the subquery
+// (accept_within, done_within) of the branch's own row for kind, else the default row.
+func targetsOf(kind, branch string) string {
+	return `(SELECT tt.accept_within, tt.done_within FROM task_targets tt
+		WHERE tt.kind = ` + kind + ` AND (tt.branch_id = ` + branch + ` OR tt.branch_id IS NULL)
+		ORDER BY tt.branch_id NULLS LAST LIMIT 1)`
+}
 
 // CheckTargets holds every unfinished task to its targets as of now: a hospital visit still not
 // accepted past its accept target is re-dispatched to the next on-duty hospital rep (the first is
@@ -229,9 +233,7 @@ func (e *Engine) SetTargets(ctx context.Context, id *fieldsync.Identity, branch 
 		rows, err := tx.Query(ctx, `
 			SELECT k.kind, (extract(epoch FROM tg.accept_within) / 60)::bigint, (extract(epoch FROM tg.done_within) / 60)::bigint
 			FROM unnest($2::text[]) WITH ORDINALITY k (kind, n)
-			JOIN LATERAL (SELECT tt.accept_within, tt.done_within FROM task_targets tt
-				WHERE tt.kind = k.kind AND (tt.branch_id = $1 OR tt.branch_id IS NULL)
-				ORDER BY tt.branch_id NULLS LAST LIMIT 1) tg ON true
+			JOIN LATERAL `+targetsOf("k.kind", "$1")+` tg ON true
 			ORDER BY k.n`, branch, stringsOf(TaskKinds))
 		if err != nil {
 			return fmt.Errorf("read targets: %w", err)
