@@ -26,6 +26,8 @@ const (
 	KindTaskCannotComplete = "task_cannot_complete"
 	KindDocumentRejected   = "document_rejected"
 	KindClaimPaid          = "claim_paid"
+	KindTaskRedispatched   = "task_redispatched"
+	KindTaskOverdue        = "task_overdue"
 )
 
 // Limits of the stored texts: short enough for a lock screen's title; the body of the inbox may
@@ -70,6 +72,13 @@ func (s *Service) Hook(ctx context.Context, tx pgx.Tx, ev sync.Event) error {
 // rules returns the notifications ev causes. Writes that no rule concerns (most of them: checklist
 // ticks, notes, uploads) return before any query.
 func (s *Service) rules(ctx context.Context, tx pgx.Tx, ev sync.Event) ([]note, error) {
+	if ev.Op == sync.OpOverdue {
+		_, task, err := ev.Task()
+		if err != nil {
+			return nil, err
+		}
+		return s.taskOverdue(ctx, tx, task)
+	}
 	if ev.Op != "create" && ev.Op != "update" {
 		return nil, nil
 	}
@@ -203,8 +212,15 @@ func (s *Service) taskUpdated(ctx context.Context, tx pgx.Tx, ev sync.Event, bef
 		if is == uuid.Nil {
 			body = fmt.Sprintf("It is unassigned now (claim %s, %s). It leaves your device at the next sync.", c.number, c.customer)
 		}
-		notes = append(notes, note{user: was, kind: KindTaskUnassigned, entityType: sync.TypeTask, entityID: ev.ID,
-			title: "Task taken off you: " + after.Title, body: body,
+		kind, title := KindTaskUnassigned, "Task taken off you: "+after.Title
+		if ev.Actor != nil && ev.Actor.Role == sync.RoleSystem && ev.Actor.Name == sync.TargetsActor {
+			// Re-dispatched by the target check: the first rep learns why it went.
+			kind, title = KindTaskRedispatched, "Not accepted in time: "+after.Title
+			body = fmt.Sprintf("It was not accepted within its target, so it was given to %s (claim %s, %s). It leaves your device at the next sync.",
+				orUnknown(names[is], "another rep"), c.number, c.customer)
+		}
+		notes = append(notes, note{user: was, kind: kind, entityType: sync.TypeTask, entityID: ev.ID,
+			title: title, body: body,
 			data: map[string]any{"task_id": ev.ID, "claim_id": c.id, "claim_number": c.number, "new_assignee_id": nullUUID(is)}})
 	}
 	if ended {
@@ -213,6 +229,36 @@ func (s *Service) taskUpdated(ctx context.Context, tx pgx.Tx, ev sync.Event, bef
 			return nil, err
 		}
 		notes = append(notes, more...)
+	}
+	return notes, nil
+}
+
+// taskOverdue: a task past its due time (sync.Engine.CheckTargets) reminds its assignee and
+// alerts the branch's managers.
+func (s *Service) taskOverdue(ctx context.Context, tx pgx.Tx, task *sync.Task) ([]note, error) {
+	c, err := loadClaim(ctx, tx, task.ClaimID)
+	if err != nil {
+		return nil, err
+	}
+	names, err := userNames(ctx, tx, task.AssigneeID)
+	if err != nil {
+		return nil, err
+	}
+	managers, err := branchStaff(ctx, tx, c.branch, fieldsync.RoleManager)
+	if err != nil {
+		return nil, err
+	}
+	data := map[string]any{"task_id": task.ID, "claim_id": c.id, "claim_number": c.number, "customer_name": c.customer,
+		"assignee_id": nullUUID(task.AssigneeID)}
+	var notes []note
+	if task.AssigneeID != uuid.Nil {
+		notes = append(notes, note{user: task.AssigneeID, kind: KindTaskOverdue, entityType: sync.TypeTask, entityID: task.ID, data: data,
+			title: "Overdue: " + task.Title, body: fmt.Sprintf("This task is past its due time (claim %s, %s).", c.number, c.customer)})
+	}
+	who := orUnknown(names[task.AssigneeID], "nobody")
+	for _, m := range managers {
+		notes = append(notes, note{user: m, kind: KindTaskOverdue, entityType: sync.TypeTask, entityID: task.ID, data: data,
+			title: "Overdue: " + task.Title, body: fmt.Sprintf("Assigned to %s, past its due time (claim %s, %s).", who, c.number, c.customer)})
 	}
 	return notes, nil
 }

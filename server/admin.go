@@ -5,6 +5,7 @@ import (
 
 	"github.com/fieldsync/fieldsync"
 	"github.com/fieldsync/fieldsync/account"
+	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 )
@@ -82,4 +83,23 @@ func pathUUID(c echo.Context, name string) (uuid.UUID, error) {
 		return uuid.Nil, fieldsync.InvalidField(name, "The %s in the path must be a UUID.", name)
 	}
 	return id, nil
+}
+
+// handleSetTargets sets a branch's service-level targets (sync.Engine.SetTargets).
+func (s *Server) handleSetTargets(c echo.Context) error {
+	branch, err := pathUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Targets []sync.Target `json:"targets"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	targets, err := s.engine.SetTargets(c.Request().Context(), identity(c), branch, req.Targets)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"targets": targets})
 }

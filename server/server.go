@@ -143,6 +143,7 @@ func (s *Server) routes() {
 
 	e.GET("/v1/admin/branches", s.handleListBranches, auth, admin)
 	e.POST("/v1/admin/branches", s.handleCreateBranch, auth, admin)
+	e.PUT("/v1/admin/branches/:id/targets", s.handleSetTargets, auth, admin)
 	e.POST("/v1/admin/users", s.handleCreateUser, auth, admin)
 	e.POST("/v1/admin/users/:id/disable", s.handleDisableUser, auth, admin)
 	e.POST("/v1/admin/devices/:id/revoke", s.handleRevokeDevice, auth, admin)

@@ -166,17 +166,12 @@ func (e *Engine) ReportClaim(ctx context.Context, id *fieldsync.Identity, r Clai
 // assign, when there is none). Dispatches of one branch take turns, so two claims at once do not
 // both see the same rep as least loaded.
 func (e *Engine) dispatchVisit(ctx context.Context, tx pgx.Tx, sys *fieldsync.Identity, branch uuid.UUID, r ClaimReport, customer string) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('dispatch ' || $1::text, 0))`, branch); err != nil {
-		return fmt.Errorf("lock dispatch: %w", err)
+	if err := lockDispatch(ctx, tx, branch); err != nil {
+		return err
 	}
-	var rep *uuid.UUID
-	err := tx.QueryRow(ctx, `
-		SELECT u.id FROM users u
-		LEFT JOIN tasks t ON t.assignee_id = u.id AND t.deleted_at IS NULL AND t.status IN ('assigned', 'accepted', 'in_progress')
-		WHERE u.branch_id = $1 AND u.role = 'rep' AND u.rep_kind = 'hospital' AND u.on_duty AND u.disabled_at IS NULL
-		GROUP BY u.id ORDER BY count(t.id), u.id LIMIT 1`, branch).Scan(&rep)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("find a hospital rep: %w", err)
+	rep, err := leastLoadedRep(ctx, tx, branch, uuid.Nil)
+	if err != nil {
+		return err
 	}
 	checklist := []checklistItem{
 		{Key: "id_card", Label: "Photograph the ID card"},
@@ -206,6 +201,32 @@ func (e *Engine) dispatchVisit(ctx context.Context, tx pgx.Tx, sys *fieldsync.Id
 	taskID := uuid.NewSHA1(r.ID, []byte(TaskHospitalVisit)) // the same on a retried report
 	_, err = e.apply(ctx, tx, sys, &Mutation{ID: uuid.Must(uuid.NewV7()), Type: TypeTask, Op: "create", EntityID: taskID, Fields: raw})
 	return err
+}
+
+// leastLoadedRep is the on-duty hospital rep of branch, other than except, with the fewest
+// unfinished tasks (nil when there is none): whom a visit is dispatched to, at intake and when
+// its first rep does not accept it in time (CheckTargets). The caller holds the branch's dispatch
+// lock.
+func leastLoadedRep(ctx context.Context, tx pgx.Tx, branch, except uuid.UUID) (*uuid.UUID, error) {
+	var rep *uuid.UUID
+	err := tx.QueryRow(ctx, `
+		SELECT u.id FROM users u
+		LEFT JOIN tasks t ON t.assignee_id = u.id AND t.deleted_at IS NULL AND t.status IN ('assigned', 'accepted', 'in_progress')
+		WHERE u.branch_id = $1 AND u.role = 'rep' AND u.rep_kind = 'hospital' AND u.on_duty AND u.disabled_at IS NULL
+			AND u.id <> $2
+		GROUP BY u.id ORDER BY count(t.id), u.id LIMIT 1`, branch, except).Scan(&rep)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("find a hospital rep: %w", err)
+	}
+	return rep, nil
+}
+
+// lockDispatch makes the dispatches of one branch take turns until the transaction ends.
+func lockDispatch(ctx context.Context, tx pgx.Tx, branch uuid.UUID) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('dispatch ' || $1::text, 0))`, branch); err != nil {
+		return fmt.Errorf("lock dispatch: %w", err)
+	}
+	return nil
 }
 
 func truncate(s string, n int) string {

@@ -549,7 +549,50 @@ type BranchFigures struct {
 	ClaimsByStatus map[string]int64 `json:"claims_by_status"`
 	// Paid are the claims paid in the period, whenever reported.
 	Paid PaidFigures `json:"paid"`
+	// CycleTimes are how long the claims reported in the period took from step to step, from the
+	// records' own history (the server's clock at each transition), in CycleStages' order.
+	CycleTimes []CycleTime `json:"cycle_times"`
+	// TargetsBreached is how many tasks of those claims missed a target: re-dispatched for want
+	// of acceptance, or past their due time.
+	TargetsBreached int64 `json:"targets_breached"`
 }
+
+// CycleTime is one step of a claim's life over the claims that made it: how many, and the
+// median and 90th percentile of its duration in seconds (null when none made it).
+type CycleTime struct {
+	Stage  string   `json:"stage"`
+	Claims int64    `json:"claims"`
+	Median *float64 `json:"median_seconds"`
+	P90    *float64 `json:"p90_seconds"`
+}
+
+// CycleStages are the steps cycle times measure, from the claim's report (claims.created_at) to
+// its hospital visit's first acceptance (tasks.accepted_at), to its documents complete (the claim
+// under review: claims.review_at), to its decision (claims.decided_at), to its payment
+// (claims.paid_at); and the whole, report to payment.
+var CycleStages = []string{"report_to_accepted", "accepted_to_documents", "documents_to_decision", "decision_to_payment", "report_to_payment"}
+
+// cycleSQL gives, per stage of CycleStages, its claims, median and 90th percentile over the
+// claims of branch $1 reported in [$2, $3).
+const cycleSQL = `
+	WITH c AS (
+		SELECT c.created_at AS reported, v.accepted AS accepted, c.review_at AS documents, c.decided_at AS decided, c.paid_at AS paid
+		FROM claims c
+		LEFT JOIN LATERAL (SELECT min(t.accepted_at) AS accepted FROM tasks t
+			WHERE t.claim_id = c.id AND t.kind = 'hospital_visit' AND t.deleted_at IS NULL) v ON true
+		WHERE c.branch_id = $1 AND c.deleted_at IS NULL AND c.created_at >= $2 AND c.created_at < $3
+	), d AS (
+		SELECT s.stage, s.ord, extract(epoch FROM s.took)::float8 AS took FROM c, LATERAL (VALUES
+			('report_to_accepted', 1, accepted - reported),
+			('accepted_to_documents', 2, documents - accepted),
+			('documents_to_decision', 3, decided - documents),
+			('decision_to_payment', 4, paid - decided),
+			('report_to_payment', 5, paid - reported)) s (stage, ord, took)
+		WHERE s.took IS NOT NULL
+	)
+	SELECT stage, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY took),
+		percentile_cont(0.9) WITHIN GROUP (ORDER BY took)
+	FROM d GROUP BY stage`
 
 // PaidFigures are the payouts of a period, and the payout against premium of those whose
 // premium is known.
@@ -614,10 +657,45 @@ func (e *Engine) Figures(ctx context.Context, id *fieldsync.Identity, period Per
 			ratio := float64(pf.AmountWithPremium) / float64(pf.Premium)
 			pf.PayoutRatio = &ratio
 		}
-		return nil
+		return e.cycleTimes(ctx, tx, out)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// cycleTimes fills in out's cycle times and breached targets.
+func (e *Engine) cycleTimes(ctx context.Context, tx pgx.Tx, out *BranchFigures) error {
+	byStage := map[string]CycleTime{}
+	rows, err := tx.Query(ctx, cycleSQL, out.BranchID, out.From, out.To)
+	if err != nil {
+		return fmt.Errorf("cycle times: %w", err)
+	}
+	var stage string
+	var claims int64
+	var median, p90 float64
+	_, err = pgx.ForEachRow(rows, []any{&stage, &claims, &median, &p90}, func() error {
+		m, p := median, p90 // each stage its own copies
+		byStage[stage] = CycleTime{Stage: stage, Claims: claims, Median: &m, P90: &p}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cycle times: %w", err)
+	}
+	out.CycleTimes = make([]CycleTime, 0, len(CycleStages))
+	for _, s := range CycleStages {
+		got := byStage[s]
+		got.Stage = s
+		out.CycleTimes = append(out.CycleTimes, got)
+	}
+	err = tx.QueryRow(ctx, `
+		SELECT count(*) FROM tasks t JOIN claims c ON c.id = t.claim_id
+		WHERE c.branch_id = $1 AND c.deleted_at IS NULL AND c.created_at >= $2 AND c.created_at < $3
+			AND t.deleted_at IS NULL AND (t.redispatched_at IS NOT NULL OR t.reminded_at IS NOT NULL)`,
+		out.BranchID, out.From, out.To).Scan(&out.TargetsBreached)
+	if err != nil {
+		return fmt.Errorf("count breached targets: %w", err)
+	}
+	return nil
 }

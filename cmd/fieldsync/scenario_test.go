@@ -545,6 +545,11 @@ func TestScenarioHospitalisedCustomer(t *testing.T) {
 	if n := rep.inbox("document_rejected", invoice); len(n) != 1 || n[0]["read"] != true {
 		t.Errorf("the read rejection: %v", n)
 	}
+
+	// --- 8. A second visit nobody accepts in time is re-dispatched; the cycle times match the
+	// story's timestamps (scenario_sla_test.go). ---
+	visitNotAcceptedInTime(ctx, t, slaStory{env: env, hotline: hotline, manager: manager, rep: rep, repToken: repToken,
+		customer: rui, password: password, newUser: newUser})
 }
 
 // scenarioEnv is a running `fieldsync serve` and what it runs over.
@@ -586,6 +591,7 @@ func startServe(t *testing.T) *scenarioEnv {
 		"FIELDSYNC_SHUTDOWN_TIMEOUT":          "5s",
 		"FIELDSYNC_LOG_LEVEL":                 "info",
 		"FIELDSYNC_LOG_FORMAT":                "text",
+		"FIELDSYNC_TARGETS_EVERY":             "1s", // the service-level step (scenario_sla_test.go)
 	} {
 		t.Setenv(k, v)
 	}

@@ -5,6 +5,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -110,6 +111,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*App, error) {
 	if a.Store != nil || !cfg.NoNotifications {
 		rcfg := jobqueue.Config(workers, log)
 		rcfg.ID = cfg.JobsID
+		if cfg.TargetsEvery >= 0 {
+			jobqueue.AddCheckTargets(rcfg, workers, cmp.Or(cfg.TargetsEvery, jobqueue.DefaultTargetsEvery), func(ctx context.Context) error {
+				_, err := a.Engine.CheckTargets(ctx, now())
+				return err
+			})
+		}
 		jobs, err := river.NewClient(riverpgxv5.New(deps.Pool), rcfg)
 		if err != nil {
 			return nil, fmt.Errorf("job queue: %w", err)

@@ -77,6 +77,9 @@ type Config struct {
 	Password account.PasswordParams
 	// LoginWait is how long a login waits for a hashing slot (account's default when zero).
 	LoginWait time.Duration
+	// TargetsEvery is how often the service-level check runs (jobqueue.DefaultTargetsEvery when
+	// zero; never when negative: tests call sync.Engine.CheckTargets with the time they mean).
+	TargetsEvery time.Duration
 	// ChangeRetention is how long the change log is kept (the sync engine's default when zero).
 	ChangeRetention time.Duration
 	// Heartbeat is how often an idle event stream gets a comment (notify's default when zero).

@@ -51,6 +51,8 @@ func Defaults() app.Config {
 		ShutdownTimeout:         5 * time.Second,
 		ScopeWindow:             30 * 24 * time.Hour,
 		NoNotifications:         true,
+		// Tests run the service-level check themselves, at the time they mean.
+		TargetsEvery: -1,
 	}
 }
 
