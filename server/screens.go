@@ -207,9 +207,20 @@ func decodeOptionalJSON(c echo.Context, v any) error {
 	return decodeJSONFrom(bytes.NewReader(data), v)
 }
 
-// writeCommandResult answers a screen's command (an engine method) with its result, or returns
-// its error.
-func writeCommandResult(c echo.Context, res sync.Result, err error) error {
+// command answers a screen's command on the record named by the path's id: the body, decoded into
+// a Req (decode is decodeJSON, or decodeOptionalJSON where every field may be left out), is handed
+// with the id to run, an engine method: the engine checks and applies it like a push.
+func command[Req any](c echo.Context, decode func(echo.Context, any) error,
+	run func(ctx context.Context, who *fieldsync.Identity, record uuid.UUID, req *Req) (sync.Result, error)) error {
+	id, err := pathUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	var req Req
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	res, err := run(c.Request().Context(), identity(c), id, &req)
 	if err != nil {
 		return err
 	}
@@ -224,16 +235,9 @@ type assignRequest struct {
 
 // handleAssignTask assigns a task, or reassigns it to another rep of the branch.
 func (s *Server) handleAssignTask(c echo.Context) error {
-	id, err := pathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	var req assignRequest
-	if err := decodeJSON(c, &req); err != nil {
-		return err
-	}
-	res, err := s.engine.AssignTask(c.Request().Context(), identity(c), id, req.AssigneeID, req.BaseVersion)
-	return writeCommandResult(c, res, err)
+	return command(c, decodeJSON, func(ctx context.Context, who *fieldsync.Identity, task uuid.UUID, r *assignRequest) (sync.Result, error) {
+		return s.engine.AssignTask(ctx, who, task, r.AssigneeID, r.BaseVersion)
+	})
 }
 
 type baseRequest struct {
@@ -241,16 +245,9 @@ type baseRequest struct {
 }
 
 func (s *Server) handleCancelTask(c echo.Context) error {
-	id, err := pathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	var req baseRequest
-	if err := decodeOptionalJSON(c, &req); err != nil {
-		return err
-	}
-	res, err := s.engine.CancelTask(c.Request().Context(), identity(c), id, req.BaseVersion)
-	return writeCommandResult(c, res, err)
+	return command(c, decodeOptionalJSON, func(ctx context.Context, who *fieldsync.Identity, task uuid.UUID, r *baseRequest) (sync.Result, error) {
+		return s.engine.CancelTask(ctx, who, task, r.BaseVersion)
+	})
 }
 
 type reopenRequest struct {
@@ -263,16 +260,9 @@ type reopenRequest struct {
 // handleReopenTask reopens a finished task: assigned to assignee_id when given, else to whoever
 // held it, else open. An assignee_id of null reopens it open, for nobody.
 func (s *Server) handleReopenTask(c echo.Context) error {
-	id, err := pathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	var req reopenRequest
-	if err := decodeOptionalJSON(c, &req); err != nil {
-		return err
-	}
-	res, err := s.engine.ReopenTask(c.Request().Context(), identity(c), id, req.AssigneeID, req.Reason, req.BaseVersion)
-	return writeCommandResult(c, res, err)
+	return command(c, decodeOptionalJSON, func(ctx context.Context, who *fieldsync.Identity, task uuid.UUID, r *reopenRequest) (sync.Result, error) {
+		return s.engine.ReopenTask(ctx, who, task, r.AssigneeID, r.Reason, r.BaseVersion)
+	})
 }
 
 // decisionRequest is a processor's decision on a document or a claim. Note is passed to the
@@ -290,30 +280,16 @@ func (r *decisionRequest) decision() sync.Decision {
 // handleReviewDocument approves or rejects an uploaded document. A rejection needs a note (the
 // rep is told why); a document already decided keeps its first decision (a conflict).
 func (s *Server) handleReviewDocument(c echo.Context) error {
-	id, err := pathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	var req decisionRequest
-	if err := decodeJSON(c, &req); err != nil {
-		return err
-	}
-	res, err := s.engine.ReviewDocument(c.Request().Context(), identity(c), id, req.decision(), req.BaseVersion)
-	return writeCommandResult(c, res, err)
+	return command(c, decodeJSON, func(ctx context.Context, who *fieldsync.Identity, doc uuid.UUID, r *decisionRequest) (sync.Result, error) {
+		return s.engine.ReviewDocument(ctx, who, doc, r.decision(), r.BaseVersion)
+	})
 }
 
 // handleDecideClaim approves or rejects a claim, by the claim's state machine.
 func (s *Server) handleDecideClaim(c echo.Context) error {
-	id, err := pathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	var req decisionRequest
-	if err := decodeJSON(c, &req); err != nil {
-		return err
-	}
-	res, err := s.engine.DecideClaim(c.Request().Context(), identity(c), id, req.decision(), req.BaseVersion)
-	return writeCommandResult(c, res, err)
+	return command(c, decodeJSON, func(ctx context.Context, who *fieldsync.Identity, claim uuid.UUID, r *decisionRequest) (sync.Result, error) {
+		return s.engine.DecideClaim(ctx, who, claim, r.decision(), r.BaseVersion)
+	})
 }
 
 type paymentRequest struct {
@@ -324,14 +300,7 @@ type paymentRequest struct {
 // handleRecordPayment records the payment of an approved claim: it becomes paid, with the amount
 // and the time.
 func (s *Server) handleRecordPayment(c echo.Context) error {
-	id, err := pathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	var req paymentRequest
-	if err := decodeJSON(c, &req); err != nil {
-		return err
-	}
-	res, err := s.engine.RecordPayment(c.Request().Context(), identity(c), id, req.AmountPaid, req.BaseVersion)
-	return writeCommandResult(c, res, err)
+	return command(c, decodeJSON, func(ctx context.Context, who *fieldsync.Identity, claim uuid.UUID, r *paymentRequest) (sync.Result, error) {
+		return s.engine.RecordPayment(ctx, who, claim, r.AmountPaid, r.BaseVersion)
+	})
 }
