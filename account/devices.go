@@ -30,6 +30,10 @@ const (
 func (s *Service) RecordSync(ctx context.Context, deviceID uuid.UUID, kind string, cursorVersion int64) error {
 	var query string
 	now := s.NowFunc()
+	key := deviceID.String() + " " + kind
+	if last, ok := s.synced.Load(key); ok && now.Sub(last.(time.Time)) < SyncThrottle {
+		return nil // written by this replica within the throttle; the SQL below keeps it across replicas
+	}
 	args := []any{deviceID, now, now.Add(-SyncThrottle)}
 	switch kind {
 	case ContactPull:
@@ -51,6 +55,7 @@ func (s *Service) RecordSync(ctx context.Context, deviceID uuid.UUID, kind strin
 	if _, err := s.db.Exec(ctx, query, args...); err != nil {
 		return fmt.Errorf("record %s of device %s: %w", kind, deviceID, err)
 	}
+	s.synced.Store(key, now)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode"
@@ -66,6 +67,9 @@ type Service struct {
 	hashWait    time.Duration
 	hashWaiting atomic.Int64
 	hashBusy    prometheus.Counter
+	// synced remembers, per device and kind of contact, when this replica last wrote it
+	// (RecordSync), so that a pull within SyncThrottle costs no round trip at all.
+	synced sync.Map
 	// NowFunc returns the current time; tests move it to expire tokens.
 	NowFunc func() time.Time
 	// VerifyPasswordFunc checks a password against a stored hash (VerifyPassword); tests replace

@@ -82,7 +82,9 @@ func (s *Service) process(ctx context.Context, args ProcessArgs) error {
 	if err != nil {
 		return err
 	}
-	data, err := io.ReadAll(io.LimitReader(obj, max(size, 0)+1))
+	// The store gave the size: one buffer of it, not one grown by copies.
+	data := make([]byte, max(size, 0))
+	_, err = io.ReadFull(obj, data)
 	obj.Close()
 	if err != nil {
 		return fmt.Errorf("read %s: %w", args.ObjectKey, err)

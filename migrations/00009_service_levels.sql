@@ -36,7 +36,7 @@ ALTER TABLE claims
 CREATE FUNCTION task_history() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.accepted_at IS NULL AND NEW.status IN ('accepted', 'in_progress', 'completed') THEN
-        NEW.accepted_at := now();
+        NEW.accepted_at := fieldsync_now();
     END IF;
     RETURN NEW;
 END $$;
@@ -47,15 +47,23 @@ CREATE TRIGGER task_history BEFORE INSERT OR UPDATE OF status ON tasks FOR EACH 
 CREATE FUNCTION claim_history() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.review_at IS NULL AND NEW.status IN ('under_review', 'approved', 'paid') THEN
-        NEW.review_at := now();
+        NEW.review_at := fieldsync_now();
     END IF;
     IF NEW.decided_at IS NULL AND NEW.status IN ('approved', 'rejected', 'paid') THEN
-        NEW.decided_at := now();
+        NEW.decided_at := fieldsync_now();
     END IF;
     RETURN NEW;
 END $$;
 -- +goose StatementEnd
 CREATE TRIGGER claim_history BEFORE INSERT OR UPDATE OF status ON claims FOR EACH ROW EXECUTE FUNCTION claim_history();
+
+-- The check's bookkeeping (reminded_at, redispatched_at) is the server's alone and reaches no
+-- device: a write of it alone is no change of the record, so it takes no new version, logs no
+-- change and wakes nobody.
+DROP TRIGGER sync_stamp_update ON tasks;
+CREATE TRIGGER sync_stamp_update BEFORE UPDATE ON tasks FOR EACH ROW
+    WHEN ((to_jsonb(OLD) - '{reminded_at,redispatched_at}'::text[]) IS DISTINCT FROM (to_jsonb(NEW) - '{reminded_at,redispatched_at}'::text[]))
+    EXECUTE FUNCTION sync_stamp('field_versions');
 
 ALTER TABLE notifications DROP CONSTRAINT notifications_kind_check;
 ALTER TABLE notifications ADD CONSTRAINT notifications_kind_check CHECK (kind IN ('claim_reported',
@@ -67,6 +75,8 @@ ALTER TABLE notifications DROP CONSTRAINT notifications_kind_check;
 ALTER TABLE notifications ADD CONSTRAINT notifications_kind_check CHECK (kind IN ('claim_reported',
     'task_assigned', 'task_unassigned', 'task_completed', 'task_cannot_complete', 'document_rejected',
     'claim_paid'));
+DROP TRIGGER sync_stamp_update ON tasks;
+CREATE TRIGGER sync_stamp_update BEFORE UPDATE ON tasks FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION sync_stamp('field_versions');
 DROP TRIGGER claim_history ON claims;
 DROP FUNCTION claim_history();
 DROP TRIGGER task_history ON tasks;

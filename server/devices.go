@@ -62,8 +62,8 @@ func (s *Server) handleWipeDevice(c echo.Context) error {
 }
 
 // requireAppVersion refuses a pull or push from an app older than its platform's minimum with
-// upgrade_required, before anything of the request is read, so a push is refused whole. A newer
-// X-App-Version than the device's recorded one is stored first.
+// upgrade_required, before anything of the request is read, so a push is refused whole. An
+// X-App-Version other than the device's recorded one is stored first.
 func (s *Server) requireAppVersion(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id := identity(c)

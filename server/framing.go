@@ -200,5 +200,9 @@ func (f *requestFramer) endLine(line []byte) bool {
 
 // reset readies the framer for the next request's header block.
 func (f *requestFramer) reset() {
-	*f = requestFramer{line: f.line}
+	line := f.line[:0]
+	if cap(line) > 4<<10 {
+		line = nil // a long header line's buffer is not kept for the connection's life
+	}
+	*f = requestFramer{line: line}
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -32,6 +34,11 @@ func decodeJSONFrom(r io.Reader, v any) error {
 	if err != nil {
 		return jsonError(err)
 	}
+	return decodeJSONBytes(data, v)
+}
+
+// decodeJSONBytes decodes a body read whole into v, with decodeJSON's rules and errors.
+func decodeJSONBytes(data []byte, v any) error {
 	// JSON is UTF-8 (RFC 8259). encoding/json would quietly turn each invalid byte inside a
 	// string into U+FFFD, storing text the client never sent.
 	if !utf8.Valid(data) {
@@ -176,8 +183,8 @@ func badValueAt(path string, v any, t reflect.Type) (string, reflect.Type, bool)
 				}
 				continue
 			}
-			for key, x := range obj {
-				if strings.EqualFold(key, name) {
+			for _, key := range slices.Sorted(maps.Keys(obj)) {
+				if x := obj[key]; strings.EqualFold(key, name) {
 					if p, bt, ok := badValueAt(join(name), x, f.Type); ok {
 						return p, bt, true
 					}
@@ -193,8 +200,9 @@ func badValueAt(path string, v any, t reflect.Type) (string, reflect.Type, bool)
 		}
 	case reflect.Map:
 		obj, _ := v.(map[string]any)
-		for key, x := range obj {
-			if p, bt, ok := badValueAt(join(key), x, t.Elem()); ok {
+		// In key order, so that a body with two bad values names the same one every time.
+		for _, key := range slices.Sorted(maps.Keys(obj)) {
+			if p, bt, ok := badValueAt(join(key), obj[key], t.Elem()); ok {
 				return p, bt, true
 			}
 		}

@@ -204,7 +204,7 @@ func decodeOptionalJSON(c echo.Context, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
-	return decodeJSONFrom(bytes.NewReader(data), v)
+	return decodeJSONBytes(data, v)
 }
 
 // command answers a screen's command on the record named by the path's id: the body, decoded into

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"strings"
 	stdsync "sync"
 	"testing"
 	"time"
@@ -131,6 +132,10 @@ func TestOverdueTaskRemindsAndAlertsOnceNeverForFinished(t *testing.T) {
 		}
 	}
 
+	var versionBefore int64
+	if err := e.db.Pool.QueryRow(ctx, `SELECT version FROM tasks WHERE id = $1`, open).Scan(&versionBefore); err != nil {
+		t.Fatal(err)
+	}
 	late := reported.Add(5 * time.Hour) // past the 4 hours of a visit
 	for round := range 2 {
 		got, err := e.engine.CheckTargets(ctx, late)
@@ -146,6 +151,15 @@ func TestOverdueTaskRemindsAndAlertsOnceNeverForFinished(t *testing.T) {
 	}
 	if n := e.notes(t, mgr.id, open, "task_overdue"); n != 1 {
 		t.Fatalf("manager alerted %d times", n)
+	}
+	// The check's marks are its own bookkeeping, sent to no device: the task is not a new version
+	// (no change logged, no phone woken for nothing).
+	var versionAfter int64
+	if err := e.db.Pool.QueryRow(ctx, `SELECT version FROM tasks WHERE id = $1`, open).Scan(&versionAfter); err != nil {
+		t.Fatal(err)
+	}
+	if versionAfter != versionBefore {
+		t.Fatalf("the overdue check moved the task from version %d to %d", versionBefore, versionAfter)
 	}
 	// With nobody else on duty the visit stayed with its rep, and nobody was told it went.
 	if n := e.countRows(t, "notifications", "kind = 'task_redispatched'"); n != 0 {
@@ -272,4 +286,12 @@ func TestAdminSetsBranchTargets(t *testing.T) {
 	expect(t, b.do(t, "PUT", "/v1/admin/branches/"+uuid.NewString()+"/targets", admin.token, body), http.StatusNotFound, "branch_not_found")
 	bad := map[string]any{"targets": []map[string]any{{"kind": "hospital_visit", "done_within_minutes": 0}}}
 	expect(t, b.do(t, "PUT", path, admin.token, bad), http.StatusBadRequest, "invalid_value")
+	// One entry per kind: a kind given twice (which would silently take the last) is refused.
+	twice := map[string]any{"targets": []map[string]any{
+		{"kind": "follow_up", "done_within_minutes": 60}, {"kind": "follow_up", "done_within_minutes": 90}}}
+	r = b.do(t, "PUT", path, admin.token, twice)
+	expect(t, r, http.StatusBadRequest, "invalid_value")
+	if !strings.Contains(string(r.body), "twice") {
+		t.Fatalf("a kind given twice: %s", r.body)
+	}
 }

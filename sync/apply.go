@@ -840,10 +840,14 @@ func (a *applier) runHooks(ctx context.Context, op string, before, after json.Ra
 	if len(a.e.hooks) == 0 {
 		return nil
 	}
-	ev := Event{Type: a.m.Type, ID: a.m.EntityID, Op: op, Before: before, After: after, Actor: a.id}
-	for _, h := range a.e.hooks {
-		if err := h(ctx, a.tx, ev); err != nil {
-			return fmt.Errorf("hook on %s %s: %w", a.m.Type, a.m.EntityID, err)
+	return a.e.runHooks(ctx, a.tx, Event{Type: a.m.Type, ID: a.m.EntityID, Op: op, Before: before, After: after, Actor: a.id})
+}
+
+// runHooks hands ev to every hook, in the writing transaction tx: the one place hooks are run.
+func (e *Engine) runHooks(ctx context.Context, tx pgx.Tx, ev Event) error {
+	for _, h := range e.hooks {
+		if err := h(ctx, tx, ev); err != nil {
+			return fmt.Errorf("hook on %s %s: %w", ev.Type, ev.ID, err)
 		}
 	}
 	return nil

@@ -172,7 +172,7 @@ func validateShape(m *Mutation, role string) (map[string]any, error) {
 
 // decodeValue checks one field's JSON value against its kind and limits.
 func decodeValue(name string, f field, raw json.RawMessage) (any, error) {
-	if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+	if isNull(raw) {
 		if !f.nullable {
 			return nil, fieldErr("invalid_value", name, "%s cannot be null.", name)
 		}

@@ -165,11 +165,8 @@ func (e *Engine) remind(ctx context.Context, id uuid.UUID, now time.Time) (bool,
 		if err != nil {
 			return fmt.Errorf("mark task %s overdue: %w", id, err)
 		}
-		ev := Event{Type: TypeTask, ID: id, Op: OpOverdue, Before: task, After: task, Actor: targetsIdentity(branch)}
-		for _, h := range e.hooks {
-			if err := h(ctx, tx, ev); err != nil {
-				return fmt.Errorf("hook on overdue task %s: %w", id, err)
-			}
+		if err := e.runHooks(ctx, tx, Event{Type: TypeTask, ID: id, Op: OpOverdue, Before: task, After: task, Actor: targetsIdentity(branch)}); err != nil {
+			return err
 		}
 		done = true
 		return nil
@@ -201,8 +198,14 @@ func (e *Engine) SetTargets(ctx context.Context, id *fieldsync.Identity, branch 
 	if id == nil || id.Role != fieldsync.RoleAdmin {
 		return nil, errForbidden("Only an administrator may set a branch's targets.")
 	}
+	if len(targets) > len(TaskKinds) {
+		return nil, fieldErr("invalid_value", "targets", "targets holds at most one entry per task kind (%d).", len(TaskKinds))
+	}
+	seen := map[TaskKind]bool{}
 	for _, tg := range targets {
 		switch {
+		case seen[tg.Kind]:
+			return nil, fieldErr("invalid_value", "kind", "kind %s is given twice.", tg.Kind)
 		case !slices.Contains(TaskKinds, tg.Kind):
 			return nil, fieldErr("invalid_value", "kind", "kind must be one of %s.", strings.Join(stringsOf(TaskKinds), ", "))
 		case tg.DoneWithin < 1 || tg.DoneWithin > maxTargetMinutes:
@@ -210,6 +213,7 @@ func (e *Engine) SetTargets(ctx context.Context, id *fieldsync.Identity, branch 
 		case tg.AcceptWithin != nil && (*tg.AcceptWithin < 1 || *tg.AcceptWithin > maxTargetMinutes):
 			return nil, fieldErr("invalid_value", "accept_within_minutes", "accept_within_minutes must be null or 1 to %d.", maxTargetMinutes)
 		}
+		seen[tg.Kind] = true
 	}
 	var out []Target
 	err := e.write(ctx, func(tx pgx.Tx) error {
