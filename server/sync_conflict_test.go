@@ -447,3 +447,68 @@ func TestSyncDeleteAgainstUpdate(t *testing.T) {
 	// Tasks are not deleted through push: managers cancel them.
 	b.wantRejected(t, f.mgr, deleteOp("task", f.task, b.version(t, "tasks", f.task)), "forbidden", "")
 }
+
+// TestSyncRejectedCarriesRecord: a rejected result carries the server's record as the caller may
+// see it, as the other results do, or says it is gone (deleted, out of the caller's scope, or never
+// made), so that the device corrects its copy at once: its edit is not what the server holds.
+func TestSyncRejectedCarriesRecord(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	f := newConflictFixture(t, b)
+	other := b.signIn(t, "rep", "")
+
+	// A bad value: the record as it is.
+	b.pushOne(t, f.mgr, "applied", updateOp("task", f.task, b.version(t, "tasks", f.task), syncFields{"title": "Renamed meanwhile"}))
+	res := b.wantRejected(t, f.rep, updateOp("task", f.task, b.version(t, "tasks", f.task)-1,
+		syncFields{"status": "cannot_complete"}), "invalid_value", "cannot_complete_reason")
+	if res.Version != b.version(t, "tasks", f.task) || res.Entity["title"] != "Renamed meanwhile" || res.Entity["status"] != "assigned" {
+		t.Fatalf("a rejection's record: %s", res)
+	}
+	if _, hidden := res.Entity["field_versions"]; hidden {
+		t.Fatalf("a rejection's record is not the allow-list's: %v", res.Entity)
+	}
+
+	// An update of a record deleted meanwhile: gone, deleted, at its version.
+	doc := b.newDocument(t, f.rep, f.claim, f.task)
+	dv := b.version(t, "documents", doc)
+	b.pushOne(t, f.rep, "applied", deleteOp("document", doc, dv))
+	res = b.wantRejected(t, f.rep, updateOp("document", doc, dv, syncFields{"file_name": "late.jpg"}), "deleted", "")
+	if res.Gone != "deleted" || res.Version != b.version(t, "documents", doc) {
+		t.Fatalf("an update of a deleted record: %s", res)
+	}
+
+	// Another rep's task: out of scope, and nothing of it is told.
+	res = b.wantRejected(t, other, updateOp("task", f.task, 1, syncFields{"status": "accepted"}), "forbidden", "")
+	if res.Gone != "out_of_scope" || res.Entity != nil {
+		t.Fatalf("a rejection on a record out of scope: %s", res)
+	}
+
+	// A create refused: there is no record.
+	res = b.wantRejected(t, f.rep, createOp("document", uuid.New(), syncFields{"claim_id": f.claim, "kind": "nonsense"}), "invalid_value", "kind")
+	if res.Gone != "not_found" {
+		t.Fatalf("a refused create: %s", res)
+	}
+
+	// A create with an id in use, and a reused mutation id: the record under that id.
+	res = b.wantRejected(t, f.mgr, createOp("task", f.task, syncFields{"claim_id": f.claim, "kind": "follow_up", "title": "Again"}),
+		"already_exists", "entity_id")
+	if res.Entity["id"] != f.task.String() || res.Version != b.version(t, "tasks", f.task) {
+		t.Fatalf("a create with a used id: %s", res)
+	}
+	m := updateOp("customer", f.customer, b.version(t, "customers", f.customer), syncFields{"phone": "+1 000"})
+	first := b.pushOne(t, f.rep, "applied", m)
+	m["fields"] = syncFields{"phone": "+1 999"}
+	res = b.wantRejected(t, f.rep, m, "mutation_id_reused", "")
+	if res.Version != first.Version || res.Entity["phone"] != "+1 000" {
+		t.Fatalf("a reused mutation id: %s", res)
+	}
+
+	// A replay returns the rejection as stored, record included.
+	m = updateOp("task", f.task, 1, syncFields{"status": "cannot_complete"})
+	replay := b.push(t, f.rep, m)[0]
+	b.pushOne(t, f.mgr, "applied", updateOp("task", f.task, b.version(t, "tasks", f.task), syncFields{"title": "Renamed again"}))
+	again := b.push(t, f.rep, m)[0]
+	if replay.String() != again.String() || again.Entity == nil {
+		t.Fatalf("a replayed rejection: %s, first %s", again, replay)
+	}
+}

@@ -32,15 +32,27 @@ type Mutation struct {
 	reason string
 }
 
-// Result is the outcome of one mutation.
+// Result is the outcome of one mutation. Every result carries the server's record as the caller
+// may see it (Version and Entity), a rejected one too, or says why there is none (Gone), so that
+// the device can always correct its copy.
 type Result struct {
 	ID        uuid.UUID       `json:"id"`
 	Status    string          `json:"status"`
 	Version   int64           `json:"version,omitempty"`
 	Entity    json.RawMessage `json:"entity,omitempty"`
+	Gone      string          `json:"gone,omitempty"`
 	Conflicts []Conflict      `json:"conflicts,omitempty"`
 	Error     *ResultError    `json:"error,omitempty"`
 }
+
+// Why a result carries no record (Result.Gone): the record was deleted, is not in the caller's
+// scope, or does not exist (a rejected create). With deleted and out_of_scope, Version is the
+// record's current version.
+const (
+	GoneDeleted    = "deleted"
+	GoneOutOfScope = "out_of_scope"
+	GoneNotFound   = "not_found"
+)
 
 // Result statuses.
 const (
