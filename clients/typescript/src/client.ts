@@ -224,6 +224,7 @@ export class Client {
         throw e;
       }
       wait = undefined;
+      if (process.env.FIELDSYNC_DEBUG) console.log('pull', JSON.stringify(page.changes.map((c) => [c.type, c.op, c.version, (c.data as Fields | undefined)?.checklist])));
       pulled += page.changes.length;
       await this.applyPage(page, undefined, o.signal);
       this.o.onPage?.({ changes: page.changes.length, hasMore: page.has_more, remaining: page.remaining, snapshot: false });
@@ -409,6 +410,7 @@ export class Client {
     for (const e of batch) {
       const r = byId.get(e.mutation.id);
       if (r) this.o.onResult?.(r, e.mutation);
+      if (r && process.env.FIELDSYNC_DEBUG) console.log('push', JSON.stringify(e.mutation), '->', JSON.stringify(r));
     }
   }
 
