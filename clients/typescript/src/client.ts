@@ -224,7 +224,6 @@ export class Client {
         throw e;
       }
       wait = undefined;
-      if (process.env.FIELDSYNC_DEBUG) console.log('pull', JSON.stringify(page.changes.map((c) => [c.type, c.op, c.version, (c.data as Fields | undefined)?.checklist])));
       pulled += page.changes.length;
       await this.applyPage(page, undefined, o.signal);
       this.o.onPage?.({ changes: page.changes.length, hasMore: page.has_more, remaining: page.remaining, snapshot: false });
@@ -391,7 +390,8 @@ export class Client {
         }
         continue;
       }
-      if (r.status === 'rejected' && r.entity === null) {
+      if (r.gone && !(r.version !== undefined && rec.version > r.version)) {
+        // Nothing the user may see is left under the id: the local copy goes, the refusal stays.
         remove.push({ type: m.type, id: m.entity_id });
         put.delete(key);
         continue;
@@ -410,7 +410,6 @@ export class Client {
     for (const e of batch) {
       const r = byId.get(e.mutation.id);
       if (r) this.o.onResult?.(r, e.mutation);
-      if (r && process.env.FIELDSYNC_DEBUG) console.log('push', JSON.stringify(e.mutation), '->', JSON.stringify(r));
     }
   }
 
@@ -484,7 +483,7 @@ export class Client {
       .filter((e) => !e.rejected && ids.has(e.mutation.entity_id))
       .map((e) => ({
         ...e,
-        rejected: { id: e.mutation.id, status: 'rejected', entity: null, error: { code, message: `the ${e.mutation.type} left this device (${code}) before the change could be sent` } },
+        rejected: { id: e.mutation.id, status: 'rejected', error: { code, message: `the ${e.mutation.type} left this device (${code}) before the change could be sent` } },
       }));
   }
 }
