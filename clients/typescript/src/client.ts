@@ -54,6 +54,7 @@ export class Client {
   private lockTail: Promise<unknown> = Promise.resolve();
   private round: Promise<SyncReport> | undefined;
   private queued: Promise<SyncReport> | undefined;
+  private chasing: { fresh: boolean } | undefined;
 
   constructor(private readonly o: ClientOptions) {
     this.store = o.store;
@@ -283,7 +284,8 @@ export class Client {
         signal: o.signal,
         onEvent: (ev) => {
           o.onEvent?.(ev);
-          if (ev.event === 'sync' || ev.event === 'ready') this.sync({ signal: o.signal }).catch((e) => o.onError?.(e));
+          if (ev.event === 'ready') this.sync({ signal: o.signal }).catch((e) => o.onError?.(e));
+          if (ev.event === 'sync') this.chase(o.signal, pause).catch((e) => o.onError?.(e));
         },
         onError: o.onError,
       });
@@ -310,6 +312,34 @@ export class Client {
    */
   async upload(documentId: string, data: Uint8Array, o: UploadOptions = {}): Promise<void> {
     await uploadDocument(this.session, this.store, documentId, data, o);
+  }
+
+  /**
+   * The sync a `sync` event asks for. The stream announces a change once it has committed, but a
+   * pull serves it only once every older transaction has ended too (sync/doc.go), so a round right
+   * after the event may bring nothing yet: then it tries again, waiting longer each time (about a
+   * minute in all), until a round brings something.
+   */
+  private async chase(signal: AbortSignal, pause: (ms: number) => Promise<unknown>): Promise<void> {
+    // One chase at a time; a new event starts the running one's waits over.
+    if (this.chasing) {
+      this.chasing.fresh = true;
+      return;
+    }
+    const c = (this.chasing = { fresh: false });
+    try {
+      for (let ms = 250; ms <= 32_000 && !signal.aborted; ms *= 2) {
+        const r = await this.sync({ signal });
+        if (r.pulled > 0 || r.resnapshot) return;
+        if (c.fresh) {
+          c.fresh = false;
+          ms = 125;
+        }
+        await pause(ms);
+      }
+    } finally {
+      this.chasing = undefined;
+    }
   }
 
   // ---- internals -----------------------------------------------------------------------------
