@@ -84,3 +84,14 @@ test('the event stream wakes a sync that brings a newly assigned task', { skip: 
     await live;
   }
 });
+
+test('a first sync reports how much of the snapshot is left, page by page', { skip: env ? false : 'FIELDSYNC_URL is not set' }, async () => {
+  const pages: { hasMore: boolean; remaining?: number }[] = [];
+  const c = new Client({ url: env!.url, store: new MemoryStore(), pullLimit: 2, onPage: (p) => pages.push(p) });
+  await c.login(env!.manager, env!.password);
+  await c.sync();
+  assert.ok(pages.length > 1, `a snapshot in pages of 2 (got ${pages.length} pages)`);
+  const told = pages.filter((p) => p.hasMore && typeof p.remaining === 'number');
+  assert.ok(told.length > 0, `pages with more to come say how much: ${JSON.stringify(pages.slice(0, 5))}`);
+  assert.ok(told.every((p) => p.remaining! > 0));
+});
