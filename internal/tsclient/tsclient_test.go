@@ -110,7 +110,12 @@ func TestGeneratedTypesAreCurrent(t *testing.T) {
 // fails the test if it fails.
 func run(t *testing.T, env []string, name string, args ...string) {
 	t.Helper()
+	// Stopped before the test binary's deadline, so that a hung run fails with its output logged
+	// instead of a panic.
 	ctx, cancel := context.WithCancel(context.Background())
+	if d, ok := t.Deadline(); ok {
+		ctx, cancel = context.WithDeadline(context.Background(), d.Add(-30*time.Second))
+	}
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = clientDir

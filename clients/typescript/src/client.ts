@@ -317,8 +317,8 @@ export class Client {
   /**
    * The sync a `sync` event asks for. The stream announces a change once it has committed, but a
    * pull serves it only once every older transaction has ended too (sync/doc.go), so a round right
-   * after the event may bring nothing yet: then it tries again, waiting longer each time (about a
-   * minute in all), until a round brings something.
+   * after the event may bring nothing yet: then it tries again, waiting longer each time (up to
+   * about three minutes in all), until a round brings something.
    */
   private async chase(signal: AbortSignal, pause: (ms: number) => Promise<unknown>): Promise<void> {
     // One chase at a time; a new event starts the running one's waits over.
@@ -328,11 +328,12 @@ export class Client {
     }
     const c = (this.chasing = { fresh: false });
     try {
-      for (let ms = 250; ms <= 32_000 && !signal.aborted; ms *= 2) {
+      for (let i = 0, ms = 250; i < 16 && !signal.aborted; i++, ms = Math.min(ms * 2, 16_000)) {
         const r = await this.sync({ signal });
         if (r.pulled > 0 || r.resnapshot) return;
         if (c.fresh) {
           c.fresh = false;
+          i = 0;
           ms = 125;
         }
         await pause(ms);
