@@ -53,12 +53,13 @@ var mayImport = map[string][]string{
 	"internal/loadtest":    {"*"},
 	"internal/fakefcm":     {},
 	"internal/imagebomb":   {},
+	"internal/tsclient":    {},
 }
 
 // tooling are the packages no product package may import (tests aside).
 var tooling = []string{"cmd/fieldsync", "internal/app", "internal/apitest", "internal/app/apptest", "internal/testenv",
 	"internal/devenv", "internal/demo", "internal/fixture", "internal/client", "internal/sim", "internal/loadtest",
-	"internal/fakefcm", "internal/imagebomb"}
+	"internal/fakefcm", "internal/imagebomb", "internal/tsclient"}
 
 // TestPackagesImportOnlyInward holds every package's imports (tests excluded) to mayImport.
 func TestPackagesImportOnlyInward(t *testing.T) {

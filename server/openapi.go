@@ -30,6 +30,9 @@ var openAPI = mustMergeOpenAPI(openAPIParts)
 // only YAML. It is made from openAPI, so the two never differ.
 var openAPIYAML = mustYAML(openAPI)
 
+// OpenAPI returns the merged description served at /openapi.json (the caller must not change it).
+func OpenAPI() []byte { return openAPI }
+
 func handleOpenAPI(c echo.Context) error {
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, openAPI)
 }

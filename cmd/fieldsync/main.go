@@ -1,5 +1,5 @@
 // Command fieldsync is the offline-first sync backend for insurance field service, and the tools
-// to run it: serve, migrate, user, branch, demo, dev, keygen, healthcheck and version. Run
+// to run it: serve, migrate, user, branch, demo, dev, keygen, healthcheck, version and openapi. Run
 // `fieldsync help`.
 package main
 
@@ -32,6 +32,7 @@ Usage:
   fieldsync healthcheck [--url URL] [--timeout D]
                                          exit 0 if the server answers 200 on /readyz (default: FIELDSYNC_ADDR on loopback), else 1
   fieldsync version                      print the version this binary was built from
+  fieldsync openapi                      print the API's OpenAPI description (as served at /openapi.json)
   fieldsync sim [--server URL] [--devices N] [--duration D] [--seed N] [--flaky F] [--login L,...] [--password P]
                                          simulate phones against a running server (make dev) and check that they converge
   fieldsync bench [--quick] [--devices N] [--writers N] [--duration D] [--out FILE] [--cpuprofile FILE]
@@ -92,6 +93,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdHealthcheck(ctx, cfg, rest, stdout, stderr)
 	case "version":
 		return cmdVersion(rest, stdout)
+	case "openapi":
+		return cmdOpenAPI(rest, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

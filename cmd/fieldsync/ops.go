@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"runtime/debug"
 	"time"
+
+	"github.com/fieldsync/fieldsync/server"
 )
 
 // version is the release this binary was built from, stamped by the build:
@@ -62,6 +64,16 @@ func cmdVersion(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintln(stdout, buildVersion())
 	return nil
+}
+
+// cmdOpenAPI prints the OpenAPI description the server serves, for the tools that generate
+// clients' types from it (clients/typescript: npm run gen) without a running server.
+func cmdOpenAPI(args []string, stdout io.Writer) error {
+	if len(args) != 0 {
+		return errUsage
+	}
+	_, err := stdout.Write(server.OpenAPI())
+	return err
 }
 
 // healthcheckTimeout bounds `fieldsync healthcheck`. It is longer than the 2 seconds /readyz gives

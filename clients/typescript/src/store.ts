@@ -41,6 +41,11 @@ export interface OutboxEntry {
   /** Sent as is on every retry, after restarts too: same id, same content. */
   mutation: Mutation;
   /**
+   * Set (and stored) before the mutation is first sent. Until then the client may still fold a
+   * later edit into it; from then on its content never changes.
+   */
+  sent?: boolean;
+  /**
    * Set when the server rejected the mutation, or when it could not be sent at all (e.g. its record
    * left the user's scope). A rejected entry is never sent again; it stays, visible, until the app
    * dismisses it (docs/protocol.md §5.3: "show the user what was refused and why").
