@@ -26,6 +26,21 @@ export const exampleColumns: Record<string, ColumnSchema[]> = {
   customers: [
     { name: 'name', type: 'string', isOptional: true },
     { name: 'phone', type: 'string', isOptional: true },
+    { name: 'address', type: 'string', isOptional: true },
+  ],
+  task_notes: [
+    { name: 'task_id', type: 'string', isOptional: true },
+    { name: 'body', type: 'string', isOptional: true },
+  ],
+  documents: [
+    { name: 'claim_id', type: 'string', isOptional: true },
+    { name: 'task_id', type: 'string', isOptional: true },
+    { name: 'kind', type: 'string', isOptional: true },
+    { name: 'file_name', type: 'string', isOptional: true },
+    { name: 'content_type', type: 'string', isOptional: true },
+    { name: 'size_bytes', type: 'number', isOptional: true },
+    { name: 'sha256', type: 'string', isOptional: true },
+    { name: 'status', type: 'string', isOptional: true },
   ],
   claims: [
     { name: 'status', type: 'string', isOptional: true },

@@ -42,6 +42,9 @@ export const fieldsyncColumns: ColumnSchema[] = [
   { name: 'fieldsync', type: 'string', isOptional: true },
 ];
 
+/** Fields the server sends as JSON objects or arrays: kept as JSON text in a string column. */
+export const defaultJsonFields: Partial<Record<RecordType, string[]>> = { task: ['checklist'], notification: ['data'] };
+
 const outboxTable = 'fieldsync_outbox';
 const metaTable = 'fieldsync_meta';
 const recordsTable = 'fieldsync_records';
@@ -92,6 +95,8 @@ type Raw = Record<string, unknown> & { id: string; _status: string; _changed: st
 export interface WatermelonStoreOptions {
   /** The app's table for each type it keeps (default: defaultTables, for tables in the schema). */
   tables?: Partial<Record<RecordType, string>>;
+  /** Columns the app keeps as JSON text (its @json fields), beyond defaultJsonFields. */
+  json?: Partial<Record<RecordType, string[]>>;
 }
 
 function rawOf(m: Model): Raw {
@@ -130,6 +135,7 @@ function changedColumns(raw: Raw): string[] {
 export class WatermelonStore implements Store {
   readonly database: Database;
   private readonly tableOf = new Map<RecordType, string>();
+  private readonly jsonOf = new Map<RecordType, Set<string>>();
 
   constructor(database: Database, options: WatermelonStoreOptions = {}) {
     this.database = database;
@@ -148,6 +154,7 @@ export class WatermelonStore implements Store {
         throw new Error(`fieldsync: table ${name} lacks the version/fieldsync columns: add ...fieldsyncColumns to its columns`);
       }
       this.tableOf.set(type, name);
+      this.jsonOf.set(type, new Set([...(defaultJsonFields[type] ?? []), ...(options.json?.[type] ?? [])]));
     }
     // Records made by the app get UUIDs (the server's ids), not WatermelonDB's 16-character ids.
     randomId.setGenerator(() => uuidv7());
@@ -167,7 +174,7 @@ export class WatermelonStore implements Store {
   toLocal(type: RecordType, raw: Raw): LocalRecord {
     const table = this.database.schema.tables[this.tableOf.get(type)!]!;
     const st = parseState(raw);
-    const json = new Set(st.j ?? []);
+    const json = new Set([...(st.j ?? []), ...(this.jsonOf.get(type) ?? [])]);
     const fields: Fields = { id: raw.id };
     for (const col of table.columnArray) {
       if (col.name === 'fieldsync') continue;
@@ -508,7 +515,9 @@ export class WatermelonStore implements Store {
       const rec = this.toLocal(type, raw);
       const st = parseState(raw);
       if (raw._status === 'created') {
-        edits.push({ type, id: raw.id, op: 'create', fields: createFields(rec.fields) });
+        // A column the app never set holds its type's empty value ('' for a required string).
+        const set = Object.fromEntries(Object.entries(rec.fields).filter(([, v]) => v !== ''));
+        edits.push({ type, id: raw.id, op: 'create', fields: createFields(set) });
       } else if (raw._status === 'deleted') {
         // A record made here and deleted before its create was answered waits for that answer.
         if (rec.version >= 1) edits.push({ type, id: raw.id, op: 'delete', baseVersion: rec.version });
