@@ -164,6 +164,14 @@ export class RxdbStore implements Store {
     await Promise.all([...this.lanes.values()].map((l) => l.replication.cancel()));
   }
 
+  /**
+   * Waits until every local write so far has gone through its push handler into the outbox (RxDB
+   * runs them shortly after each write; synchronize() waits for them before a round).
+   */
+  async settle(): Promise<void> {
+    await Promise.all([...this.lanes.values()].map((l) => l.replication.awaitInSync()));
+  }
+
   /** The app's collection of a type, or undefined when the adapter keeps the type itself. */
   collection(type: RecordType): RxCollection | undefined {
     return this.lanes.get(type)?.collection;
@@ -345,4 +353,14 @@ export class RxdbStore implements Store {
     this.latest.clear();
     for (const c of [this.outboxCol, this.metaCol, this.recordsCol]) await c.find().remove();
   }
+}
+
+/**
+ * One sync round for an RxDB app: the local writes RxDB has not handed to the push handlers yet go
+ * into the outbox, then the client pushes the outbox and pulls until the server has nothing more,
+ * every page reaching the collections through their replications.
+ */
+export async function synchronize<R>(o: { store: RxdbStore; client: { sync(o?: { signal?: AbortSignal }): Promise<R> }; signal?: AbortSignal }): Promise<R> {
+  await o.store.settle();
+  return o.client.sync({ signal: o.signal });
 }
