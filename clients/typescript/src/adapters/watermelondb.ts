@@ -577,3 +577,28 @@ export async function synchronize<R>(o: { store: WatermelonStore; client: SyncRo
   await o.store.collectLocalChanges();
   return o.client.sync({ signal: o.signal });
 }
+
+/**
+ * Sends the app's edits as they happen: after each change to the app's synced tables (debounced),
+ * the edits are collected and, if there were any, a sync round runs. The client's own writes also
+ * wake it, find nothing to collect and run no round. Returns the function that stops it.
+ */
+export function syncOnLocalChanges(o: { store: WatermelonStore; client: SyncRound<unknown>; debounceMs?: number; onError?: (e: unknown) => void }): () => void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const run = async () => {
+    try {
+      if ((await o.store.collectLocalChanges()) > 0) await o.client.sync();
+    } catch (e) {
+      o.onError?.(e);
+    }
+  };
+  const tables = o.store.mappedTypes().map((t) => o.store.table(t)!);
+  const unsubscribe = o.store.database.experimentalSubscribe(tables, () => {
+    clearTimeout(timer);
+    timer = setTimeout(run, o.debounceMs ?? 300);
+  });
+  return () => {
+    clearTimeout(timer);
+    unsubscribe();
+  };
+}
