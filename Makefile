@@ -14,7 +14,7 @@ GOBIN_DIR := $(or $(shell go env GOBIN),$(shell go env GOPATH)/bin)
 export PATH := $(GOBIN_DIR):$(PATH)
 
 .DEFAULT_GOAL := build
-.PHONY: build docker test dev minio fmt-check vet lint
+.PHONY: build docker test dev minio ts-deps fmt-check vet lint
 
 # What `fieldsync version` prints: the nearest tag, commits since, the commit, -dirty if changed.
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null)
@@ -28,7 +28,7 @@ docker:
 	docker build --build-arg VERSION=$(VERSION) -t fieldsync:local .
 
 ## test: check formatting, vet, staticcheck, and run every test with the race detector
-test: minio fmt-check vet lint
+test: minio ts-deps fmt-check vet lint
 	go test -race -count=1 ./...
 
 ## dev: run fieldsync with a local PostgreSQL and MinIO, found or started for you
@@ -43,6 +43,14 @@ minio:
 		echo "installing $(MINIO_MODULE) into $(GOBIN_DIR) (about 6 minutes the first time)"; \
 		go install $(MINIO_MODULE); \
 	fi
+
+## ts-deps: install the TypeScript client's packages from its lockfile (internal/tsclient runs its tests)
+ts-deps: clients/typescript/node_modules/.package-lock.json
+
+clients/typescript/node_modules/.package-lock.json: clients/typescript/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node.js 20 and npm (Debian: apt-get install nodejs npm)"; exit 1; }
+	npm ci --prefix clients/typescript --no-audit --no-fund
+	@touch $@
 
 ## fmt-check: fail if any Go file is not gofmt-formatted
 fmt-check:

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/internal/testenv"
+	"github.com/fieldsync/fieldsync/server"
 )
 
 // TestVersionPrintsTheStampedVersion checks that `fieldsync version` prints what the build stamped
@@ -171,5 +172,17 @@ func startServeWithoutObjectStore(t *testing.T) string {
 			t.Fatalf("serve not alive within 30s (%v)\n%s", err, logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestOpenAPIPrintsTheServedDescription checks that `fieldsync openapi` prints the description the
+// server serves at /openapi.json, byte for byte (clients generate their types from it).
+func TestOpenAPIPrintsTheServedDescription(t *testing.T) {
+	out, err := runCLI(t, "", "openapi")
+	if err != nil || out != string(server.OpenAPI()) {
+		t.Fatalf("openapi printed %d bytes, %v; want the served description (%d bytes)", len(out), err, len(server.OpenAPI()))
+	}
+	if _, err := runCLI(t, "", "openapi", "--yaml"); !errors.Is(err, errUsage) {
+		t.Errorf("openapi --yaml: %v, want a usage error", err)
 	}
 }

@@ -28,6 +28,9 @@ type Options struct {
 	TokenTTL time.Duration
 	// Media adds the documents service (tus uploads, processing jobs) over a fresh bucket.
 	Media bool
+	// Notifications turns the notifications service on, and with it the event stream
+	// (GET /v1/events); its rules then add notifications to the users' pulls.
+	Notifications bool
 }
 
 // Server is a running server and what a test needs to reach behind it.
@@ -53,6 +56,9 @@ func Start(t testing.TB, o Options) *Server {
 		}
 		if o.Media {
 			s.S3 = testenv.S3(t)
+		}
+		if o.Notifications {
+			s.NoNotifications = false
 		}
 	})
 	return &Server{URL: a.URL, DB: a.DB, Accounts: a.Accounts, Engine: a.Engine, BranchID: a.Branch(t), clock: a.Clock}

@@ -5,5 +5,8 @@
 // in the environment. It also checks that the client's generated types are made from the
 // description the server serves today.
 //
+// The server runs with the documents and notifications services (uploads, the event stream), and
+// the tests can move its clock (FIELDSYNC_TEST_CLOCK) to expire tokens without waiting.
+//
 // The package has no code of its own: everything is in its tests.
 package tsclient

@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fieldsync/fieldsync/internal/apitest"
 	"github.com/fieldsync/fieldsync/internal/testenv"
@@ -50,11 +53,23 @@ func needNode(t *testing.T) {
 // a server of the test's own.
 func TestTypeScriptClient(t *testing.T) {
 	needNode(t)
-	srv := apitest.Start(t, apitest.Options{Media: true})
+	srv := apitest.Start(t, apitest.Options{Media: true, Notifications: true})
 	manager := srv.NewUser(t, "manager", "")
 	rep := srv.NewUser(t, "rep", "agent")
 	rep2 := srv.NewUser(t, "rep", "agent")
+	// The tests expire tokens by moving the server's clock, not by waiting for them.
+	clock := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, err := time.ParseDuration(r.URL.Query().Get("by"))
+		if r.Method != http.MethodPost || err != nil || d <= 0 {
+			http.Error(w, "POST ?by=DURATION", http.StatusBadRequest)
+			return
+		}
+		srv.Advance(d)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(clock.Close)
 	env := []string{
+		"FIELDSYNC_TEST_CLOCK=" + clock.URL,
 		"FIELDSYNC_URL=" + srv.URL,
 		"FIELDSYNC_MANAGER=" + manager.Login,
 		"FIELDSYNC_REP=" + rep.Login,
@@ -63,7 +78,12 @@ func TestTypeScriptClient(t *testing.T) {
 	}
 	run(t, env, "npm", "run", "--silent", "build")
 	// One test file at a time: the machine running `make test` is busy with Go tests too.
-	run(t, env, "node", "--test", "--test-concurrency=1", "dist/test/")
+	args := []string{"--test", "--test-concurrency=1"}
+	if p := os.Getenv("FIELDSYNC_TS_TESTS"); p != "" {
+		// While working on the client: run only the tests whose names match.
+		args = append(args, "--test-name-pattern="+p)
+	}
+	run(t, env, "node", append(args, "dist/test/")...)
 }
 
 // TestGeneratedTypesAreCurrent fails when the server's description changed and the client's copy

@@ -390,7 +390,8 @@ export class Client {
         }
         continue;
       }
-      if (r.status === 'rejected' && r.entity === null) {
+      if (r.gone && !(r.version !== undefined && rec.version > r.version)) {
+        // Nothing the user may see is left under the id: the local copy goes, the refusal stays.
         remove.push({ type: m.type, id: m.entity_id });
         put.delete(key);
         continue;
@@ -482,7 +483,7 @@ export class Client {
       .filter((e) => !e.rejected && ids.has(e.mutation.entity_id))
       .map((e) => ({
         ...e,
-        rejected: { id: e.mutation.id, status: 'rejected', entity: null, error: { code, message: `the ${e.mutation.type} left this device (${code}) before the change could be sent` } },
+        rejected: { id: e.mutation.id, status: 'rejected', error: { code, message: `the ${e.mutation.type} left this device (${code}) before the change could be sent` } },
       }));
   }
 }

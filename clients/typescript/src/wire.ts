@@ -63,11 +63,13 @@ export interface MutationResult {
   id: string;
   status: Schemas['MutationResult']['status'];
   version?: number;
-  /**
-   * The server's record after the mutation, rejected results included (docs/protocol.md §5.3);
-   * null when the record is gone for the caller.
-   */
+  /** The server's record after the mutation; for a rejected one, the record as it now is. */
   entity?: Fields | null;
+  /**
+   * Rejected only, in place of `entity`: the caller may see no record under the id (`deleted`,
+   * `out_of_scope`, or `not_found` for a refused create).
+   */
+  gone?: 'deleted' | 'out_of_scope' | 'not_found';
   conflicts?: Conflict[] | null;
   error?: { code: string; message: string; details?: Record<string, unknown> } | null;
 }

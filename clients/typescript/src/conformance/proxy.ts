@@ -63,7 +63,8 @@ export class FlakyProxy {
 
     const up = http.request({
       host: this.target.hostname, port: this.target.port, method, path,
-      headers: { ...req.headers, host: this.target.host },
+      // The Host stays the proxy's, so the URLs the server hands out (tus Location) lead back here.
+      headers: req.headers,
     });
     up.on('error', () => req.socket.destroy());
     up.on('response', (ur) => {

@@ -666,13 +666,13 @@ export interface paths {
          * Apply the device's queued mutations
          * @description docs/protocol.md, Push. Reps, processors and managers push; admins and integrations get `403 forbidden`.
          *
-         *     **Processing.** Mutations apply in order, each atomically (its own savepoint); a rejected one does not stop the next. All the mutations of one push commit together, in one database transaction: a push cut short by a failure leaves nothing behind, and its retry applies it all. One user's pushes are applied one at a time. Every result that is not `rejected` carries the record's resulting `version` and its whole `entity`, as a pull would send it.
+         *     **Processing.** Mutations apply in order, each atomically (its own savepoint); a rejected one does not stop the next. All the mutations of one push commit together, in one database transaction: a push cut short by a failure leaves nothing behind, and its retry applies it all. One user's pushes are applied one at a time. Every result carries the record's `version` and its whole `entity`, as a pull would send it: after the mutation, or for a `rejected` one the record as it now is, or `gone` saying why there is none (deleted, out of the caller's scope, or never made). The device can always correct its copy from the result.
          *
          *     **Idempotency.** A mutation's result is stored under its `id`, with a hash of its content (`type`, `op`, `entity_id`, `base_version`, `client_time`, and the fields' values compared as compact JSON: whitespace inside a value does not matter). Sending the same mutation again, in a later push or later in the same one, returns the stored result, even if the record changed since, and changes nothing. So a replayed result may be older than what the device has pulled since: take its `entity` only if its `version` is newer than the device's copy, and never to bring back a record a pull removed since the mutation was first sent. The same `id` with other content, or an `id` another user already used, is rejected with `mutation_id_reused`. Rejections are stored too: to try a rejected write again, make a new mutation id. A mutation without an `id` is rejected (`invalid_value`, `details.field: id`) and not remembered.
          *
          *     **Ops.** `create`: the client-made `entity_id`, no `base_version` (or 0), and every required field. `update`: at least one field, and the `base_version` the device last saw (at least 1, at most the record's version). `delete`: a `base_version` and no fields. Writing a value a field already has changes nothing (no new version).
          *
-         *     **Statuses.** `applied`: taken as sent. `merged`: taken, and the record had changed since `base_version`; `entity` is the merged record, and `conflicts` lists any field both sides changed (kept `yours`, rule `last_write_wins`). `conflict`: at least one field could not be taken and the server's value was kept (`kept: theirs`); the rest of the mutation is applied; `entity` is the server's record. `rejected`: nothing applied; `error` says why; no `version`, no `entity`.
+         *     **Statuses.** `applied`: taken as sent. `merged`: taken, and the record had changed since `base_version`; `entity` is the merged record, and `conflicts` lists any field both sides changed (kept `yours`, rule `last_write_wins`). `conflict`: at least one field could not be taken and the server's value was kept (`kept: theirs`); the rest of the mutation is applied; `entity` is the server's record. `rejected`: nothing applied; `error` says why; `version` and `entity` are the record as it now is, or `gone` says why there is none.
          *
          *     **Conflict rules.** Each conflict is listed in the result and recorded (both values, the rule, the user, device, mutation and `client_time`) for managers (`GET /v1/conflicts`).
          *     - Edits to different fields of a record merge, silently: fields are versioned one by one.
@@ -682,6 +682,7 @@ export interface paths {
          *     - `first_decision_wins`: a processor's decision (`approved` or `rejected`) on a document already decided keeps the first decision (kept `theirs`); the `review_note` sent with it is held back with it (a conflict on `review_note`). Deciding what was already decided changes no status.
          *     - `update_wins`: a delete with a `base_version` older than the record: the record stays (result `conflict`, conflict field `*`, `entity` is the server's record).
          *     - `delete_wins`: an update of a record deleted meanwhile: rejected with code `deleted`, and the conflict (field `*`) is recorded.
+         *     - `forbidden_field`: a field the caller's role may not write (see Who writes what), sent beside fields it may: that field is refused (kept `theirs`; `theirs` is the record's value as a pull sends it, null for a field devices are not sent), and the rest of the mutation applies.
          *     - Task notes are append-only and never conflict.
          *
          *     **Transitions** (from the server's current status).
@@ -698,7 +699,7 @@ export interface paths {
          *
          *     A mutation that moves the record on to another status by the transitions below writes them with the move: a processor rejecting an approved claim gives the rejection's `decision_note`, a payment gives `amount_paid`. A decision repeated with its fields (paying a paid claim again, reviewing a reviewed document) stays a conflict (`status_state_machine`, `first_decision_wins`) as described above. The correction of a finished task is a manager's reopening (a status write, or `POST /v1/tasks/{id}/reopen` with a `reason`), recorded in the same transaction with who reopened it and why as a `task_note` by the manager (`Reopened.`, or `Reopened: <reason>` from the screen); the rep then completes it again.
          *
-         *     **Who writes what.** A field not listed is the server's (`unknown_field`); a listed field the caller's role may not write is `forbidden_field`, and the whole mutation is rejected, never merged. Beyond fields, a record must be in the caller's scope (see pull) or the mutation is rejected `forbidden`.
+         *     **Who writes what.** A field not listed is the server's (`unknown_field`); a listed field the caller's role may not write is refused on its own, never merged: a conflict of rule `forbidden_field` (kept `theirs`, the result `conflict`), while the other fields of the mutation apply. A mutation whose every field is one the role may not write (or that gives a required field of a create the role may not give) is rejected `forbidden_field`. Beyond fields, a record must be in the caller's scope (see pull) or the mutation is rejected `forbidden`.
          *
          *     | type | field | value | create | update |
          *     | --- | --- | --- | --- | --- |
@@ -754,7 +755,7 @@ export interface paths {
          *     - `invalid_value`: a bad value, a missing required field, a bad `op`, `base_version`, `id` or `entity_id`, a missing reason or amount, an assignee, agent or processor who is not an enabled user of the branch in that role.
          *     - `unknown_type`: `type` is not a synced type (`details.field: type`).
          *     - `unknown_field`: the type has no writable field of that name.
-         *     - `forbidden_field`: the caller's role may not write that field (on that op).
+         *     - `forbidden_field`: the caller's role may not write any field the mutation carries (on that op), or a required field of the create; `details.field` names the first by name.
          *     - `forbidden`: the role may not create or delete that type, or the record (or the record it refers to: `details.field` names it) is not in the caller's scope, e.g. another rep's task or another branch's anything.
          *     - `not_found`: no record has `entity_id`, or the record a field refers to does not exist.
          *     - `already_exists`: a create with an id already in use (`details.field: entity_id`).
@@ -1132,9 +1133,14 @@ export interface components {
         };
         MutationResult: {
             conflicts?: components["schemas"]["SyncConflict"][] | null;
-            /** @description Not for `rejected`: the whole record after the mutation, as a pull sends it. */
+            /** @description The whole record after the mutation, as a pull sends it; for `rejected`, the record as it now is (nothing was applied), so the device can replace its copy. Absent when `gone` is set. */
             entity?: components["schemas"]["SyncTask"] | components["schemas"]["SyncTaskNote"] | components["schemas"]["SyncClaim"] | components["schemas"]["SyncCustomer"] | components["schemas"]["SyncDocument"] | components["schemas"]["SyncNotification"] | components["schemas"]["SyncUser"];
             error?: components["schemas"]["MutationError"] | null;
+            /**
+             * @description Only for `rejected`, in place of `entity`: there is no record the caller may see under `entity_id`. `deleted`: it was deleted; `out_of_scope`: it is not in the caller's scope (another rep's task, another branch's record); `not_found`: no record has that id (a refused create). Remove the local copy, unless it is newer than `version`.
+             * @enum {string}
+             */
+            gone?: "deleted" | "out_of_scope" | "not_found";
             /**
              * Format: uuid
              * @description The mutation's id.
@@ -1142,7 +1148,7 @@ export interface components {
             id: string;
             /** @enum {string} */
             status: "applied" | "merged" | "conflict" | "rejected";
-            /** @description Not for `rejected`: the record's version after the mutation. */
+            /** @description The record's version after the mutation; for `rejected`, its version now (nothing was applied). With `gone` `deleted` or `out_of_scope`, the version the record is gone at; absent with `gone` `not_found`. */
             version?: number;
         };
         /** @description A notification of the in-app inbox, as it syncs (type `notification` in pulls) and streams. Devices mark it read with a push: `{"type": "notification", "op": "update", "fields": {"read": true}}`. */
@@ -1327,7 +1333,7 @@ export interface components {
             /** Format: uuid */
             mutation_id?: string | null;
             /** @enum {string} */
-            rule: "last_write_wins" | "status_state_machine" | "checklist_item" | "first_decision_wins" | "delete_wins" | "update_wins";
+            rule: "last_write_wins" | "status_state_machine" | "checklist_item" | "first_decision_wins" | "delete_wins" | "update_wins" | "forbidden_field";
             /** @description The server's value it met. */
             theirs: unknown;
             /**
@@ -1478,7 +1484,7 @@ export interface components {
             /** @enum {string} */
             kept: "yours" | "theirs";
             /** @enum {string} */
-            rule: "last_write_wins" | "status_state_machine" | "checklist_item" | "first_decision_wins" | "delete_wins" | "update_wins";
+            rule: "last_write_wins" | "status_state_machine" | "checklist_item" | "first_decision_wins" | "delete_wins" | "update_wins" | "forbidden_field";
             /** @description What the server had. */
             theirs: unknown;
             /** @description What the mutation sent. */
