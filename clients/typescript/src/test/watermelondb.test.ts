@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { Q } from '@nozbe/watermelondb';
 import { MetaKeys, type LocalRecord } from '../store.js';
 import { memoryDatabase } from '../adapters/watermelondb-lokijs.js';
-import { WatermelonStore } from '../adapters/watermelondb.js';
+import { syncOnLocalChanges, WatermelonStore } from '../adapters/watermelondb.js';
 
 const T1 = '01930000-0000-7000-8000-000000000001';
 const C1 = '01930000-0000-7000-8000-0000000000c1';
@@ -141,4 +141,25 @@ test('clear erases records, outbox, cursor and meta', async () => {
   assert.deepEqual(await store.outbox(), []);
   assert.equal(await store.cursor(), undefined);
   assert.equal(await store.getMeta('a'), undefined);
+});
+
+test('syncOnLocalChanges hands an edit over and runs a round; the client’s own writes run none', async () => {
+  const { store } = await setup('rep');
+  await store.write({ put: [task(5)] });
+  let rounds = 0;
+  const stop = syncOnLocalChanges({ store, client: { sync: async () => { rounds++; } }, debounceMs: 10 });
+  try {
+    await store.write({ put: [task(6)] });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(rounds, 0, 'a pulled record is no edit');
+    await appEdit(store, T1, (r) => { r['status'] = 'accepted'; });
+    for (let i = 0; i < 50 && rounds === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(rounds, 1);
+    const box = await store.outbox();
+    assert.equal(box.length, 1);
+    assert.deepEqual(box[0]!.mutation.fields, { status: 'accepted' });
+    assert.equal(box[0]!.mutation.base_version, 6);
+  } finally {
+    stop();
+  }
 });
