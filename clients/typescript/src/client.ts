@@ -8,6 +8,7 @@
 // flight is neither lost nor half-applied; network calls run outside it.
 
 import { FieldsyncError, NetworkError } from './errors.js';
+import type { ServerEvent } from './events.js';
 import { diff, overlay, unitsOf } from './fields.js';
 import { limits } from './generated/spec.js';
 import { Session, type SessionOptions } from './session.js';
@@ -53,6 +54,7 @@ export class Client {
   private lockTail: Promise<unknown> = Promise.resolve();
   private round: Promise<SyncReport> | undefined;
   private queued: Promise<SyncReport> | undefined;
+  private chasing: { fresh: boolean } | undefined;
 
   constructor(private readonly o: ClientOptions) {
     this.store = o.store;
@@ -273,14 +275,18 @@ export class Client {
    * `events`, a round at every `sync` event of the event stream. Errors wait (Retry-After, or a
    * growing back-off) and go round again; a session that ended stops it.
    */
-  async live(o: { signal: AbortSignal; events?: boolean; onError?: (e: unknown) => void }): Promise<void> {
+  async live(o: { signal: AbortSignal; events?: boolean; onError?: (e: unknown) => void; onEvent?: (e: ServerEvent) => void }): Promise<void> {
     const { watchEvents } = await import('./events.js');
     let backoff = 1000;
     const pause = (ms: number) => new Promise((r) => { const t = setTimeout(r, ms); o.signal.addEventListener('abort', () => { clearTimeout(t); r(undefined); }, { once: true }); });
     if (o.events) {
       await watchEvents(this.session, {
         signal: o.signal,
-        onEvent: (ev) => { if (ev.event === 'sync' || ev.event === 'ready') this.sync({ signal: o.signal }).catch((e) => o.onError?.(e)); },
+        onEvent: (ev) => {
+          o.onEvent?.(ev);
+          if (ev.event === 'ready') this.sync({ signal: o.signal }).catch((e) => o.onError?.(e));
+          if (ev.event === 'sync') this.chase(o.signal, pause).catch((e) => o.onError?.(e));
+        },
         onError: o.onError,
       });
       return;
@@ -308,6 +314,34 @@ export class Client {
     await uploadDocument(this.session, this.store, documentId, data, o);
   }
 
+  /**
+   * The sync a `sync` event asks for. The stream announces a change once it has committed, but a
+   * pull serves it only once every older transaction has ended too (sync/doc.go), so a round right
+   * after the event may bring nothing yet: then it tries again, waiting longer each time (about a
+   * minute in all), until a round brings something.
+   */
+  private async chase(signal: AbortSignal, pause: (ms: number) => Promise<unknown>): Promise<void> {
+    // One chase at a time; a new event starts the running one's waits over.
+    if (this.chasing) {
+      this.chasing.fresh = true;
+      return;
+    }
+    const c = (this.chasing = { fresh: false });
+    try {
+      for (let ms = 250; ms <= 32_000 && !signal.aborted; ms *= 2) {
+        const r = await this.sync({ signal });
+        if (r.pulled > 0 || r.resnapshot) return;
+        if (c.fresh) {
+          c.fresh = false;
+          ms = 125;
+        }
+        await pause(ms);
+      }
+    } finally {
+      this.chasing = undefined;
+    }
+  }
+
   // ---- internals -----------------------------------------------------------------------------
 
   /** Runs fn after every earlier locked call has finished. */
@@ -333,13 +367,20 @@ export class Client {
     const batch: OutboxEntry[] = [];
     const changed: OutboxEntry[] = [];
     let bytes = 20;
-    for (const e of await this.store.outbox()) {
+    const outbox = await this.store.outbox();
+    for (const e of outbox) {
       if (e.rejected) continue;
       if (batch.length >= max) break;
       let entry = e;
       if (!e.sent && e.mutation.op !== 'create' && !e.mutation.base_version) {
         const rec = await this.store.get(e.mutation.type, e.mutation.entity_id);
-        if (!rec || rec.version === 0) break;
+        if (!rec || rec.version === 0) {
+          const creating = outbox.some((c) => c.mutation.op === 'create' && c.mutation.entity_id === e.mutation.entity_id && !c.rejected);
+          if (creating) break; // its create goes first; this one follows once it is answered
+          // The record's create was refused: nothing to update. Kept, refused, for the user to see.
+          changed.push({ ...e, rejected: { id: e.mutation.id, status: 'rejected', error: { code: 'not_found', message: `the ${e.mutation.type} was never created` } } });
+          continue;
+        }
         entry = { ...e, mutation: { ...e.mutation, base_version: rec.version } };
       }
       const size = JSON.stringify(entry.mutation).length + 1;
@@ -459,6 +500,8 @@ export class Client {
           continue;
         }
         seen?.get(c.type)?.add(c.id);
+        const gone = removed.findIndex((k) => k.type === c.type && k.id === c.id);
+        if (gone >= 0) removed.splice(gone, 1); // deleted, then back in the same page
         const version = Number(c.version ?? c.data?.version);
         if (local && local.version >= version) continue;
         const pending = local?.pending ?? {};

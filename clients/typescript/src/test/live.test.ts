@@ -73,11 +73,12 @@ test('the event stream wakes a sync that brings a newly assigned task', { skip: 
   await rep.sync();
   const stop = new AbortController();
   const errors: unknown[] = [];
-  const live = rep.live({ signal: stop.signal, events: true, onError: (e) => errors.push(e) });
+  const events: string[] = [];
+  const live = rep.live({ signal: stop.signal, events: true, onError: (e) => errors.push(e), onEvent: (e) => events.push(e.event) });
   try {
     const taskId = await assignTask(manager, (await rep.user())!.id, 'Event visit');
     // No sync of ours here: only the stream's `sync` events (and the one after `ready`) pull.
-    assert.ok(await until(async () => (await rep.get('task', taskId)) !== undefined), `the task arrived; errors: ${errors.join('; ')}`);
+    assert.ok(await until(async () => (await rep.get('task', taskId)) !== undefined), `the task arrived; events: ${events.join(', ')}; errors: ${errors.join('; ')}`);
   } finally {
     stop.abort();
     await live;
