@@ -13,10 +13,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/fieldsync/fieldsync/internal/testenv"
 )
 
 // Browser is one headless chromium.
@@ -147,4 +149,30 @@ func Screenshot(t testing.TB, tab context.Context, name string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+var (
+	sharedOnce sync.Once
+	shared     *Browser
+	sharedErr  error
+)
+
+// Shared is the package's one browser, started by the first test that asks and stopped when
+// testenv.Main has run the tests (the package's TestMain must call it). Without chromium the
+// test is skipped, saying so; a chromium that does not start fails it.
+func Shared(t testing.TB) *Browser {
+	t.Helper()
+	sharedOnce.Do(func() {
+		shared, sharedErr = Start()
+		if sharedErr == nil {
+			testenv.AtExit(shared.Close)
+		}
+	})
+	if errors.Is(sharedErr, ErrNoBrowser) {
+		t.Skip(sharedErr)
+	}
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	return shared
 }
