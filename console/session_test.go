@@ -19,12 +19,12 @@ import (
 // httpBrowser is a cookie-keeping HTTP client that does not follow redirects: the tests of the
 // session's rules look at each answer.
 type httpBrowser struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	c    *http.Client
 }
 
-func newHTTPBrowser(t *testing.T, base string) *httpBrowser {
+func newHTTPBrowser(t testing.TB, base string) *httpBrowser {
 	jar, _ := cookiejar.New(nil)
 	return &httpBrowser{t: t, base: base, c: &http.Client{Jar: jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
