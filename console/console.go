@@ -114,12 +114,18 @@ func (c *Console) routes() {
 	m.HandleFunc("POST "+Prefix+"/claims/{id}/decision", c.page(c.decideClaim, processor))
 	m.HandleFunc("POST "+Prefix+"/claims/{id}/payment", c.page(c.recordPayment, processor))
 
+	c.managerRoutes()
+
 	m.HandleFunc(Prefix+"/", c.page(func(q *request) error { return errNotFound }))
 }
 
 // home sends each role to its first page.
 func (c *Console) home(q *request) error {
-	http.Redirect(q.w, q.r, Prefix+"/queue", http.StatusSeeOther)
+	to := Prefix + "/queue"
+	if q.who.Role == manager && managerHome != "" {
+		to = Prefix + managerHome
+	}
+	http.Redirect(q.w, q.r, to, http.StatusSeeOther)
 	return nil
 }
 

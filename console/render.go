@@ -41,7 +41,7 @@ func (q *request) view(titleKey string) View {
 }
 
 // parsePages parses each page template (templates/<name>.html, which defines "main") with the
-// shared layout (templates/layout.html).
+// shared layout (templates/layout.html) and partials (templates/_<name>.html).
 func parsePages(a *assets) (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
 		"asset":  a.url,
@@ -49,7 +49,8 @@ func parsePages(a *assets) (map[string]*template.Template, error) {
 		// val reads an optional amount the template has checked is there.
 		"val": func(p *int64) int64 { return *p },
 	}
-	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
+	// The layout and the partials (templates/_*.html: pieces of pages several pages share).
+	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/_*.html")
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +61,7 @@ func parsePages(a *assets) (map[string]*template.Template, error) {
 	pages := map[string]*template.Template{}
 	for _, path := range names {
 		name := strings.TrimSuffix(strings.TrimPrefix(path, "templates/"), ".html")
-		if name == "layout" {
+		if name == "layout" || strings.HasPrefix(name, "_") {
 			continue
 		}
 		t, err := template.Must(layout.Clone()).ParseFS(templateFS, path)

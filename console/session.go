@@ -238,8 +238,9 @@ func (c *Console) handleLanguage(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, localPath(r.PostFormValue("next")), http.StatusSeeOther)
 }
 
-// printer is the Printer of a request: the language the person chose, else their browser's;
-// times and amounts in their branch's zone and currency.
+// printer is the Printer of a request: the language the person chose (the language cookie, until
+// users have a stored preference), else their browser's; times and amounts in their branch's
+// zone and currency. who is nil before sign-in.
 func (c *Console) printer(r *http.Request, who *fieldsync.Identity) *i18n.Printer {
 	pref := ""
 	if ck, err := r.Cookie(langCookie); err == nil {
@@ -249,7 +250,8 @@ func (c *Console) printer(r *http.Request, who *fieldsync.Identity) *i18n.Printe
 	return i18n.New(i18n.Match(pref, r.Header.Get("Accept-Language")), loc, currency)
 }
 
-// branchFormat is the time zone and currency of who's branch.
+// branchFormat is the time zone and currency of who's branch: until branches have their own
+// (migration 00012), UTC and the configured currency.
 func (c *Console) branchFormat(who *fieldsync.Identity) (*time.Location, string) {
 	return time.UTC, c.cfg.Currency
 }
