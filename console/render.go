@@ -15,7 +15,7 @@ import (
 	"github.com/fieldsync/fieldsync/i18n"
 )
 
-//go:embed templates
+//go:embed all:templates
 var templateFS embed.FS
 
 // View is what the layout needs of every page; each page's data embeds it.
