@@ -150,11 +150,17 @@ func (c *Console) fail(q *request, err error) {
 	c.renderError(q, http.StatusInternalServerError, q.p.T("error.internal", q.w.Header().Get("X-Request-Id")))
 }
 
-// message is a domain error in the person's words: the catalogue's text for its code when there
-// is one, else the engine's message (English).
+// message is a domain error in the person's words: the catalogue's text for its code and field
+// (code.invalid_value.review_note), else for its code, else the engine's message (English).
 func (c *Console) message(q *request, fe *fieldsync.Error) string {
-	if text := q.p.T("code." + fe.Code); text != "code."+fe.Code {
-		return text
+	keys := []string{"code." + fe.Code}
+	if field, ok := fe.Details["field"].(string); ok {
+		keys = append([]string{"code." + fe.Code + "." + field}, keys...)
+	}
+	for _, key := range keys {
+		if text := q.p.T(key); text != key {
+			return text
+		}
 	}
 	return fe.Message
 }
