@@ -99,10 +99,10 @@ func BenchmarkConsolePages(b *testing.B) {
 		name, path string
 		console    bool
 	}{
-		{"queue/console", "/console/queue", true},
 		{"queue/api", "/v1/review-queue", false},
-		{"claim20/console", "/console/claims/" + claim.String(), true},
+		{"queue/console", "/console/queue", true},
 		{"claim20/api", "/v1/claims/" + claim.String(), false},
+		{"claim20/console", "/console/claims/" + claim.String(), true},
 	}
 	// The pages hold what they should, once.
 	if page := get("/console/claims/"+claim.String(), true, false).Body.String(); strings.Count(page, `class="doc"`) != 20 {
