@@ -29,6 +29,8 @@ var mayImport = map[string][]string{
 
 	// The HTTP layer over the domain.
 	"server": {"", "account", "sync", "media", "media/tus", "notify", "internal/bodydeadline", "internal/forwarded"},
+	// The web console: pages over the same domain services, mounted by the composition root.
+	"console": {"", "account", "sync", "media", "notify", "i18n", "internal/forwarded"},
 
 	// Small parts with one job each, shared by the packages above.
 	"internal/branchwake":   {},
@@ -36,6 +38,8 @@ var mayImport = map[string][]string{
 	"internal/bodydeadline": {},
 	"internal/forwarded":    {},
 	"internal/jobqueue":     {},
+	// The languages and formats of what people read (the console's pages, notifications).
+	"i18n": {},
 
 	// The composition root and the binary.
 	"internal/app":  {"*"},
@@ -53,12 +57,13 @@ var mayImport = map[string][]string{
 	"internal/loadtest":    {"*"},
 	"internal/fakefcm":     {},
 	"internal/imagebomb":   {},
+	"internal/browsertest": {"*"},
 }
 
 // tooling are the packages no product package may import (tests aside).
 var tooling = []string{"cmd/fieldsync", "internal/app", "internal/apitest", "internal/app/apptest", "internal/testenv",
 	"internal/devenv", "internal/demo", "internal/fixture", "internal/client", "internal/sim", "internal/loadtest",
-	"internal/fakefcm", "internal/imagebomb"}
+	"internal/fakefcm", "internal/imagebomb", "internal/browsertest"}
 
 // TestPackagesImportOnlyInward holds every package's imports (tests excluded) to mayImport.
 func TestPackagesImportOnlyInward(t *testing.T) {

@@ -158,6 +158,18 @@ func (s *Server) routes() {
 	s.eventRoutes(auth)
 }
 
+// Mount serves h for every path under prefix (the console at /console), through the server's
+// middleware: request ids, metrics, recovery, security headers, compression, body limits.
+func (s *Server) Mount(prefix string, h http.Handler) {
+	wrapped := echo.WrapHandler(h)
+	s.echo.Any(prefix, wrapped)
+	s.echo.Any(prefix+"/*", wrapped)
+}
+
+// ClientAddr is the caller's network address as the API works it out: the peer's, or what a
+// trusted proxy says in X-Forwarded-For (for the per-address login limit).
+func (s *Server) ClientAddr(r *http.Request) string { return s.echo.IPExtractor(r) }
+
 // Handler returns the server's http.Handler, for tests and for embedding.
 func (s *Server) Handler() http.Handler { return s.echo }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/fieldsync/fieldsync/console"
 	"net"
 	"os"
 	"strconv"
@@ -127,14 +128,16 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 			"ios":     r.str("FIELDSYNC_MIN_APP_VERSION_IOS", ""),
 			"web":     r.str("FIELDSYNC_MIN_APP_VERSION_WEB", ""),
 		},
-		ScopeWindow:      r.duration("FIELDSYNC_SCOPE_WINDOW", 30*24*time.Hour),
-		TargetsEvery:     r.duration("FIELDSYNC_TARGETS_EVERY", jobqueue.DefaultTargetsEvery),
-		LongPollsPerUser: int(r.integer("FIELDSYNC_LONGPOLLS_PER_USER", 8)),
-		StreamsPerUser:   int(r.integer("FIELDSYNC_STREAMS_PER_USER", 4)),
-		CORSOrigins:      r.list("FIELDSYNC_CORS_ORIGINS"),
-		ShutdownTimeout:  r.duration("FIELDSYNC_SHUTDOWN_TIMEOUT", 30*time.Second),
-		MigrateOnStart:   r.boolean("FIELDSYNC_MIGRATE_ON_START", true),
-		LogFormat:        r.str("FIELDSYNC_LOG_FORMAT", "json"),
+		ScopeWindow:        r.duration("FIELDSYNC_SCOPE_WINDOW", 30*24*time.Hour),
+		TargetsEvery:       r.duration("FIELDSYNC_TARGETS_EVERY", jobqueue.DefaultTargetsEvery),
+		LongPollsPerUser:   int(r.integer("FIELDSYNC_LONGPOLLS_PER_USER", 8)),
+		StreamsPerUser:     int(r.integer("FIELDSYNC_STREAMS_PER_USER", 4)),
+		CORSOrigins:        r.list("FIELDSYNC_CORS_ORIGINS"),
+		ConsoleIdleTimeout: r.duration("FIELDSYNC_CONSOLE_IDLE_TIMEOUT", console.DefaultIdleTimeout),
+		ConsoleCurrency:    r.str("FIELDSYNC_CONSOLE_CURRENCY", "CNY"),
+		ShutdownTimeout:    r.duration("FIELDSYNC_SHUTDOWN_TIMEOUT", 30*time.Second),
+		MigrateOnStart:     r.boolean("FIELDSYNC_MIGRATE_ON_START", true),
+		LogFormat:          r.str("FIELDSYNC_LOG_FORMAT", "json"),
 	}}
 	for _, cidr := range r.list("FIELDSYNC_TRUSTED_PROXIES") {
 		_, n, err := net.ParseCIDR(cidr)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/account"
+	"github.com/fieldsync/fieldsync/console"
 	"github.com/fieldsync/fieldsync/internal/jobqueue"
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/notify"
@@ -154,6 +155,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*App, error) {
 		Notify:   a.Notify,
 		Ready:    ready,
 	}, log)
+	cons, err := console.New(console.Config{IdleTimeout: cfg.ConsoleIdleTimeout, TrustedProxies: cfg.TrustedProxies,
+		ClientAddr: a.Server.ClientAddr, Currency: cfg.ConsoleCurrency},
+		console.Deps{Accounts: a.Accounts, Engine: a.Engine, Media: a.Media, Log: log.With("component", "console"), Now: now})
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	a.Server.Mount(console.Prefix, cons)
 	if a.Notify != nil {
 		if err := a.Notify.RegisterMetrics(a.Server.Registry()); err != nil {
 			return nil, err

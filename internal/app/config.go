@@ -53,10 +53,14 @@ type Config struct {
 	LongPollsPerUser int
 	StreamsPerUser   int
 
-	CORSOrigins     []string
-	TrustedProxies  []*net.IPNet
-	ShutdownTimeout time.Duration
-	MigrateOnStart  bool
+	CORSOrigins    []string
+	TrustedProxies []*net.IPNet
+	// ConsoleIdleTimeout ends a console session unused for this long (console's default when
+	// zero); ConsoleCurrency is the currency the console shows amounts in (ISO 4217).
+	ConsoleIdleTimeout time.Duration
+	ConsoleCurrency    string
+	ShutdownTimeout    time.Duration
+	MigrateOnStart     bool
 
 	LogLevel  slog.Level
 	LogFormat string

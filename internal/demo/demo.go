@@ -167,6 +167,12 @@ func (d *Demo) Print(w io.Writer, baseURL string) {
 			"    -d '{\"login\":\"hospital\",\"password\":\"%s\",\"device\":{\"id\":\"%s\",\"platform\":\"android\",\"name\":\"demo phone\"}}'\n\n"+
 			"API description: %s/openapi.json   Health: %s/readyz\n",
 			baseURL, Password, uuid.Must(uuid.NewV7()), baseURL, baseURL)
+		fmt.Fprintf(w, "\nConsole: %s/console/  (sign in as a processor or a manager below, password %q)\n", baseURL, Password)
+		for _, l := range d.Logins {
+			if l.Role == "processor" || l.Role == "manager" {
+				fmt.Fprintf(w, "  %-10s %s\n", l.Login, l.Role)
+			}
+		}
 	}
 	fmt.Fprintln(w)
 }

@@ -30,6 +30,11 @@ var (
 func Main(m *testing.M) {
 	mainCalled = true
 	code := m.Run()
+	atExitMu.Lock()
+	for i := len(atExit) - 1; i >= 0; i-- {
+		atExit[i]()
+	}
+	atExitMu.Unlock()
 	storeMu.Lock()
 	if store != nil {
 		if err := store.Close(); err != nil {
@@ -40,6 +45,19 @@ func Main(m *testing.M) {
 	storeMu.Unlock()
 	closeAdmin()
 	os.Exit(code)
+}
+
+var (
+	atExitMu sync.Mutex
+	atExit   []func()
+)
+
+// AtExit runs f when Main has run the tests, before it exits: for what a package's tests share
+// (a browser), started by the first test that needs it.
+func AtExit(f func()) {
+	atExitMu.Lock()
+	defer atExitMu.Unlock()
+	atExit = append(atExit, f)
 }
 
 // s3Server returns the store the tests use: from TEST_S3_ENDPOINT, TEST_S3_ACCESS_KEY,
