@@ -245,13 +245,18 @@ func (c *Console) printer(r *http.Request, who *fieldsync.Identity) *i18n.Printe
 	if ck, err := r.Cookie(langCookie); err == nil {
 		pref = ck.Value
 	}
-	loc, currency := c.branchFormat(who)
+	loc, currency := time.UTC, c.cfg.Currency
+	if who != nil {
+		// The account's language when the browser has chosen none; the branch's zone and
+		// currency (account.Service.FindPreferences, migration 00012).
+		if prefs, err := c.accounts.FindPreferences(r.Context(), who.UserID); err == nil {
+			if pref == "" {
+				pref = prefs.Locale
+			}
+			loc, currency = prefs.Location(), prefs.Currency
+		}
+	}
 	return i18n.New(i18n.Match(pref, r.Header.Get("Accept-Language")), loc, currency)
-}
-
-// branchFormat is the time zone and currency of who's branch.
-func (c *Console) branchFormat(who *fieldsync.Identity) (*time.Location, string) {
-	return time.UTC, c.cfg.Currency
 }
 
 // deviceName names the browser's device row, for the devices page.
