@@ -7,6 +7,9 @@
   var list = document.getElementById("alerts");
   if (!state || !list || !window.EventSource) return;
   var source = new EventSource(state.getAttribute("data-events"));
+  // The page says whether it is live: data-open while the stream is connected.
+  source.addEventListener("open", function () { state.setAttribute("data-open", ""); });
+  source.addEventListener("error", function () { state.removeAttribute("data-open"); });
   source.addEventListener("notification", function (ev) {
     var n;
     try { n = JSON.parse(ev.data); } catch (e) { return; }
