@@ -244,15 +244,16 @@ func TestManagerSeesThePayoutAlertWithoutReloading(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			locale := lang
-			if lang == "en" {
-				locale = ""
-			}
-			// The account's language, which the notification texts follow.
-			if err := w.app.Accounts.SetUserLocale(ctx, mgr, locale); err != nil {
+			tab := w.signIn(w.manager, lang)
+			// Choosing Chinese in the console made it the account's language, which the
+			// notification texts follow; English is no choice (the browser's).
+			var locale *string
+			if err := w.app.DB.Pool.QueryRow(ctx, `SELECT locale FROM users WHERE id = $1`, mgr).Scan(&locale); err != nil {
 				t.Fatal(err)
 			}
-			tab := w.signIn(w.manager, lang)
+			if (lang == "en") != (locale == nil) || (locale != nil && *locale != lang) {
+				t.Fatalf("the account's language is %v after choosing %s", locale, lang)
+			}
 			browsertest.Do(t, tab, "open alerts", chromedp.Navigate(w.app.URL+"/console/alerts"), chromedp.WaitVisible(chromedp.ID("totals")))
 			before := text(t, tab, "#month-paid")
 			// The stream is open once the page says so.

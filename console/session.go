@@ -234,6 +234,15 @@ func (c *Console) handleLanguage(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	if lang := r.PostFormValue("lang"); i18n.Supported(lang) {
 		c.setCookie(w, r, langCookie, lang, 400*24*time.Hour)
+		// Signed in, the choice is the account's too: the notifications pushed to the person's
+		// phone follow it (account.Service.SetUserLocale).
+		if ck, err := r.Cookie(sessionCookie); err == nil {
+			if s, err := c.accounts.FindWebSession(r.Context(), ck.Value, c.cfg.IdleTimeout); err == nil {
+				if err := c.accounts.SetUserLocale(r.Context(), s.Identity.UserID, lang); err != nil {
+					c.log.WarnContext(r.Context(), "console: keep the language", "err", err)
+				}
+			}
+		}
 	}
 	http.Redirect(w, r, localPath(r.PostFormValue("next")), http.StatusSeeOther)
 }
