@@ -125,7 +125,11 @@ func (c *Console) routes() {
 
 // home sends each role to its first page.
 func (c *Console) home(q *request) error {
-	http.Redirect(q.w, q.r, Prefix+"/queue", http.StatusSeeOther)
+	to := Prefix + "/queue"
+	if q.who.Role == manager && managerHome != "" {
+		to = Prefix + managerHome
+	}
+	http.Redirect(q.w, q.r, to, http.StatusSeeOther)
 	return nil
 }
 

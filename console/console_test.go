@@ -60,6 +60,15 @@ func newWorld(t *testing.T) *world {
 	task := w.f.Task(fixture.Task{Claim: w.claim, Assignee: w.repID, Kind: "document_collection", Title: "Collect the invoice"})
 	w.f.Note(task, w.repID, "The customer will bring the discharge summary on Monday.")
 	w.photo = w.upload(task)
+	// Claims of others in the queue, for it to look like a day's work.
+	for i, name := range []string{"Li Wei", "Zhang Min", "Chen Jie"} {
+		c := w.f.Customer(fixture.Customer{Branch: w.branch, Name: name, Agent: w.repID})
+		id, _ := w.f.Claim(fixture.Claim{Branch: w.branch, Customer: c, Hospital: []string{"Ruijin Hospital", "Huashan Hospital", "Zhongshan Hospital"}[i],
+			Status: []string{"under_review", "collecting", "under_review"}[i], AmountClaimed: int64(380000 + 125000*i)})
+		for range i + 1 {
+			w.f.Document(id, w.repID, "uploaded")
+		}
+	}
 	return w
 }
 
@@ -218,12 +227,7 @@ func TestConsoleRejectPhotoChinese(t *testing.T) {
 	card := text(t, tab, "#doc-"+w.photo.String())
 	wantContains(t, "photo card", card, "照片", "ward-photo.jpg", "待审核", "拍摄时间", "位置")
 	wantContains(t, "claim", text(t, tab, ".facts"), "Wang Fang", "Shanghai General Hospital", "￥12,500.00")
-	loaded := browsertest.Get(t, tab, "thumbnail", chromedp.Evaluate[bool](
-		`(() => { const i = document.querySelector("#doc-`+w.photo.String()+` img"); return !!i && i.complete && i.naturalWidth > 0 })()`,
-		chromedp.EvalAwaitPromise))
-	if !loaded {
-		t.Error("the photo's thumbnail did not load")
-	}
+	waitThumbnails(t, tab)
 	browsertest.Screenshot(t, tab, "console-claim-zh")
 
 	sel := "#doc-" + w.photo.String()
@@ -321,4 +325,49 @@ func TestConsoleRaceLost(t *testing.T) {
 			browsertest.Screenshot(t, tab, "console-race-"+lang)
 		})
 	}
+}
+
+// TestConsoleTabletAndKeyboard: at a tablet's width the claim page fits without scrolling
+// sideways; the first Tab reaches the skip link; every form control has a label and every image
+// a text alternative.
+func TestConsoleTabletAndKeyboard(t *testing.T) {
+	w := newWorld(t)
+	tab := w.signIn(w.processor, "en")
+	browsertest.Do(t, tab, "tablet",
+		chromedp.EmulateViewport(820, 1180),
+		chromedp.Navigate(w.app.URL+"/console/claims/"+w.claim.String()),
+		chromedp.WaitVisible(chromedp.ID("approve-claim")),
+	)
+	if wide := browsertest.Get(t, tab, "width", chromedp.Evaluate[bool](
+		`document.documentElement.scrollWidth <= window.innerWidth`)); !wide {
+		t.Error("the claim page scrolls sideways at 820 px")
+	}
+	if htmx := browsertest.Get(t, tab, "htmx", chromedp.Evaluate[string](`typeof window.htmx`)); htmx != "object" {
+		t.Errorf("htmx is %s", htmx)
+	}
+	unlabelled := browsertest.Get(t, tab, "labels", chromedp.Evaluate[[]string](`
+		[...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
+			.filter(el => !(el.id && document.querySelector("label[for='" + el.id + "']")) && !el.getAttribute("aria-label"))
+			.map(el => el.outerHTML)`))
+	if len(unlabelled) > 0 {
+		t.Errorf("form controls without a label: %v", unlabelled)
+	}
+	if n := browsertest.Get(t, tab, "alts", chromedp.Evaluate[int](`document.querySelectorAll("img:not([alt])").length`)); n != 0 {
+		t.Errorf("%d images without alt", n)
+	}
+	browsertest.Do(t, tab, "tab", chromedp.KeyEvent("\t"))
+	if focused := browsertest.Get(t, tab, "focus", chromedp.Evaluate[string](`document.activeElement.className`)); focused != "skip" {
+		t.Errorf("the first Tab focuses %q, want the skip link", focused)
+	}
+	waitThumbnails(t, tab)
+	browsertest.Screenshot(t, tab, "console-claim-tablet-en")
+}
+
+// waitThumbnails waits until every thumbnail on the page has loaded (from the object store, through
+// the console's redirect to a presigned link).
+func waitThumbnails(t *testing.T, tab context.Context) {
+	t.Helper()
+	browsertest.Get(t, tab, "thumbnails", chromedp.Poll[bool](
+		`[...document.querySelectorAll(".doc img")].every(i => i.complete && i.naturalWidth > 0) || undefined`,
+		chromedp.WithPollingTimeout(30*time.Second)))
 }

@@ -33,6 +33,9 @@ func (c *Console) managerRoutes() {
 	m.HandleFunc("GET "+Prefix+"/why", c.page(c.whyNot, manager))
 }
 
+// managerHome is the managers' first page (a path under Prefix): the task board.
+const managerHome = "/board"
+
 // managerFuncs are the template functions of the manager's pages.
 var managerFuncs = template.FuncMap{
 	// mul100 turns a ratio into a percentage.

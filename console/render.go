@@ -16,7 +16,7 @@ import (
 	"github.com/fieldsync/fieldsync/i18n"
 )
 
-//go:embed templates
+//go:embed all:templates
 var templateFS embed.FS
 
 // View is what the layout needs of every page; each page's data embeds it.
@@ -42,7 +42,7 @@ func (q *request) view(titleKey string) View {
 }
 
 // parsePages parses each page template (templates/<name>.html, which defines "main") with the
-// shared layout (templates/layout.html).
+// shared layout (templates/layout.html) and partials (templates/_<name>.html).
 func parsePages(a *assets) (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
 		"asset":  a.url,
@@ -51,7 +51,8 @@ func parsePages(a *assets) (map[string]*template.Template, error) {
 		"val": func(p *int64) int64 { return *p },
 	}
 	maps.Copy(funcs, managerFuncs)
-	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
+	// The layout and the partials (templates/_*.html: pieces of pages several pages share).
+	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/_*.html")
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +63,7 @@ func parsePages(a *assets) (map[string]*template.Template, error) {
 	pages := map[string]*template.Template{}
 	for _, path := range names {
 		name := strings.TrimSuffix(strings.TrimPrefix(path, "templates/"), ".html")
-		if name == "layout" {
+		if name == "layout" || strings.HasPrefix(name, "_") {
 			continue
 		}
 		t, err := template.Must(layout.Clone()).ParseFS(templateFS, path)
@@ -151,11 +152,17 @@ func (c *Console) fail(q *request, err error) {
 	c.renderError(q, http.StatusInternalServerError, q.p.T("error.internal", q.w.Header().Get("X-Request-Id")))
 }
 
-// message is a domain error in the person's words: the catalogue's text for its code when there
-// is one, else the engine's message (English).
+// message is a domain error in the person's words: the catalogue's text for its code and field
+// (code.invalid_value.review_note), else for its code, else the engine's message (English).
 func (c *Console) message(q *request, fe *fieldsync.Error) string {
-	if text := q.p.T("code." + fe.Code); text != "code."+fe.Code {
-		return text
+	keys := []string{"code." + fe.Code}
+	if field, ok := fe.Details["field"].(string); ok {
+		keys = append([]string{"code." + fe.Code + "." + field}, keys...)
+	}
+	for _, key := range keys {
+		if text := q.p.T(key); text != key {
+			return text
+		}
 	}
 	return fe.Message
 }

@@ -247,8 +247,9 @@ func (c *Console) handleLanguage(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, localPath(r.PostFormValue("next")), http.StatusSeeOther)
 }
 
-// printer is the Printer of a request: the language the person chose, else their browser's;
-// times and amounts in their branch's zone and currency.
+// printer is the Printer of a request: the language the person chose (the language cookie, else
+// their account's), else their browser's; times and amounts in their branch's zone and currency.
+// who is nil before sign-in.
 func (c *Console) printer(r *http.Request, who *fieldsync.Identity) *i18n.Printer {
 	pref := ""
 	if ck, err := r.Cookie(langCookie); err == nil {

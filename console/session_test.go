@@ -13,18 +13,19 @@ import (
 
 	"github.com/fieldsync/fieldsync/account"
 	"github.com/fieldsync/fieldsync/internal/app/apptest"
+	"github.com/fieldsync/fieldsync/internal/fixture"
 	"github.com/google/uuid"
 )
 
 // httpBrowser is a cookie-keeping HTTP client that does not follow redirects: the tests of the
 // session's rules look at each answer.
 type httpBrowser struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	c    *http.Client
 }
 
-func newHTTPBrowser(t *testing.T, base string) *httpBrowser {
+func newHTTPBrowser(t testing.TB, base string) *httpBrowser {
 	jar, _ := cookiejar.New(nil)
 	return &httpBrowser{t: t, base: base, c: &http.Client{Jar: jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
@@ -183,5 +184,39 @@ func TestConsoleAssetsCacheable(t *testing.T) {
 	res, page = b.do("GET", "/console/sign-in", nil, "Accept-Language", "zh-CN,zh;q=0.9,en;q=0.5")
 	if !strings.Contains(page, `<html lang="zh-CN">`) || !strings.Contains(page, "登录控制台") {
 		t.Fatalf("a Chinese browser gets: %d\n%s", res.StatusCode, page)
+	}
+}
+
+// TestConsoleCommandRefusals: a refused command is told on the page in the person's words (a
+// rejection without a reason); for htmx the answer is the main element alone.
+func TestConsoleCommandRefusals(t *testing.T) {
+	a, login := newSessionWorld(t)
+	var branch, rep uuid.UUID
+	if err := a.DB.Pool.QueryRow(context.Background(), `SELECT branch_id FROM users WHERE login = $1`, login).Scan(&branch); err != nil {
+		t.Fatal(err)
+	}
+	f := fixture.New(t, a.DB.Pool)
+	rep = f.User(fixture.User{Branch: branch, Role: "rep", RepKind: "agent"})
+	claim, _ := f.Claim(fixture.Claim{Branch: branch, Customer: f.Customer(fixture.Customer{Branch: branch, Agent: rep})})
+	doc := f.Document(claim, rep, "uploaded")
+
+	b := newHTTPBrowser(t, a.URL)
+	b.signIn(login, password)
+	token := b.csrf("/console/claims/" + claim.String())
+	res, page := b.do("POST", "/console/documents/"+doc.String()+"/review",
+		url.Values{"claim_id": {claim.String()}, "decision": {"rejected"}}, "X-CSRF-Token", token, "HX-Request", "true", "HX-Target", "main")
+	if res.StatusCode != http.StatusOK || strings.Contains(page, "<html") || !strings.HasPrefix(page, `<main id="main"`) ||
+		!strings.Contains(page, "Say why the document is rejected: the rep is told.") {
+		t.Fatalf("a rejection without a reason: %d\n%s", res.StatusCode, page)
+	}
+	var status string
+	if err := a.DB.Pool.QueryRow(context.Background(), `SELECT status FROM documents WHERE id = $1`, doc).Scan(&status); err != nil || status != "uploaded" {
+		t.Fatalf("the document after a refused rejection: %s (%v)", status, err)
+	}
+	// A claim that is not there is the error page, its main element for htmx to swap.
+	res, page = b.do("POST", "/console/claims/"+uuid.NewString()+"/decision", url.Values{"decision": {"approved"}},
+		"X-CSRF-Token", token, "HX-Request", "true", "HX-Target", "main")
+	if res.StatusCode != http.StatusNotFound || !strings.HasPrefix(page, `<main id="main"`) {
+		t.Fatalf("a decision on no claim: %d\n%s", res.StatusCode, page)
 	}
 }

@@ -107,6 +107,19 @@ func TestDevServesTheDemo(t *testing.T) {
 		t.Fatalf("tokens: %+v", tokens)
 	}
 
+	// The console is where dev says, with its sign-in page.
+	if !strings.Contains(stdout.String(), "Console: "+base+"/console/") {
+		t.Fatalf("dev did not print the console's address:\n%s", stdout.String())
+	}
+	page, err := http.Get(base + "/console/sign-in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page.Body.Close()
+	if page.StatusCode != http.StatusOK || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("the console's sign-in page: %d %s", page.StatusCode, page.Header.Get("Content-Type"))
+	}
+
 	stop()
 	select {
 	case err := <-done:
