@@ -60,8 +60,9 @@ func (t boardTask) Finished() bool   { return sync.TaskStatus(t.Status).Finished
 // AssignedTo reports whether id holds the task.
 func (t boardTask) AssignedTo(id uuid.UUID) bool { return t.AssigneeID != nil && *t.AssigneeID == id }
 
-// boardPageSize is how many tasks a page of the board shows (the engine's largest list page).
-const boardPageSize = sync.MaxListLimit
+// boardPageSize is how many tasks a page of the board shows: each card carries its own forms and
+// a picker of the branch's reps, so a page of the API's largest size (200) weighs 400 kB.
+const boardPageSize = 100
 
 func (c *Console) board(q *request) error { return c.showBoard(q, nil) }
 
