@@ -21,7 +21,7 @@ var mayImport = map[string][]string{
 	"migrations": {},
 
 	// Domain: what the product is. Inward only.
-	"account":   {""},
+	"account":   {"", "i18n"},
 	"sync":      {"", "internal/branchwake", "internal/waitcap"},
 	"media/tus": {"", "internal/bodydeadline", "internal/forwarded"},
 	"media":     {"", "sync", "media/tus", "internal/jobqueue"},

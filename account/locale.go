@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 	// Time zones are checked and used from Go's own copy of the database, so that a branch's zone
@@ -12,14 +11,15 @@ import (
 	_ "time/tzdata"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/i18n"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/text/currency"
 )
 
-// Locales are the languages the product speaks, as users.locale holds them (its CHECK lists the
-// same): English and Simplified Chinese.
-var Locales = []string{"en", "zh-CN"}
+// Locales are the languages the product speaks (i18n's catalogues), as users.locale holds them
+// (its CHECK lists the same): English and Simplified Chinese.
+var Locales = i18n.Languages
 
 // Defaults of a branch created without them (the columns' defaults in migration 00012).
 const (
@@ -29,7 +29,7 @@ const (
 
 // ValidateLocale checks a user's language: one of Locales, or "" to follow the browser's.
 func ValidateLocale(locale string) error {
-	if locale == "" || slices.Contains(Locales, locale) {
+	if locale == "" || i18n.Supported(locale) {
 		return nil
 	}
 	return fieldsync.InvalidField("locale", "locale must be one of %s, or empty for the browser's language.", strings.Join(Locales, ", "))
