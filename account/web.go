@@ -97,8 +97,11 @@ func (s *Service) FindWebSession(ctx context.Context, token string, idle time.Du
 		return nil, errWebSessionEnded
 	}
 	id, _, err := loadIdentity(ctx, s.db, sessionID)
+	if fieldsync.ErrorKind(err) == fieldsync.EUNAUTHORIZED {
+		return nil, errWebSessionEnded // revoked, replaced, a disabled user or a revoked device
+	}
 	if err != nil {
-		return nil, errWebSessionEnded
+		return nil, err
 	}
 	if now.Sub(lastSeen) > webTouchEvery {
 		if _, err := s.db.Exec(ctx, `UPDATE web_sessions SET last_seen_at = $2 WHERE token_hash = $1`, hashToken(token), now); err != nil {
