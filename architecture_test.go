@@ -21,11 +21,11 @@ var mayImport = map[string][]string{
 	"migrations": {},
 
 	// Domain: what the product is. Inward only.
-	"account":   {""},
+	"account":   {"", "i18n"},
 	"sync":      {"", "internal/branchwake", "internal/waitcap"},
 	"media/tus": {"", "internal/bodydeadline", "internal/forwarded"},
 	"media":     {"", "sync", "media/tus", "internal/jobqueue"},
-	"notify":    {"", "sync", "internal/jobqueue", "internal/waitcap"},
+	"notify":    {"", "sync", "i18n", "internal/jobqueue", "internal/waitcap"},
 
 	// The HTTP layer over the domain.
 	"server": {"", "account", "sync", "media", "media/tus", "notify", "internal/bodydeadline", "internal/forwarded"},

@@ -13,20 +13,33 @@ import (
 
 // Branch is an office of the insurer.
 type Branch struct {
-	ID        uuid.UUID `json:"id"`
-	Name      string    `json:"name"`
+	ID   uuid.UUID `json:"id"`
+	Name string    `json:"name"`
+	// TimeZone (IANA) and Currency (ISO 4217) are how dates and amounts read to its people.
+	TimeZone  string    `json:"time_zone"`
+	Currency  string    `json:"currency"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// CreateBranch adds a branch and returns it. Names are unique, ignoring case.
+// branchColumns are a Branch's columns, in its fields' order.
+const branchColumns = `id, name, time_zone, currency, created_at`
+
+// CreateBranch adds a branch with the default time zone and currency and returns it.
 func (s *Service) CreateBranch(ctx context.Context, name string) (*Branch, error) {
-	if err := validateText("name", name, true, 200); err != nil {
+	return s.AddBranch(ctx, NewBranch{Name: name})
+}
+
+// AddBranch adds a branch and returns it. Names are unique, ignoring case; a bad name, time zone
+// or currency is invalid_value naming it.
+func (s *Service) AddBranch(ctx context.Context, nb NewBranch) (*Branch, error) {
+	if err := nb.validate(); err != nil {
 		return nil, err
 	}
-	b := Branch{ID: uuid.Must(uuid.NewV7()), Name: name}
-	err := s.db.QueryRow(ctx, `INSERT INTO branches (id, name) VALUES ($1, $2) RETURNING created_at`, b.ID, b.Name).Scan(&b.CreatedAt)
+	b := Branch{ID: uuid.Must(uuid.NewV7()), Name: nb.Name, TimeZone: nb.TimeZone, Currency: nb.Currency}
+	err := s.db.QueryRow(ctx, `INSERT INTO branches (id, name, time_zone, currency) VALUES ($1, $2, $3, $4) RETURNING created_at`,
+		b.ID, b.Name, b.TimeZone, b.Currency).Scan(&b.CreatedAt)
 	if uniqueViolation(err, "branches_name_key") {
-		return nil, fieldsync.Errorf(fieldsync.ECONFLICT, "branch_exists", "A branch named %q already exists.", name)
+		return nil, fieldsync.Errorf(fieldsync.ECONFLICT, "branch_exists", "A branch named %q already exists.", nb.Name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create branch: %w", err)
@@ -36,7 +49,7 @@ func (s *Service) CreateBranch(ctx context.Context, name string) (*Branch, error
 
 // ListBranches returns every branch, by name.
 func (s *Service) ListBranches(ctx context.Context) ([]Branch, error) {
-	rows, err := s.db.Query(ctx, `SELECT id, name, created_at FROM branches ORDER BY lower(name)`)
+	rows, err := s.db.Query(ctx, `SELECT `+branchColumns+` FROM branches ORDER BY lower(name)`)
 	if err != nil {
 		return nil, fmt.Errorf("list branches: %w", err)
 	}

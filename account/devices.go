@@ -75,10 +75,13 @@ type DeviceState struct {
 	LastUploadAt *time.Time `json:"last_upload_at"`
 	// PullLag is how many change-log versions the device's cursor stood behind the head at its
 	// last pull; nil before it finished its first snapshot.
-	PullLag   *int64     `json:"pull_lag"`
-	RevokedAt *time.Time `json:"revoked_at"`
-	WipedAt   *time.Time `json:"wiped_at"`
-	WipedBy   *uuid.UUID `json:"wiped_by"`
+	PullLag *int64 `json:"pull_lag"`
+	// QueuedUploads is how many uploads the device has begun and not finished: photos still on
+	// the phone, partly sent.
+	QueuedUploads int64      `json:"queued_uploads"`
+	RevokedAt     *time.Time `json:"revoked_at"`
+	WipedAt       *time.Time `json:"wiped_at"`
+	WipedBy       *uuid.UUID `json:"wiped_by"`
 }
 
 // DevicePage is one page of a branch's devices, in the shape of every screen list.
@@ -117,6 +120,7 @@ func (s *Service) ListDevices(ctx context.Context, caller *fieldsync.Identity, f
 		       CASE WHEN d.push_token IS NOT NULL THEN 'registered'
 		            WHEN d.push_token_dropped_at IS NOT NULL THEN 'dropped' ELSE 'none' END,
 		       d.last_seen_at, d.last_pull_at, d.last_push_at, d.last_upload_at, d.pull_lag,
+		       (SELECT count(*) FROM uploads up WHERE up.device_id = d.id AND up.state = 'receiving'),
 		       d.revoked_at, d.wiped_at, d.wiped_by
 		FROM devices d JOIN users u ON u.id = d.user_id
 		WHERE u.branch_id = $1 AND ($2::uuid = '00000000-0000-0000-0000-000000000000' OR d.user_id = $2)
@@ -129,7 +133,7 @@ func (s *Service) ListDevices(ctx context.Context, caller *fieldsync.Identity, f
 	items, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (DeviceState, error) {
 		var d DeviceState
 		err := row.Scan(&d.ID, &d.UserID, &d.UserName, &d.Platform, &d.Name, &d.AppVersion, &d.PushToken,
-			&d.LastSeenAt, &d.LastPullAt, &d.LastPushAt, &d.LastUploadAt, &d.PullLag, &d.RevokedAt, &d.WipedAt, &d.WipedBy)
+			&d.LastSeenAt, &d.LastPullAt, &d.LastPushAt, &d.LastUploadAt, &d.PullLag, &d.QueuedUploads, &d.RevokedAt, &d.WipedAt, &d.WipedBy)
 		return d, err
 	})
 	if err != nil {

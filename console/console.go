@@ -20,6 +20,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/account"
 	"github.com/fieldsync/fieldsync/media"
+	"github.com/fieldsync/fieldsync/notify"
 	"github.com/fieldsync/fieldsync/sync"
 )
 
@@ -49,7 +50,9 @@ type Deps struct {
 	Engine   *sync.Engine
 	// Media makes the documents' download links; nil without an object store (no files shown).
 	Media *media.Service
-	Log   *slog.Logger
+	// Notify streams the manager's notifications into their pages; nil: no live alerts.
+	Notify *notify.Service
+	Log    *slog.Logger
 	// Now is the clock ("3 s ago"); time.Now when nil.
 	Now func() time.Time
 }
@@ -60,6 +63,7 @@ type Console struct {
 	accounts *account.Service
 	engine   *sync.Engine
 	media    *media.Service
+	notify   *notify.Service
 	log      *slog.Logger
 	now      func() time.Time
 	mux      *http.ServeMux
@@ -70,7 +74,7 @@ type Console struct {
 // New builds the console.
 func New(cfg Config, deps Deps) (*Console, error) {
 	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout)
-	c := &Console{cfg: cfg, accounts: deps.Accounts, engine: deps.Engine, media: deps.Media,
+	c := &Console{cfg: cfg, accounts: deps.Accounts, engine: deps.Engine, media: deps.Media, notify: deps.Notify,
 		log: cmp.Or(deps.Log, slog.New(slog.DiscardHandler)), now: deps.Now, mux: http.NewServeMux()}
 	if c.now == nil {
 		c.now = time.Now

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"html/template"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -49,6 +50,7 @@ func parsePages(a *assets) (map[string]*template.Template, error) {
 		// val reads an optional amount the template has checked is there.
 		"val": func(p *int64) int64 { return *p },
 	}
+	maps.Copy(funcs, managerFuncs)
 	// The layout and the partials (templates/_*.html: pieces of pages several pages share).
 	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/_*.html")
 	if err != nil {

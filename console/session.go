@@ -234,26 +234,39 @@ func (c *Console) handleLanguage(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	if lang := r.PostFormValue("lang"); i18n.Supported(lang) {
 		c.setCookie(w, r, langCookie, lang, 400*24*time.Hour)
+		// Signed in, the choice is the account's too: the notifications pushed to the person's
+		// phone follow it (account.Service.SetUserLocale).
+		if ck, err := r.Cookie(sessionCookie); err == nil {
+			if s, err := c.accounts.FindWebSession(r.Context(), ck.Value, c.cfg.IdleTimeout); err == nil {
+				if err := c.accounts.SetUserLocale(r.Context(), s.Identity.UserID, lang); err != nil {
+					c.log.WarnContext(r.Context(), "console: keep the language", "err", err)
+				}
+			}
+		}
 	}
 	http.Redirect(w, r, localPath(r.PostFormValue("next")), http.StatusSeeOther)
 }
 
-// printer is the Printer of a request: the language the person chose (the language cookie, until
-// users have a stored preference), else their browser's; times and amounts in their branch's
-// zone and currency. who is nil before sign-in.
+// printer is the Printer of a request: the language the person chose (the language cookie, else
+// their account's), else their browser's; times and amounts in their branch's zone and currency.
+// who is nil before sign-in.
 func (c *Console) printer(r *http.Request, who *fieldsync.Identity) *i18n.Printer {
 	pref := ""
 	if ck, err := r.Cookie(langCookie); err == nil {
 		pref = ck.Value
 	}
-	loc, currency := c.branchFormat(who)
+	loc, currency := time.UTC, c.cfg.Currency
+	if who != nil {
+		// The account's language when the browser has chosen none; the branch's zone and
+		// currency (account.Service.FindPreferences, migration 00012).
+		if prefs, err := c.accounts.FindPreferences(r.Context(), who.UserID); err == nil {
+			if pref == "" {
+				pref = prefs.Locale
+			}
+			loc, currency = prefs.Location(), prefs.Currency
+		}
+	}
 	return i18n.New(i18n.Match(pref, r.Header.Get("Accept-Language")), loc, currency)
-}
-
-// branchFormat is the time zone and currency of who's branch: until branches have their own
-// (migration 00012), UTC and the configured currency.
-func (c *Console) branchFormat(who *fieldsync.Identity) (*time.Location, string) {
-	return time.UTC, c.cfg.Currency
 }
 
 // deviceName names the browser's device row, for the devices page.

@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/i18n"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -37,12 +39,13 @@ const (
 	maxBody  = 2000
 )
 
-// note is one notification to write: for one user, about one record.
+// note is one notification to write: for one user, about one record. Its title and body are
+// written by text in the recipient's language, times in their branch's zone and amounts in its
+// currency (write gives each recipient their Printer).
 type note struct {
 	user       uuid.UUID
 	kind       string
-	title      string
-	body       string
+	text       func(p *i18n.Printer) (title, body string)
 	entityType string
 	entityID   uuid.UUID
 	data       map[string]any
@@ -143,25 +146,27 @@ func (s *Service) claimReported(ctx context.Context, tx pgx.Tx, ev sync.Event, c
 	if rep != uuid.Nil {
 		notes = append(notes, note{
 			user: rep, kind: KindClaimReported, entityType: sync.TypeTask, entityID: ev.ID, data: data,
-			title: "Hospital visit: " + c.customer,
-			body: fmt.Sprintf("%s is in hospital at %s (claim %s). Collect the ID card, medical record, invoices and discharge summary.",
-				c.customer, orUnknown(c.hospital, "a hospital"), c.number),
+			text: func(p *i18n.Printer) (string, string) {
+				return p.T("notify.reported.rep.title", c.customer),
+					p.T("notify.reported.rep.body", c.customer, orUnknown(c.hospital, p.T("notify.a_hospital")), c.number)
+			},
 		})
 	}
 	if c.agent != uuid.Nil && c.agent != rep {
-		body := fmt.Sprintf("Claim %s was reported: %s is at %s. %s is on the way.", c.number, c.customer, orUnknown(c.hospital, "a hospital"),
-			names[rep])
-		if rep == uuid.Nil {
-			body = fmt.Sprintf("Claim %s was reported: %s is at %s. No hospital rep is on duty; the branch will assign the visit.",
-				c.number, c.customer, orUnknown(c.hospital, "a hospital"))
+		text := func(p *i18n.Printer) (string, string) {
+			hospital := orUnknown(c.hospital, p.T("notify.a_hospital"))
+			body := p.T("notify.reported.agent.body", c.number, c.customer, hospital, names[rep])
+			if rep == uuid.Nil {
+				body = p.T("notify.reported.agent.body_nobody", c.number, c.customer, hospital)
+			}
+			return p.T("notify.reported.agent.title", c.customer), body
 		}
 		agentData := maps.Clone(data)
 		if rep != uuid.Nil {
 			agentData["hospital_rep_id"], agentData["hospital_rep_name"] = rep, names[rep]
 		}
 		notes = append(notes, note{
-			user: c.agent, kind: KindClaimReported, entityType: sync.TypeClaim, entityID: c.id, data: agentData,
-			title: "Your customer " + c.customer + " is in hospital", body: body,
+			user: c.agent, kind: KindClaimReported, entityType: sync.TypeClaim, entityID: c.id, data: agentData, text: text,
 		})
 	}
 	return notes, nil
@@ -169,18 +174,21 @@ func (s *Service) claimReported(ctx context.Context, tx pgx.Tx, ev sync.Event, c
 
 // taskAssigned tells the new assignee (or, reopened, the same one) that the task is theirs.
 func taskAssigned(task *sync.Task, c *claimInfo, assignee uuid.UUID, reopened bool) note {
-	title := "New task: " + task.Title
-	if reopened {
-		title = "Task reopened: " + task.Title
+	text := func(p *i18n.Printer) (string, string) {
+		title := p.T("notify.assigned.title", task.Title)
+		if reopened {
+			title = p.T("notify.reopened.title", task.Title)
+		}
+		body := p.T("notify.assigned.body", c.customer, c.number)
+		if task.DueAt != nil {
+			body += p.T("notify.assigned.due", p.Time(*task.DueAt))
+		}
+		if task.LocationAddress != "" {
+			body += p.T("notify.assigned.at", task.LocationAddress)
+		}
+		return title, body
 	}
-	body := fmt.Sprintf("For %s, claim %s.", c.customer, c.number)
-	if task.DueAt != nil {
-		body += " Due " + task.DueAt.UTC().Format("Mon 2 Jan, 15:04 UTC") + "."
-	}
-	if task.LocationAddress != "" {
-		body += " At " + task.LocationAddress + "."
-	}
-	return note{user: assignee, kind: KindTaskAssigned, entityType: sync.TypeTask, entityID: task.ID, title: title, body: body,
+	return note{user: assignee, kind: KindTaskAssigned, entityType: sync.TypeTask, entityID: task.ID, text: text,
 		data: map[string]any{"task_id": task.ID, "claim_id": c.id, "claim_number": c.number, "customer_name": c.customer, "reopened": reopened}}
 }
 
@@ -208,19 +216,22 @@ func (s *Service) taskUpdated(ctx context.Context, tx pgx.Tx, ev sync.Event, bef
 		if err != nil {
 			return nil, err
 		}
-		body := fmt.Sprintf("It was given to %s (claim %s, %s). It leaves your device at the next sync.", names[is], c.number, c.customer)
-		if is == uuid.Nil {
-			body = fmt.Sprintf("It is unassigned now (claim %s, %s). It leaves your device at the next sync.", c.number, c.customer)
+		kind := KindTaskUnassigned
+		text := func(p *i18n.Printer) (string, string) {
+			if is == uuid.Nil {
+				return p.T("notify.unassigned.title", after.Title), p.T("notify.unassigned.body_nobody", c.number, c.customer)
+			}
+			return p.T("notify.unassigned.title", after.Title), p.T("notify.unassigned.body", names[is], c.number, c.customer)
 		}
-		kind, title := KindTaskUnassigned, "Task taken off you: "+after.Title
 		if ev.Actor != nil && ev.Actor.Role == sync.RoleSystem && ev.Actor.Name == sync.TargetsActor {
 			// Re-dispatched by the target check: the first rep learns why it went.
-			kind, title = KindTaskRedispatched, "Not accepted in time: "+after.Title
-			body = fmt.Sprintf("It was not accepted within its target, so it was given to %s (claim %s, %s). It leaves your device at the next sync.",
-				orUnknown(names[is], "another rep"), c.number, c.customer)
+			kind = KindTaskRedispatched
+			text = func(p *i18n.Printer) (string, string) {
+				return p.T("notify.redispatched.title", after.Title),
+					p.T("notify.redispatched.body", orUnknown(names[is], p.T("notify.another_rep")), c.number, c.customer)
+			}
 		}
-		notes = append(notes, note{user: was, kind: kind, entityType: sync.TypeTask, entityID: ev.ID,
-			title: title, body: body,
+		notes = append(notes, note{user: was, kind: kind, entityType: sync.TypeTask, entityID: ev.ID, text: text,
 			data: map[string]any{"task_id": ev.ID, "claim_id": c.id, "claim_number": c.number, "new_assignee_id": nullUUID(is)}})
 	}
 	if ended {
@@ -253,12 +264,16 @@ func (s *Service) taskOverdue(ctx context.Context, tx pgx.Tx, task *sync.Task) (
 	var notes []note
 	if task.AssigneeID != uuid.Nil {
 		notes = append(notes, note{user: task.AssigneeID, kind: KindTaskOverdue, entityType: sync.TypeTask, entityID: task.ID, data: data,
-			title: "Overdue: " + task.Title, body: fmt.Sprintf("This task is past its due time (claim %s, %s).", c.number, c.customer)})
+			text: func(p *i18n.Printer) (string, string) {
+				return p.T("notify.overdue.title", task.Title), p.T("notify.overdue.rep.body", c.number, c.customer)
+			}})
 	}
-	who := orUnknown(names[task.AssigneeID], "nobody")
+	toManager := func(p *i18n.Printer) (string, string) {
+		who := orUnknown(names[task.AssigneeID], p.T("notify.nobody"))
+		return p.T("notify.overdue.title", task.Title), p.T("notify.overdue.manager.body", who, c.number, c.customer)
+	}
 	for _, m := range managers {
-		notes = append(notes, note{user: m, kind: KindTaskOverdue, entityType: sync.TypeTask, entityID: task.ID, data: data,
-			title: "Overdue: " + task.Title, body: fmt.Sprintf("Assigned to %s, past its due time (claim %s, %s).", who, c.number, c.customer)})
+		notes = append(notes, note{user: m, kind: KindTaskOverdue, entityType: sync.TypeTask, entityID: task.ID, data: data, text: toManager})
 	}
 	return notes, nil
 }
@@ -274,16 +289,16 @@ func (s *Service) taskEnded(ctx context.Context, tx pgx.Tx, ev sync.Event, task 
 	if err != nil {
 		return nil, err
 	}
-	who := orUnknown(names[rep], "The rep")
 	staff, err := branchStaff(ctx, tx, c.branch, fieldsync.RoleManager, fieldsync.RoleProcessor)
 	if err != nil {
 		return nil, err
 	}
-	title := task.Title
 	data := map[string]any{"task_id": task.ID, "claim_id": c.id, "claim_number": c.number, "customer_name": c.customer, "rep_id": nullUUID(rep)}
-	var kind, body string
+	who := func(p *i18n.Printer) string { return orUnknown(names[rep], p.T("notify.the_rep")) }
+	var kind string
+	var text func(p *i18n.Printer) (string, string)
 	if task.Status == sync.TaskCompleted {
-		kind, title = KindTaskCompleted, "Task completed: "+title
+		kind = KindTaskCompleted
 		var open int
 		err := tx.QueryRow(ctx, `SELECT count(*) FROM tasks WHERE claim_id = $1 AND deleted_at IS NULL
 			AND status IN ('open', 'assigned', 'accepted', 'in_progress')`, c.id).Scan(&open)
@@ -291,26 +306,35 @@ func (s *Service) taskEnded(ctx context.Context, tx pgx.Tx, ev sync.Event, task 
 			return nil, fmt.Errorf("count open tasks: %w", err)
 		}
 		data["ready_for_review"] = open == 0
-		body = fmt.Sprintf("%s completed it (claim %s, %s). The claim is ready for review.", who, c.number, c.customer)
-		if open > 0 {
-			body = fmt.Sprintf("%s completed it (claim %s, %s). %d other task(s) of the claim are still open.", who, c.number, c.customer, open)
+		text = func(p *i18n.Printer) (string, string) {
+			if open > 0 {
+				return p.T("notify.completed.title", task.Title), p.T("notify.completed.body_open", who(p), c.number, c.customer, open)
+			}
+			return p.T("notify.completed.title", task.Title), p.T("notify.completed.body_ready", who(p), c.number, c.customer)
 		}
 	} else {
 		reason := task.CannotCompleteReason
-		kind, title = KindTaskCannotComplete, "Task cannot be completed: "+title
+		kind = KindTaskCannotComplete
 		data["reason"] = reason
-		body = fmt.Sprintf("%s: %s (claim %s, %s).", who, strings.TrimRight(reason, ". "), c.number, c.customer)
+		text = func(p *i18n.Printer) (string, string) {
+			return p.T("notify.cannot.title", task.Title),
+				p.T("notify.cannot.body", who(p), strings.TrimRight(reason, ". 。"), c.number, c.customer)
+		}
 	}
 	notes := make([]note, 0, len(staff))
 	for _, u := range staff {
-		notes = append(notes, note{user: u, kind: kind, entityType: sync.TypeTask, entityID: task.ID, title: title, body: body, data: data})
+		notes = append(notes, note{user: u, kind: kind, entityType: sync.TypeTask, entityID: task.ID, text: text, data: data})
 	}
 	return notes, nil
 }
 
-var documentKinds = map[sync.DocumentKind]string{
-	sync.DocumentIDCard: "ID card", sync.DocumentMedicalRecord: "medical record", sync.DocumentInvoice: "invoice",
-	sync.DocumentDischargeSummary: "discharge summary", sync.DocumentPhoto: "photo", sync.DocumentOther: "document",
+// documentKind names a kind of document in p's language.
+func documentKind(p *i18n.Printer, kind sync.DocumentKind) string {
+	switch kind {
+	case sync.DocumentIDCard, sync.DocumentMedicalRecord, sync.DocumentInvoice, sync.DocumentDischargeSummary, sync.DocumentPhoto:
+		return p.T("notify.doc." + string(kind))
+	}
+	return p.T("notify.doc.other")
 }
 
 // documentRejected is the fourth row: the rep who uploaded the document, with the reviewer's reason.
@@ -322,7 +346,6 @@ func (s *Service) documentRejected(ctx context.Context, tx pgx.Tx, doc *sync.Doc
 	if err != nil {
 		return nil, err
 	}
-	kind := orUnknown(documentKinds[doc.Kind], "document")
 	reason := doc.ReviewNote
 	data := map[string]any{"document_id": doc.ID, "claim_id": c.id, "claim_number": c.number, "customer_name": c.customer,
 		"document_kind": doc.Kind, "reason": reason}
@@ -331,8 +354,11 @@ func (s *Service) documentRejected(ctx context.Context, tx pgx.Tx, doc *sync.Doc
 	}
 	return []note{{
 		user: doc.UploaderID, kind: KindDocumentRejected, entityType: sync.TypeDocument, entityID: doc.ID, data: data,
-		title: "Document rejected: " + kind + " for " + c.customer,
-		body:  fmt.Sprintf("%s. Please collect the %s again (claim %s).", strings.TrimRight(reason, ". "), kind, c.number),
+		text: func(p *i18n.Printer) (string, string) {
+			kind := documentKind(p, doc.Kind)
+			return p.T("notify.rejected.title", kind, c.customer),
+				p.T("notify.rejected.body", strings.TrimRight(reason, ". 。"), kind, c.number)
+		},
 	}}, nil
 }
 
@@ -355,46 +381,62 @@ func (s *Service) claimPaid(ctx context.Context, tx pgx.Tx, claim *sync.Claim) (
 	if c.agent != uuid.Nil {
 		notes = append(notes, note{
 			user: c.agent, kind: KindClaimPaid, entityType: sync.TypeClaim, entityID: c.id,
-			title: "Claim settled: " + c.number,
-			body:  fmt.Sprintf("%s's %s claim was paid: %s.", c.customer, kindLabel(c.kind), money(paid)),
-			data:  map[string]any{"claim_id": c.id, "claim_number": c.number, "customer_name": c.customer, "amount_paid": paid},
+			text: func(p *i18n.Printer) (string, string) {
+				return p.T("notify.settled.title", c.number), p.T("notify.settled.body", c.customer, kindLabel(p, c.kind), p.Money(paid))
+			},
+			data: map[string]any{"claim_id": c.id, "claim_number": c.number, "customer_name": c.customer, "amount_paid": paid},
 		})
 	}
 	managers, err := branchStaff(ctx, tx, c.branch, fieldsync.RoleManager)
 	if err != nil || len(managers) == 0 {
 		return notes, err
 	}
-	// The month of the payment, in UTC; this claim's payment is part of it (same transaction).
+	// The month of the payment in the branch's time zone (a payment at 07:00 on the 1st in
+	// Shanghai is that month's, though still the last month's in UTC); this claim's payment is
+	// part of it (same transaction).
 	var total, count int64
 	var withPremiumPaid, premiums *int64
+	var tz string
 	err = tx.QueryRow(ctx, `
-		SELECT coalesce(sum(amount_paid), 0)::bigint, count(*),
-			sum(amount_paid) FILTER (WHERE premium > 0)::bigint, sum(premium) FILTER (WHERE premium > 0)::bigint
-		FROM claims
-		WHERE branch_id = $1 AND status = 'paid' AND deleted_at IS NULL
-			AND paid_at >= date_trunc('month', $2::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-			AND paid_at < (date_trunc('month', $2::timestamptz AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC'`,
-		c.branch, paidAt).Scan(&total, &count, &withPremiumPaid, &premiums)
+		SELECT coalesce(sum(c.amount_paid), 0)::bigint, count(c.id),
+			sum(c.amount_paid) FILTER (WHERE c.premium > 0)::bigint, sum(c.premium) FILTER (WHERE c.premium > 0)::bigint, b.time_zone
+		FROM branches b LEFT JOIN claims c ON c.branch_id = b.id AND c.status = 'paid' AND c.deleted_at IS NULL
+			AND c.paid_at >= date_trunc('month', $2::timestamptz AT TIME ZONE b.time_zone) AT TIME ZONE b.time_zone
+			AND c.paid_at < (date_trunc('month', $2::timestamptz AT TIME ZONE b.time_zone) + interval '1 month') AT TIME ZONE b.time_zone
+		WHERE b.id = $1
+		GROUP BY b.time_zone`,
+		c.branch, paidAt).Scan(&total, &count, &withPremiumPaid, &premiums, &tz)
 	if err != nil {
 		return nil, fmt.Errorf("branch totals: %w", err)
 	}
-	period := paidAt.UTC().Format("January 2006")
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		loc = time.UTC
+	}
+	month := paidAt.In(loc)
 	data := map[string]any{"claim_id": c.id, "claim_number": c.number, "customer_name": c.customer, "amount_paid": paid,
-		"period": paidAt.UTC().Format("2006-01"), "period_total_paid": total, "period_claims_paid": count}
-	body := fmt.Sprintf("%s paid to %s", money(paid), c.customer)
-	if premium := claim.Premium; premium != nil && *premium > 0 {
+		"period": month.Format("2006-01"), "period_total_paid": total, "period_claims_paid": count}
+	premium := claim.Premium
+	if premium != nil && *premium > 0 {
 		data["premium"] = *premium
-		body += fmt.Sprintf(" (%s of the %s premium)", percent(paid, *premium), money(*premium))
 	}
-	body += fmt.Sprintf(". Paid in %s: %s on %d claim(s)", period, money(total), count)
-	if withPremiumPaid != nil && premiums != nil && *premiums > 0 {
+	withPremiums := withPremiumPaid != nil && premiums != nil && *premiums > 0
+	if withPremiums {
 		data["period_premiums"], data["period_paid_with_premium"] = *premiums, *withPremiumPaid
-		body += fmt.Sprintf("; %s of the premiums where known", percent(*withPremiumPaid, *premiums))
 	}
-	body += "."
+	text := func(p *i18n.Printer) (string, string) {
+		body := p.T("notify.paid.body", p.Money(paid), c.customer)
+		if premium != nil && *premium > 0 {
+			body += p.T("notify.paid.premium", percent(paid, *premium), p.Money(*premium))
+		}
+		body += p.T("notify.paid.period", month.Format(p.T("notify.month_layout")), p.Money(total), count)
+		if withPremiums {
+			body += p.T("notify.paid.ratio", percent(*withPremiumPaid, *premiums))
+		}
+		return p.T("notify.paid.title", c.number, p.Money(paid)), body + p.T("notify.end")
+	}
 	for _, m := range managers {
-		notes = append(notes, note{user: m, kind: KindClaimPaid, entityType: sync.TypeClaim, entityID: c.id, data: data,
-			title: fmt.Sprintf("Claim paid: %s, %s", c.number, money(paid)), body: body})
+		notes = append(notes, note{user: m, kind: KindClaimPaid, entityType: sync.TypeClaim, entityID: c.id, data: data, text: text})
 	}
 	return notes, nil
 }
@@ -404,12 +446,17 @@ func (s *Service) claimPaid(ctx context.Context, tx pgx.Tx, claim *sync.Claim) (
 // that delivers them. Disabled users are told nothing.
 func (s *Service) write(ctx context.Context, tx pgx.Tx, notes []note) error {
 	n := len(notes)
+	printers, err := recipientPrinters(ctx, tx, notes)
+	if err != nil {
+		return err
+	}
 	ids, users, entityIDs := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
 	kinds, titles, bodies, entityTypes, data := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	for i, nt := range notes {
 		ids[i], users[i], entityIDs[i] = uuid.Must(uuid.NewV7()), nt.user, nt.entityID
 		kinds[i], entityTypes[i] = nt.kind, nt.entityType
-		titles[i], bodies[i] = clip(nt.title, maxTitle), clip(nt.body, maxBody)
+		title, body := nt.text(printers[nt.user])
+		titles[i], bodies[i] = clip(title, maxTitle), clip(body, maxBody)
 		raw, err := json.Marshal(nt.data)
 		if err != nil {
 			return fmt.Errorf("encode notification data: %w", err)
@@ -418,7 +465,7 @@ func (s *Service) write(ctx context.Context, tx pgx.Tx, notes []note) error {
 	}
 	batch := uuid.Must(uuid.NewV7())
 	var deliveries int
-	err := tx.QueryRow(ctx, `
+	err = tx.QueryRow(ctx, `
 		WITH written AS (
 			INSERT INTO notifications (id, user_id, branch_id, kind, title, body, entity_type, entity_id, data)
 			SELECT x.id, x.user_id, u.branch_id, x.kind, x.title, x.body, x.entity_type, x.entity_id, x.data::jsonb
@@ -442,6 +489,50 @@ func (s *Service) write(ctx context.Context, tx pgx.Tx, notes []note) error {
 		return nil
 	}
 	return s.queueDelivery(ctx, tx, batch)
+}
+
+// recipientPrinters returns the Printer of each recipient of notes: their language (English when
+// they chose none: a push has no browser to ask), their branch's time zone and currency. A
+// recipient whose row is gone gets English in UTC; write then skips them anyway.
+func recipientPrinters(ctx context.Context, tx pgx.Tx, notes []note) (map[uuid.UUID]*i18n.Printer, error) {
+	users := make([]uuid.UUID, 0, len(notes))
+	for _, nt := range notes {
+		users = append(users, nt.user)
+	}
+	rows, err := tx.Query(ctx, `
+		SELECT u.id, coalesce(u.locale, ''), coalesce(b.time_zone, 'UTC'), coalesce(b.currency, '')
+		FROM users u LEFT JOIN branches b ON b.id = u.branch_id WHERE u.id = ANY($1)`, users)
+	if err != nil {
+		return nil, fmt.Errorf("read recipients' languages: %w", err)
+	}
+	type format struct{ lang, tz, currency string }
+	shared := map[format]*i18n.Printer{}
+	out := map[uuid.UUID]*i18n.Printer{}
+	var id uuid.UUID
+	var f format
+	_, err = pgx.ForEachRow(rows, []any{&id, &f.lang, &f.tz, &f.currency}, func() error {
+		p, ok := shared[f]
+		if !ok {
+			loc, err := time.LoadLocation(f.tz)
+			if err != nil {
+				loc = time.UTC
+			}
+			p = i18n.New(i18n.Match(f.lang, ""), loc, f.currency)
+			shared[f] = p
+		}
+		out[id] = p
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read recipients' languages: %w", err)
+	}
+	english := i18n.New(i18n.English, time.UTC, "")
+	for _, u := range users {
+		if out[u] == nil {
+			out[u] = english
+		}
+	}
+	return out, nil
 }
 
 // claimInfo is what the texts say about a claim.
@@ -520,12 +611,13 @@ func orUnknown(s, fallback string) string {
 	return s
 }
 
-func kindLabel(kind sync.ClaimKind) string {
+// kindLabel names a kind of claim in p's language.
+func kindLabel(p *i18n.Printer, kind sync.ClaimKind) string {
 	switch kind {
 	case sync.ClaimHospitalisation, sync.ClaimAccident, sync.ClaimIllness, sync.ClaimDeath:
-		return string(kind)
+		return p.T("notify.claim_kind." + string(kind))
 	}
-	return "insurance"
+	return p.T("notify.claim_kind.other")
 }
 
 // clip shortens s to at most n characters, ending it with an ellipsis when cut.
@@ -536,23 +628,6 @@ func clip(s string, n int) string {
 	}
 	r := []rune(s)
 	return strings.TrimSpace(string(r[:n-1])) + "…"
-}
-
-// money formats an amount in minor units (cents) as 1,234.56. The currency is the branch's.
-func money(cents int64) string {
-	sign := ""
-	if cents < 0 {
-		sign, cents = "-", -cents
-	}
-	whole := strconv.FormatInt(cents/100, 10)
-	var b strings.Builder
-	for i, d := range whole {
-		if i > 0 && (len(whole)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(d)
-	}
-	return fmt.Sprintf("%s%s.%02d", sign, b.String(), cents%100)
 }
 
 // percent formats part/whole as a whole percentage.

@@ -287,6 +287,16 @@ func TestClaimPaidTellsTheAgentAndTheManagerWithTheBranchTotals(t *testing.T) {
 		b.command(t, proc, sync.TypeClaim, "update", claim, map[string]any{"status": "paid", "amount_paid": amount})
 		return claim
 	}
+	// The branch is Shanghai's, in yuan; its manager reads Chinese, the agent English (no choice).
+	for _, q := range []struct {
+		sql string
+		arg uuid.UUID
+	}{{`UPDATE branches SET time_zone = 'Asia/Shanghai', currency = 'CNY' WHERE id = $1`, b.branch},
+		{`UPDATE users SET locale = 'zh-CN' WHERE id = $1`, w.manager}} {
+		if _, err := b.db.Pool.Exec(context.Background(), q.sql, q.arg); err != nil {
+			t.Fatal(err)
+		}
+	}
 	first := pay(w.customer, 120000, 50000)
 	second := pay(b.customer(t, "John Roe", w.agent), 30050, 0)
 	b.waitIdle(t, 15*time.Second)
@@ -301,17 +311,24 @@ func TestClaimPaidTellsTheAgentAndTheManagerWithTheBranchTotals(t *testing.T) {
 		t.Fatalf("%s was not told that claim %s was paid", user, claim)
 		return storedNotification{}
 	}
-	month := time.Now().UTC().Format("January 2006")
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	month := time.Now().In(shanghai).Format("2006年1月")
 	m1 := paid(w.manager, first)
-	contains(t, "manager's title", m1.Title, "1,200.00")
-	contains(t, "manager's body", m1.Body, "1,200.00 paid to Jane Doe", "240% of the 500.00 premium", "Paid in "+month+": 1,200.00 on 1 claim(s)")
+	contains(t, "manager's title", m1.Title, "理赔已赔付", "￥1,200.00")
+	contains(t, "manager's body", m1.Body, "赔付 ￥1,200.00 给 Jane Doe", "（为 240%，保费 ￥500.00）", month+" 已赔付：￥1,200.00，共 1 笔理赔")
 	m2 := paid(w.manager, second)
-	contains(t, "manager's body", m2.Body, "300.50 paid to John Roe", "Paid in "+month+": 1,500.50 on 2 claim(s)", "240% of the premiums where known")
+	contains(t, "manager's body", m2.Body, "赔付 ￥300.50 给 John Roe", month+" 已赔付：￥1,500.50，共 2 笔理赔", "已知保费的赔付率为 240%")
+	if m2.Data["period"] != time.Now().In(shanghai).Format("2006-01") {
+		t.Errorf("period %v: want the month in the branch's time zone", m2.Data["period"])
+	}
 	if m2.Data["period_total_paid"] != float64(150050) || m2.Data["period_claims_paid"] != float64(2) {
 		t.Errorf("manager's data %v: want the period's totals", m2.Data)
 	}
 	a := paid(w.agent, first)
-	contains(t, "agent's body", a.Body, "Jane Doe", "1,200.00")
+	contains(t, "agent's body", a.Body, "Jane Doe", "hospitalisation claim was paid: CN¥1,200.00.")
 	if a.EntityType != "claim" || a.Data["claim_number"] == "" {
 		t.Errorf("agent's notification %+v", a)
 	}
@@ -520,7 +537,7 @@ func TestATaskCreatedWithAnAssigneeOrReopenedTellsTheAssignee(t *testing.T) {
 	if created.EntityID != task {
 		t.Fatalf("the assignee of a new task was not told")
 	}
-	contains(t, "body", created.Body, "Jane Doe", "Due Tue 24 Nov, 14:00 UTC", "12 Rose Street")
+	contains(t, "body", created.Body, "Jane Doe", "Due 2026-11-24 14:00 UTC", "12 Rose Street")
 
 	// Given up, then reopened by the manager: the assignee is told it is theirs again.
 	agent := b.as(w.agent, fieldsync.RoleRep)

@@ -7,14 +7,6 @@ import (
 	"unicode/utf8"
 )
 
-func TestMoney(t *testing.T) {
-	for cents, want := range map[int64]string{0: "0.00", 5: "0.05", 100: "1.00", 123456: "1,234.56", 100000000: "1,000,000.00", -2550: "-25.50"} {
-		if got := money(cents); got != want {
-			t.Errorf("money(%d) = %q, want %q", cents, got, want)
-		}
-	}
-}
-
 func TestPercent(t *testing.T) {
 	for _, tc := range []struct {
 		part, whole int64

@@ -22,12 +22,14 @@ func (s *Server) handleListBranches(c echo.Context) error {
 
 func (s *Server) handleCreateBranch(c echo.Context) error {
 	var req struct {
-		Name string `json:"name"`
+		Name     string `json:"name"`
+		TimeZone string `json:"time_zone"`
+		Currency string `json:"currency"`
 	}
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	b, err := s.accounts.CreateBranch(c.Request().Context(), req.Name)
+	b, err := s.accounts.AddBranch(c.Request().Context(), account.NewBranch{Name: req.Name, TimeZone: req.TimeZone, Currency: req.Currency})
 	if err != nil {
 		return err
 	}

@@ -482,6 +482,12 @@ func TestAdminManagesBranchesAndUsers(t *testing.T) {
 	newUser["rep_kind"] = ""
 	expect(t, b.do(t, "POST", "/v1/admin/users", admin.AccessToken, newUser), 404, "branch_not_found")
 
+	if branch.TimeZone != "UTC" || branch.Currency != "CNY" {
+		t.Fatalf("a branch created without formats: %+v, want UTC and CNY", branch)
+	}
+	expect(t, b.do(t, "POST", "/v1/admin/branches", admin.AccessToken, map[string]string{"name": "East", "time_zone": "Mars/Olympus"}), 400, "invalid_value")
+	expect(t, b.do(t, "POST", "/v1/admin/branches", admin.AccessToken, map[string]string{"name": "East", "currency": "cny"}), 400, "invalid_value")
+
 	r = b.do(t, "GET", "/v1/admin/branches", admin.AccessToken, nil)
 	expect(t, r, http.StatusOK, "")
 	var list struct{ Branches []account.Branch }

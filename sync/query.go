@@ -319,8 +319,10 @@ type TaskFilter struct {
 	Statuses   []string
 	AssigneeID uuid.UUID
 	ClaimID    uuid.UUID
-	Limit      int
-	After      string
+	// Search keeps the tasks whose title or claim number contains it, ignoring case.
+	Search string
+	Limit  int
+	After  string
 }
 
 // ListTasks returns a page of the tasks in the caller's scope, newest first (by creation, then
@@ -352,6 +354,12 @@ func (e *Engine) ListTasks(ctx context.Context, id *fieldsync.Identity, f TaskFi
 	}
 	if f.ClaimID != uuid.Nil {
 		q.where("t.claim_id = " + q.arg(f.ClaimID) + "::uuid")
+	}
+	if search := strings.TrimSpace(f.Search); search != "" {
+		if !utf8.ValidString(search) || strings.ContainsRune(search, 0) || utf8.RuneCountInString(search) > maxSearchRunes {
+			return nil, fieldsync.InvalidField("q", "q must be text of at most %d characters.", maxSearchRunes)
+		}
+		q.where(fmt.Sprintf("(t.title ILIKE %[1]s OR c.number ILIKE %[1]s)", q.arg("%"+escapeLike(search)+"%")))
 	}
 	if after != nil {
 		q.where(fmt.Sprintf("(t.created_at, t.id) < (%s::timestamptz, %s::uuid)", q.arg(after.time()), q.arg(after.ID)))

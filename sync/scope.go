@@ -27,12 +27,20 @@ import (
 // root is the record type a role's scope grows from.
 type root struct {
 	typ, table string
-	// holds is the condition (over alias a) of a root the caller's scope holds, tombstone or not.
-	// Its "when" is the SQL function the triggers log the root's enter and leave by.
-	holds func(a string) string
+	// A root is held when it is the caller's (owner, over alias a: a task assigned to them, a
+	// claim of their branch) and held at the time asked (when: the SQL function of migration
+	// 00007 the triggers log the root's enter and leave by), tombstone or not.
+	owner, when func(a string) string
 	// brings says, for each type, how a record t of it hangs off a root r: extra FROM items (via)
 	// and the join condition (on). The root itself is its own, with no edge.
 	brings map[string]edge
+	// out names the rules that keep a record out of the scope, for ExplainScope.
+	out outRules
+}
+
+// holds is the condition (over alias a) of a root the caller's scope holds, tombstone or not.
+func (r *root) holds(a string) string {
+	return "(" + r.owner(a) + " AND " + r.when(a) + ")"
 }
 
 type edge struct{ via, on string }
@@ -40,22 +48,23 @@ type edge struct{ via, on string }
 var roots = map[string]*root{
 	rep: {
 		typ: TypeTask, table: "tasks",
-		holds: func(a string) string {
-			// "assignee_id = $1" beside the function keeps the (assignee_id) index usable.
-			return fmt.Sprintf("(%[1]s.assignee_id = $1 AND fieldsync_task_held(%[1]s, $3, $4))", a)
-		},
+		// "assignee_id = $1" beside the function keeps the (assignee_id) index usable.
+		owner: func(a string) string { return a + ".assignee_id = $1" },
+		when:  func(a string) string { return "fieldsync_task_held(" + a + ", $3, $4)" },
 		brings: map[string]edge{
 			TypeTaskNote: {on: "t.task_id = r.id"},
 			TypeClaim:    {on: "t.id = r.claim_id"},
 			TypeCustomer: {via: "claims c", on: "c.id = r.claim_id AND c.deleted_at IS NULL AND t.id = c.customer_id"},
 			TypeDocument: {on: "t.claim_id = r.claim_id"},
 		},
+		out: outRules{notOwned: RuleTaskNotAssigned, notHeld: RuleTaskFinishedPastWindow,
+			noRoot: RuleNoTaskOfTheirs, rootsNotOwned: RuleNoTaskOfTheirs, rootsNotHeld: RuleTheirTasksFinishedPastWindow,
+			rootsDeleted: RuleTheirTasksDeleted},
 	},
 	processor: {
 		typ: TypeClaim, table: "claims",
-		holds: func(a string) string {
-			return fmt.Sprintf("(%[1]s.branch_id = $2 AND fieldsync_claim_queued(%[1]s, $3, $4))", a)
-		},
+		owner: func(a string) string { return a + ".branch_id = $2" },
+		when:  func(a string) string { return "fieldsync_claim_queued(" + a + ", $3, $4)" },
 		brings: map[string]edge{
 			TypeTask: {on: "t.claim_id = r.id"},
 			// The field's notes come with the claim: a processor reviewing it reads what the rep saw.
@@ -63,6 +72,8 @@ var roots = map[string]*root{
 			TypeDocument: {on: "t.claim_id = r.id"},
 			TypeCustomer: {on: "t.id = r.customer_id"},
 		},
+		out: outRules{notOwned: RuleOtherBranch, notHeld: RuleClaimNotQueued,
+			noRoot: RuleNoClaim, rootsNotOwned: RuleOtherBranch, rootsNotHeld: RuleClaimNotQueued, rootsDeleted: RuleClaimDeleted},
 	},
 }
 

@@ -123,15 +123,37 @@ func cmdBranch(ctx context.Context, cfg config, args []string, stdout, stderr io
 	case "create":
 		fs := newFlags("branch create", stderr)
 		name := fs.String("name", "", "branch name")
+		tz := fs.String("time-zone", account.DefaultTimeZone, "IANA time zone of the branch's dates, such as Asia/Shanghai")
+		cur := fs.String("currency", account.DefaultCurrency, "ISO 4217 currency of the branch's amounts, such as CNY")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		return withAccounts(ctx, cfg, stderr, func(svc *account.Service) error {
-			b, err := svc.CreateBranch(ctx, *name)
+			b, err := svc.AddBranch(ctx, account.NewBranch{Name: *name, TimeZone: *tz, Currency: *cur})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(stdout, b.ID)
+			return nil
+		})
+	case "set":
+		fs := newFlags("branch set", stderr)
+		id := fs.String("id", "", "branch id")
+		tz := fs.String("time-zone", "", "new IANA time zone (unchanged if empty)")
+		cur := fs.String("currency", "", "new ISO 4217 currency (unchanged if empty)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		branchID, err := uuid.Parse(*id)
+		if err != nil {
+			return fmt.Errorf("--id %q is not a branch id", *id)
+		}
+		return withAccounts(ctx, cfg, stderr, func(svc *account.Service) error {
+			b, err := svc.SetBranchFormats(ctx, branchID, *tz, *cur)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", b.ID, b.Name, b.TimeZone, b.Currency)
 			return nil
 		})
 	case "list":
@@ -141,7 +163,7 @@ func cmdBranch(ctx context.Context, cfg config, args []string, stdout, stderr io
 				return err
 			}
 			for _, b := range branches {
-				fmt.Fprintf(stdout, "%s\t%s\n", b.ID, b.Name)
+				fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", b.ID, b.Name, b.TimeZone, b.Currency)
 			}
 			return nil
 		})
@@ -196,6 +218,18 @@ func cmdUser(ctx context.Context, cfg config, args []string, stdin io.Reader, st
 			}
 			fmt.Fprintln(stdout, id)
 			return nil
+		})
+	case "locale":
+		locale := fs.String("locale", "", "language: "+strings.Join(account.Locales, " or ")+"; empty follows the browser's")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return withAccounts(ctx, cfg, stderr, func(svc *account.Service) error {
+			id, err := svc.FindUserIDByLogin(ctx, *login)
+			if err != nil {
+				return err
+			}
+			return svc.SetUserLocale(ctx, id, *locale)
 		})
 	case "disable":
 		if err := fs.Parse(args[1:]); err != nil {

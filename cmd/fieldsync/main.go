@@ -20,10 +20,15 @@ Usage:
   fieldsync dev                          run everything locally for a newcomer (database, object store, demo data, server)
   fieldsync serve                        run the API server (configured by environment, see README)
   fieldsync migrate up|status            apply or list database migrations
-  fieldsync branch create --name NAME    create a branch; prints its id
-  fieldsync branch list                  list branches (id, name)
+  fieldsync branch create --name NAME [--time-zone Asia/Shanghai] [--currency CNY]
+                                         create a branch (default UTC, CNY); prints its id
+  fieldsync branch set --id ID [--time-zone TZ] [--currency CUR]
+                                         change a branch's time zone or currency
+  fieldsync branch list                  list branches (id, name, time zone, currency)
   fieldsync user create --branch ID --role ROLE --login LOGIN --name NAME --password-stdin [--rep-kind agent|hospital]
                                          create a user; prints its id
+  fieldsync user locale --login LOGIN --locale en|zh-CN
+                                         set the language a user reads the product in (empty: the browser's)
   fieldsync user disable --login LOGIN   disable a user and end their sessions
   fieldsync user reset-password --login LOGIN --password-stdin
                                          set a new password and end the user's sessions

@@ -112,8 +112,32 @@ func TestBranchAndUserCommandsPrintTheNewIDAlone(t *testing.T) {
 	}
 
 	out, err = runCLI(t, "", "branch", "list")
-	if err != nil || out != branchID.String()+"\tNorth\n" {
+	if err != nil || out != branchID.String()+"\tNorth\tUTC\tCNY\n" {
 		t.Fatalf("branch list: %q, %v", out, err)
+	}
+
+	// A branch's time zone and currency, and a user's language, are checked where they are set.
+	if out, err = runCLI(t, "", "branch", "set", "--id", branchID.String(), "--time-zone", "Asia/Shanghai"); err != nil ||
+		out != branchID.String()+"\tNorth\tAsia/Shanghai\tCNY\n" {
+		t.Fatalf("branch set: %q, %v", out, err)
+	}
+	for _, bad := range [][]string{{"--time-zone", "Mars/Olympus"}, {"--currency", "yuan"}} {
+		if _, err := runCLI(t, "", append([]string{"branch", "set", "--id", branchID.String()}, bad...)...); err == nil {
+			t.Fatalf("branch set %v succeeded", bad)
+		}
+	}
+	if _, err := runCLI(t, "", "branch", "create", "--name", "South", "--currency", "XYZ"); err == nil {
+		t.Fatal("a branch in an unknown currency was created")
+	}
+	if _, err := runCLI(t, "", "user", "locale", "--login", "hugo", "--locale", "zh-CN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCLI(t, "", "user", "locale", "--login", "hugo", "--locale", "klingon"); err == nil {
+		t.Fatal("an unknown language was set")
+	}
+	var locale string
+	if err := db.Pool.QueryRow(context.Background(), `SELECT locale FROM users WHERE id = $1`, userID).Scan(&locale); err != nil || locale != "zh-CN" {
+		t.Fatalf("stored locale %q (%v)", locale, err)
 	}
 
 	if _, err := runCLI(t, "another long password\n", "user", "reset-password", "--login", "hugo", "--password-stdin"); err != nil {

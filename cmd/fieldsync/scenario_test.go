@@ -49,7 +49,7 @@ func TestScenarioHospitalisedCustomer(t *testing.T) {
 
 	// --- The branch, as an operator sets it up with the command line. ---
 	const password = "a long enough password"
-	branch := cliID(t, "", "branch", "create", "--name", "Porto Norte")
+	branch := cliID(t, "", "branch", "create", "--name", "Porto Norte", "--currency", "EUR")
 	newUser := func(role, repKind, login, name string) uuid.UUID {
 		args := []string{"user", "create", "--role", role, "--login", login, "--name", name, "--password-stdin"}
 		if role != "integration" {
@@ -445,7 +445,7 @@ func TestScenarioHospitalisedCustomer(t *testing.T) {
 
 	// The agent is told the claim is settled; the manager gets the payout and the month's totals.
 	settled := waitPush(t, fcm, agentToken, "claim_paid", "claim", claimID)
-	if settled.Title != "Claim settled: "+number || !strings.Contains(settled.Body, "2,400.00") {
+	if settled.Title != "Claim settled: "+number || !strings.Contains(settled.Body, "€2,400.00") {
 		t.Errorf("the agent's push: %q / %q", settled.Title, settled.Body)
 	}
 	alert := waitPush(t, fcm, managerToken, "claim_paid", "claim", claimID)
@@ -457,8 +457,8 @@ func TestScenarioHospitalisedCustomer(t *testing.T) {
 		wantPremiums, wantPaidWithPremium = wantPremiums+earlierPremium, wantPaidWithPremium+earlierPaid
 	}
 	period := paidAt.UTC().Format("January 2006")
-	if alert.Title != "Claim paid: "+number+", 2,400.00" || alert.Attempt != 2 ||
-		!strings.Contains(alert.Body, "2,400.00 paid to Ana Costa (20% of the 12,000.00 premium)") ||
+	if alert.Title != "Claim paid: "+number+", €2,400.00" || alert.Attempt != 2 ||
+		!strings.Contains(alert.Body, "€2,400.00 paid to Ana Costa (20% of the €12,000.00 premium)") ||
 		!strings.Contains(alert.Body, fmt.Sprintf("Paid in %s: %s on %d claim(s)", period, money(wantTotal), wantCount)) {
 		t.Errorf("the manager's alert (attempt %d): %q / %q", alert.Attempt, alert.Title, alert.Body)
 	}
@@ -818,7 +818,7 @@ func sameMonth(a, b time.Time) bool {
 	return a.Year() == b.Year() && a.Month() == b.Month()
 }
 
-// money formats cents as the alerts do: 12,400.00.
+// money formats cents of the branch's euros as the alerts do: €12,400.00.
 func money(cents int64) string {
 	whole := strconv.FormatInt(cents/100, 10)
 	var b strings.Builder
@@ -828,7 +828,7 @@ func money(cents int64) string {
 		}
 		b.WriteRune(d)
 	}
-	return fmt.Sprintf("%s.%02d", b.String(), cents%100)
+	return fmt.Sprintf("€%s.%02d", b.String(), cents%100)
 }
 
 func freeAddr(t *testing.T) string {

@@ -157,7 +157,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*App, error) {
 	}, log)
 	cons, err := console.New(console.Config{IdleTimeout: cfg.ConsoleIdleTimeout, TrustedProxies: cfg.TrustedProxies,
 		ClientAddr: a.Server.ClientAddr, Currency: cfg.ConsoleCurrency},
-		console.Deps{Accounts: a.Accounts, Engine: a.Engine, Media: a.Media, Log: log.With("component", "console"), Now: now})
+		console.Deps{Accounts: a.Accounts, Engine: a.Engine, Media: a.Media, Notify: a.Notify, Log: log.With("component", "console"), Now: now})
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}

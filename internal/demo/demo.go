@@ -24,6 +24,13 @@ const Password = "fieldsync-demo"
 // BranchName is the demo branch's name; its presence is how Seed knows it ran before.
 const BranchName = "Demo Branch"
 
+// The demo branch is one of the Chinese insurer's (BRIEF.md): its dates read in Shanghai's time
+// and its amounts in yuan.
+const (
+	BranchTimeZone = "Asia/Shanghai"
+	BranchCurrency = "CNY"
+)
+
 // Login is one demo account.
 type Login struct {
 	Login string
@@ -54,7 +61,7 @@ func Seed(ctx context.Context, db *pgxpool.Pool, accounts *account.Service) (*De
 	d := &Demo{}
 	err := db.QueryRow(ctx, `SELECT id FROM branches WHERE name = $1`, BranchName).Scan(&d.BranchID)
 	if errors.Is(err, pgx.ErrNoRows) {
-		b, err := accounts.CreateBranch(ctx, BranchName)
+		b, err := accounts.AddBranch(ctx, account.NewBranch{Name: BranchName, TimeZone: BranchTimeZone, Currency: BranchCurrency})
 		if err != nil {
 			return nil, fmt.Errorf("create demo branch: %w", err)
 		}
