@@ -105,6 +105,11 @@ type Target struct {
 	// PprofURL is the server's net/http/pprof listener (FIELDSYNC_PPROF_ADDR), for
 	// Options.CPUProfile; empty when it has none.
 	PprofURL string
+	// StandbyBaseURL, if set, is a second server over the same database that reads pulls from a
+	// hot standby of it, StandbyDatabaseURL (FIELDSYNC_READ_DATABASE_URL): the pull phase then
+	// also measures pulls spread over both servers against the first alone.
+	StandbyBaseURL     string
+	StandbyDatabaseURL string
 	// Progress, if set, gets a line as each phase starts and ends.
 	Progress io.Writer
 }

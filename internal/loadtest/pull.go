@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/internal/client"
+	"github.com/fieldsync/fieldsync/internal/devenv"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // pullChanges is how many changes (of as many records) one measured pull serves.
@@ -166,6 +168,61 @@ func (r *run) pull(ctx context.Context) error {
 		Concurrency: n, Size: pullChanges, APIOps: ops, BaseOps: baseOps, Server: usage}
 	r.report.Pull.perUnit(float64(ops * pullChanges))
 	r.progress("pull: %.0f changes/s through the API, %.0f rows/s raw (%.0f%%)", apiRate, baseRate, 100*apiRate/baseRate)
+	if r.t.StandbyBaseURL != "" {
+		return r.pullStandby(ctx, managers[0], cursor, n)
+	}
+	return nil
+}
+
+// pullStandby measures the same pulls with two databases reading: half of the n devices on the
+// server under test (reading the primary), half on a second server reading a hot standby
+// (Target.StandbyBaseURL), against all n on the first, one after the other in the same run. The
+// ratio is what a standby adds to the pull rate; on one machine that runs both databases it adds
+// no CPU, so it shows the cost of reading from a standby more than the gain.
+func (r *run) pullStandby(ctx context.Context, manager seededUser, cursor string, n int) error {
+	standby, err := pgxpool.New(ctx, r.t.StandbyDatabaseURL)
+	if err != nil {
+		return fmt.Errorf("connect to the standby: %w", err)
+	}
+	defer standby.Close()
+	if err := devenv.WaitReplay(ctx, r.pool, standby); err != nil {
+		return err
+	}
+	one := client.New(r.t.BaseURL, r.http, client.Device{ID: uuid.Must(uuid.NewV7()), Platform: "android", Name: "bench device", AppVersion: "bench"})
+	two := client.New(r.t.StandbyBaseURL, r.http, client.Device{ID: uuid.Must(uuid.NewV7()), Platform: "android", Name: "bench device", AppVersion: "bench"})
+	for _, c := range []*client.Client{one, two} {
+		if err := c.Login(ctx, manager.Login, password); err != nil {
+			return fmt.Errorf("sign in: %w", err)
+		}
+	}
+	measure := func(servers []*client.Client) (float64, error) {
+		ops, elapsed, err := timed(ctx, n, r.o.Phase, func(ctx context.Context, w int) error {
+			page, err := servers[w%len(servers)].Pull(ctx, cursor, pullChanges, 0)
+			if err != nil {
+				return fmt.Errorf("pull: %w", err)
+			}
+			if len(page.Changes) != pullChanges {
+				return fmt.Errorf("pull from %s: %d changes, want %d", servers[w%len(servers)].BaseURL(), len(page.Changes), pullChanges)
+			}
+			return nil
+		})
+		return float64(ops*pullChanges) / elapsed.Seconds(), err
+	}
+	primaryRate, err := measure([]*client.Client{one})
+	if err != nil {
+		return err
+	}
+	p := r.begin()
+	bothRate, err := measure([]*client.Client{one, two})
+	usage := r.end(p)
+	if err != nil {
+		return err
+	}
+	r.report.PullStandby = Throughput{Unit: "changes/s", API: round(bothRate, 1), Baseline: round(primaryRate, 1), Ratio: round(bothRate/primaryRate, 3),
+		APIName: "GET /v1/sync/pull on two servers: the primary's and a standby's", BaseName: "GET /v1/sync/pull on the primary's server",
+		Concurrency: n, Size: pullChanges, Server: usage}
+	r.progress("pull with a standby: %.0f changes/s on two servers (primary + standby), %.0f on the primary's alone (%.0f%%)",
+		bothRate, primaryRate, 100*bothRate/primaryRate)
 	return nil
 }
 
