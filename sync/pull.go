@@ -270,7 +270,7 @@ func (e *Engine) snapshotPage(ctx context.Context, db querier, id *fieldsync.Ide
 			WITH page AS MATERIALIZED (SELECT t.id FROM %[2]s t, %[3]s WHERE (%[4]s) AND %[5]s AND t.id > $5 ORDER BY t.id LIMIT $6)
 			SELECT p.id, x.version, x.data FROM page p
 			CROSS JOIN LATERAL (SELECT t.version, %[1]s AS data FROM %[2]s t WHERE t.id = p.id OFFSET 0) AS x`,
-			ent.data, ent.table, params, pred, ent.alive), id.UserID, id.BranchID, e.cfg.ScopeWindow, e.sqlNow(), c.lastID, want)
+			ent.wire, ent.table, params, pred, ent.alive), id.UserID, id.BranchID, e.cfg.ScopeWindow, e.sqlNow(), c.lastID, want)
 		if err != nil {
 			return 0, c, false, fmt.Errorf("snapshot %s: %w", typ, err)
 		}
@@ -334,7 +334,7 @@ func pageQuery(role string) (string, error) {
 			return "", err
 		}
 		branches = append(branches, fmt.Sprintf(`SELECT t.version, %s AS data, (%s) AS visible, (%s) AS alive FROM %s t WHERE d.type = '%s' AND t.id = d.id`,
-			ent.data, pred, ent.alive, ent.table, typ))
+			ent.wire, pred, ent.alive, ent.table, typ))
 	}
 	return `
 		WITH page AS MATERIALIZED (

@@ -177,7 +177,7 @@ func TestPullFromALaggingStandby(t *testing.T) {
 	result := make(chan map[uuid.UUID]bool, 1)
 	go func() {
 		got := map[uuid.UUID]bool{}
-		_, _, err := e.Pull(ctx, manager, sync.PullRequest{Cursor: cursor, Wait: 20 * time.Second}, func(ch sync.Change) error {
+		_, _, err := e.Pull(ctx, manager, sync.PullRequest{Cursor: cursor, Wait: 55 * time.Second}, func(ch sync.Change) error {
 			got[ch.ID] = true
 			return nil
 		})
