@@ -35,11 +35,14 @@ type Config struct {
 
 // Engine applies mutations and serves pulls.
 type Engine struct {
-	db    *pgxpool.Pool
-	cfg   Config
-	log   *slog.Logger
-	hub   *branchwake.Hub
-	hooks []HookFunc
+	db *pgxpool.Pool
+	// read serves pulls and the screens' reads: a hot standby's pool (ReadFrom), or db.
+	read    *pgxpool.Pool
+	standby bool
+	cfg     Config
+	log     *slog.Logger
+	hub     *branchwake.Hub
+	hooks   []HookFunc
 	// waits counts each user's long-polls (MaxWaitsPerUser).
 	waits *waitcap.Cap
 	// NowFunc returns the current time: time.Now, or a test's clock. It stamps when things end
@@ -77,7 +80,18 @@ func New(db *pgxpool.Pool, cfg Config, log *slog.Logger) *Engine {
 	if cfg.MaxWaitsPerUser <= 0 {
 		cfg.MaxWaitsPerUser = 8
 	}
-	return &Engine{db: db, cfg: cfg, log: log, hub: branchwake.New(), waits: waitcap.New(cfg.MaxWaitsPerUser), NowFunc: time.Now}
+	return &Engine{db: db, read: db, cfg: cfg, log: log, hub: branchwake.New(), waits: waitcap.New(cfg.MaxWaitsPerUser), NowFunc: time.Now}
+}
+
+// ReadFrom has pulls and the screens' reads served by standby, a hot standby of db (a streaming
+// replica), from then on; writes, the long-polls' wake-ups (LISTEN), the event streams and the
+// checks that guard access stay on db. Call it before serving. A standby answers the snapshot
+// questions a pull asks as the primary does, only later: see pageDB for how a pull stays gap-free
+// on one that lags.
+func (e *Engine) ReadFrom(standby *pgxpool.Pool) {
+	if standby != nil {
+		e.read, e.standby = standby, true
+	}
 }
 
 // HookFunc runs inside the transaction of every applied mutation, after the write: notification

@@ -59,6 +59,10 @@ type entity struct {
 	sends record
 	// data is sends as an SQL expression over alias t, made once at start.
 	data string
+	// wire is the same record as json rather than jsonb, for what is only sent (pull pages):
+	// json_build_object writes the text at once, where jsonb_build_object builds a tree that is
+	// turned back into text to be sent, a third more of the database's time per record.
+	wire string
 	// alive is the SQL condition (over t) of a record that exists (is not a tombstone).
 	alive string
 	// fields are the writable fields; everything else is the server's to set.
@@ -115,6 +119,15 @@ func (r record) sql(alias string) string {
 	return "(" + strings.Join(parts, " || ") + ")"
 }
 
+// wireSQL is the record as a json (text) expression over the row alias: the same members as sql,
+// for a record only sent. A record of more pairs than a function takes is sql's, as json.
+func (r record) wireSQL(alias string) string {
+	if len(r.columns)+len(r.flags) > 50 {
+		return r.sql(alias) + "::json"
+	}
+	return strings.Replace(r.sql(alias), "jsonb_build_object(", "json_build_object(", 1)
+}
+
 // of is the record made from a stored row read with to_jsonb: what sql gives for the same row.
 func (r record) of(stored row) row {
 	out := make(row, len(r.columns)+len(r.flags))
@@ -143,6 +156,7 @@ func RecordSQL(typ, alias string) string {
 func withData(m map[string]*entity) map[string]*entity {
 	for _, ent := range m {
 		ent.data = ent.sends.sql("t")
+		ent.wire = ent.sends.wireSQL("t")
 	}
 	return m
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/fieldsync/fieldsync"
 	"github.com/fieldsync/fieldsync/internal/branchwake"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
 // PullRequest is a device's request for what changed.
@@ -93,8 +94,9 @@ func (e *Engine) PullPage(ctx context.Context, id *fieldsync.Identity, req PullR
 	wait := min(max(req.Wait, 0), e.cfg.MaxWait)
 
 	var c cursor
+	var db querier = e.read
 	if req.Cursor == "" {
-		xmin, err := e.currentXmin(ctx)
+		xmin, err := e.currentXmin(ctx, db)
 		if err != nil {
 			return PullEnd{}, err
 		}
@@ -108,8 +110,13 @@ func (e *Engine) PullPage(ctx context.Context, id *fieldsync.Identity, req PullR
 		if c, err = parseCursor(req.Cursor, id); err != nil {
 			return PullEnd{}, err
 		}
+<<<<<<< HEAD
 		if err := e.checkServable(ctx, c); err != nil {
 			return PullEnd{}, err
+=======
+		if db, err = e.pageDB(ctx, c); err != nil {
+			return "", false, err
+>>>>>>> i13-read
 		}
 	}
 
@@ -138,7 +145,7 @@ func (e *Engine) PullPage(ctx context.Context, id *fieldsync.Identity, req PullR
 				return PullEnd{}, err
 			}
 		}
-		emitted, next, more, err := e.pullPage(ctx, id, c, limit, emit)
+		emitted, next, more, err := e.pullPage(ctx, db, id, c, limit, emit)
 		if err != nil {
 			return PullEnd{}, err
 		}
@@ -175,6 +182,7 @@ func (e *Engine) PullPage(ctx context.Context, id *fieldsync.Identity, req PullR
 	}
 }
 
+<<<<<<< HEAD
 // scopeSize counts the records the caller's scope holds, for a snapshot's estimate of what is
 // left (PullEnd.Remaining): once per snapshot, with the snapshot's own predicates, reading ids only.
 func (e *Engine) scopeSize(ctx context.Context, id *fieldsync.Identity) (int64, error) {
@@ -197,31 +205,80 @@ func (e *Engine) scopeSize(ctx context.Context, id *fieldsync.Identity) (int64, 
 }
 
 func (e *Engine) currentXmin(ctx context.Context) (uint64, error) {
+=======
+func (e *Engine) currentXmin(ctx context.Context, db querier) (uint64, error) {
+>>>>>>> i13-read
 	var s string
-	if err := e.db.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`).Scan(&s); err != nil {
+	if err := db.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`).Scan(&s); err != nil {
 		return 0, fmt.Errorf("read snapshot: %w", err)
 	}
 	return strconv.ParseUint(s, 10, 64)
 }
 
-// checkServable returns cursor_expired if changes the cursor still needs were pruned, or if the
-// cursor is from the future: past the oldest running transaction (no cursor this server made can
-// be: a snapshot's starts at it, a change's is below it) or past the last version handed out. A
-// made-up cursor like that would skip every change until the server caught up with it.
-func (e *Engine) checkServable(ctx context.Context, c cursor) error {
-	var expired bool
-	err := e.db.QueryRow(ctx, `
-		SELECT s.pruned_through_xid >= $1::text::xid8
-			OR $1::text::xid8 > pg_snapshot_xmin(pg_current_snapshot())
+// querier is a database a pull reads: the primary's pool or a standby's.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// pageDB returns the database the pages after c are read from (e.read unless it cannot serve c
+// yet, then the primary), or cursor_expired if c cannot be served at all.
+//
+// A page is read up to the oldest transaction still running where it is read (its xmin): every
+// transaction below it has ended, so all of their changes are there. A hot standby's snapshots
+// keep that rule: it replays commits in the primary's order, and counts a transaction it has not
+// seen end as running. A page read on a standby is therefore one the primary could have served a
+// moment earlier, and a cursor it makes can only be behind, never past a commit.
+//
+// What a lagging standby cannot do is serve a cursor made further on than it has replayed: one
+// from the primary, or from another replica's standby that is ahead (a device moves between
+// replicas). Its xmin is then at or below the cursor's xid. A page of the change log would come
+// back empty, which is safe but holds the device back by the lag, and a long-poll would go to
+// sleep on a change the primary has announced; a snapshot page would be wrong: records older than
+// the snapshot's start, whose changes the log after the snapshot does not send again. So a standby
+// serves a cursor only once it has replayed past it, and until then the primary serves that
+// device. Waiting for the standby instead would hold a device for a lag with no bound; falling back
+// costs the primary one pull for each device caught out, which is rare, because a cursor the
+// standby served is one it has replayed past, and a standby only moves forward.
+func (e *Engine) pageDB(ctx context.Context, c cursor) (querier, error) {
+	ahead, err := e.checkServable(ctx, e.read, c)
+	switch {
+	case err != nil:
+		return nil, err
+	case !ahead:
+		return e.read, nil
+	case !e.standby:
+		return nil, errCursorExpired // past the primary's own present: made up
+	}
+	if ahead, err = e.checkServable(ctx, e.db, c); err != nil {
+		return nil, err
+	}
+	if ahead {
+		return nil, errCursorExpired
+	}
+	return e.db, nil
+}
+
+// checkServable returns cursor_expired if changes the cursor still needs were pruned (on db), and
+// reports whether the cursor is ahead of db: past the oldest transaction running there, or past
+// the last version db has handed out. On the primary, no cursor the server made can be (a
+// snapshot's starts at the oldest running transaction, a change's is below it), so one that is,
+// is made up, and would skip every change until the server caught up with it: cursor_expired. On
+// a standby it is a cursor made further on than the standby has replayed (pageDB).
+func (e *Engine) checkServable(ctx context.Context, db querier, c cursor) (ahead bool, err error) {
+	var pruned bool
+	err = db.QueryRow(ctx, `
+		SELECT s.pruned_through_xid >= $1::text::xid8,
+			$1::text::xid8 > pg_snapshot_xmin(pg_current_snapshot())
 			OR $2::bigint > (SELECT last_value FROM change_version_seq)
-		FROM sync_settings s`, xid8(c.xid), c.version).Scan(&expired)
+		FROM sync_settings s`, xid8(c.xid), c.version).Scan(&pruned, &ahead)
 	if err != nil {
-		return fmt.Errorf("read pruning horizon: %w", err)
+		return false, fmt.Errorf("read pruning horizon: %w", err)
 	}
-	if expired {
-		return errCursorExpired
+	if pruned {
+		return false, errCursorExpired
 	}
-	return nil
+	return ahead, nil
 }
 
 // pendingBehindXmin reports whether the log holds, past c, a change a page for id would read. Called
@@ -229,6 +286,11 @@ func (e *Engine) checkServable(ctx context.Context, c cursor) error {
 // transaction when the page was read. Whether they are still behind it does not matter: one that
 // became servable between the page and this look had its commit announced already, and waiting for
 // the next announcement could sleep through the whole wait.
+//
+// It asks the primary, even when the pages come from a standby: the change whose commit woke a
+// long-poll may not have been replayed there yet, and a look at the standby would put the
+// long-poll back to sleep with the change on its way. The primary has it, so the long-poll looks
+// again shortly, and is served once the standby has it.
 func (e *Engine) pendingBehindXmin(ctx context.Context, id *fieldsync.Identity, c cursor) (bool, error) {
 	var pending bool
 	err := e.db.QueryRow(ctx, `
@@ -243,18 +305,18 @@ func (e *Engine) pendingBehindXmin(ctx context.Context, id *fieldsync.Identity, 
 
 // pullPage emits one page and returns how many changes it emitted, the cursor after it, and
 // whether more is waiting.
-func (e *Engine) pullPage(ctx context.Context, id *fieldsync.Identity, c cursor, limit int, emit func(Change) error) (int, cursor, bool, error) {
+func (e *Engine) pullPage(ctx context.Context, db querier, id *fieldsync.Identity, c cursor, limit int, emit func(Change) error) (int, cursor, bool, error) {
 	if c.snapshot {
-		return e.snapshotPage(ctx, id, c, limit, emit)
+		return e.snapshotPage(ctx, db, id, c, limit, emit)
 	}
-	return e.changesPage(ctx, id, c, limit, emit)
+	return e.changesPage(ctx, db, id, c, limit, emit)
 }
 
 // params is joined into every scope query so that each of its parameters has a type, whichever
 // of them the query's predicates use.
 const params = `(SELECT $1::uuid AS me, $2::uuid AS branch, $3::interval AS win, $4::timestamptz AS asof) AS params`
 
-func (e *Engine) snapshotPage(ctx context.Context, id *fieldsync.Identity, c cursor, limit int, emit func(Change) error) (int, cursor, bool, error) {
+func (e *Engine) snapshotPage(ctx context.Context, db querier, id *fieldsync.Identity, c cursor, limit int, emit func(Change) error) (int, cursor, bool, error) {
 	emitted := 0
 	for c.typeIdx < len(snapshotOrder) && emitted < limit {
 		typ := snapshotOrder[c.typeIdx]
@@ -269,11 +331,11 @@ func (e *Engine) snapshotPage(ctx context.Context, id *fieldsync.Identity, c cur
 		// bulk load) made every remaining record into JSON and sorted that, at each page, so a
 		// snapshot's cost grew with the square of its size. The page comes in no particular
 		// order; the cursor takes the highest id.
-		rows, err := e.db.Query(ctx, fmt.Sprintf(`
+		rows, err := db.Query(ctx, fmt.Sprintf(`
 			WITH page AS MATERIALIZED (SELECT t.id FROM %[2]s t, %[3]s WHERE (%[4]s) AND %[5]s AND t.id > $5 ORDER BY t.id LIMIT $6)
 			SELECT p.id, x.version, x.data FROM page p
 			CROSS JOIN LATERAL (SELECT t.version, %[1]s AS data FROM %[2]s t WHERE t.id = p.id OFFSET 0) AS x`,
-			ent.data, ent.table, params, pred, ent.alive), id.UserID, id.BranchID, e.cfg.ScopeWindow, e.sqlNow(), c.lastID, want)
+			ent.wire, ent.table, params, pred, ent.alive), id.UserID, id.BranchID, e.cfg.ScopeWindow, e.sqlNow(), c.lastID, want)
 		if err != nil {
 			return 0, c, false, fmt.Errorf("snapshot %s: %w", typ, err)
 		}
@@ -313,7 +375,7 @@ func (e *Engine) snapshotPage(ctx context.Context, id *fieldsync.Identity, c cur
 	// transaction that was running when the snapshot began: whatever it may have missed.
 	next := cursor{user: c.user, role: c.role, xid: c.xid}
 	var more bool
-	err := e.db.QueryRow(ctx, `
+	err := db.QueryRow(ctx, `
 		SELECT EXISTS (SELECT 1 FROM changes c WHERE c.branch_id = $1 AND (c.xid, c.version) > ($2::text::xid8, 0)
 			AND c.xid < pg_snapshot_xmin(pg_current_snapshot()))`, id.BranchID, xid8(c.xid)).Scan(&more)
 	if err != nil {
@@ -322,9 +384,13 @@ func (e *Engine) snapshotPage(ctx context.Context, id *fieldsync.Identity, c cur
 	return emitted, next, more, nil
 }
 
-// pageQuery returns the query that turns a page of change-log rows into the records to send, in
-// the order of the log, for role: each record once, its current state, and whether the caller's
-// scope holds it.
+// pageQuery returns the one statement that reads a page of the change log after a cursor and
+// turns it into the records to send, in the order of the log, for role: each record once, its
+// current state, and whether the caller's scope holds it. Records no longer in the caller's scope
+// and not leaving it are left out. Every row also carries how many log entries the page read and
+// the last one's place (the cursor after the page); a page whose entries send nothing is one row
+// of those alone. One statement, not a read of the log and then of the records, spares a round
+// trip and sending the page's entries back as parameters, which was a quarter of a pull's CPU.
 func pageQuery(role string) (string, error) {
 	var branches []string
 	for _, typ := range snapshotOrder {
@@ -334,10 +400,20 @@ func pageQuery(role string) (string, error) {
 			return "", err
 		}
 		branches = append(branches, fmt.Sprintf(`SELECT t.version, %s AS data, (%s) AS visible, (%s) AS alive FROM %s t WHERE d.type = '%s' AND t.id = d.id`,
-			ent.data, pred, ent.alive, ent.table, typ))
+			ent.wire, pred, ent.alive, ent.table, typ))
 	}
 	return `
-		WITH page AS (SELECT * FROM unnest($5::int[], $6::text[], $7::uuid[], $8::text[]) AS p(pos, type, id, op)),
+		WITH page AS MATERIALIZED (
+			SELECT c.xid, c.version, c.entity_type AS type, c.entity_id AS id, c.op,
+				row_number() OVER (ORDER BY c.xid, c.version) AS pos
+			FROM changes c
+			WHERE c.branch_id = $2 AND (c.xid, c.version) > ($5::text::xid8, $6::bigint)
+				AND c.xid < pg_snapshot_xmin(pg_current_snapshot())
+				AND (c.op IN ('upsert', 'delete') OR c.target_user_id = $1 OR c.target_role = $7)
+			ORDER BY c.xid, c.version
+			LIMIT $8
+		),
+		tail AS (SELECT xid::text AS xid, version, pos AS n FROM page ORDER BY pos DESC LIMIT 1),
 		cand AS (
 			SELECT pos, type, id, false AS leaving FROM page WHERE op IN ('upsert', 'delete')
 			UNION ALL
@@ -345,11 +421,16 @@ func pageQuery(role string) (string, error) {
 			CROSS JOIN LATERAL (` + dependents + `) AS dep(type, id)
 			WHERE p.op IN ('enter', 'leave')
 		),
-		dedup AS (SELECT type, id, min(pos) AS pos, bool_or(leaving) AS leaving FROM cand WHERE id IS NOT NULL GROUP BY type, id)
-		SELECT d.type, d.id, x.version, x.data, x.visible, x.alive, d.leaving
-		FROM dedup d, ` + params + `
-		CROSS JOIN LATERAL (` + strings.Join(branches, "\n UNION ALL ") + `) AS x
-		ORDER BY d.pos`, nil
+		dedup AS (SELECT type, id, min(pos) AS pos, bool_or(leaving) AS leaving FROM cand WHERE id IS NOT NULL GROUP BY type, id),
+		records AS (
+			SELECT d.pos, d.type, d.id, x.version, x.data, x.visible, x.alive, d.leaving
+			FROM dedup d, ` + params + `
+			CROSS JOIN LATERAL (` + strings.Join(branches, "\n UNION ALL ") + `) AS x
+			WHERE x.visible OR d.leaving
+		)
+		SELECT tail.xid, tail.version, tail.n, r.type, r.id, r.version, r.data, r.visible, r.alive, r.leaving
+		FROM tail LEFT JOIN records r ON true
+		ORDER BY r.pos`, nil
 }
 
 var pageQueries = func() map[string]string {
@@ -364,6 +445,7 @@ var pageQueries = func() map[string]string {
 	return m
 }()
 
+<<<<<<< HEAD
 func (e *Engine) changesPage(ctx context.Context, id *fieldsync.Identity, c cursor, limit int, emit func(Change) error) (int, cursor, bool, error) {
 	rows, err := e.db.Query(ctx, `
 		SELECT c.xid::text, c.version, c.entity_type, c.entity_id, c.op FROM changes c
@@ -376,58 +458,48 @@ func (e *Engine) changesPage(ctx context.Context, id *fieldsync.Identity, c curs
 			AND NOT coalesce((SELECT s.pruned_through_xid >= $2::text::xid8 FROM sync_settings s), false)
 		ORDER BY c.xid, c.version
 		LIMIT $6`, id.BranchID, xid8(c.xid), c.version, id.UserID, id.Role, limit)
+=======
+func (e *Engine) changesPage(ctx context.Context, db querier, id *fieldsync.Identity, c cursor, limit int, emit func(Change) error) (int, cursor, bool, error) {
+	rows, err := db.Query(ctx, pageQueries[id.Role], id.UserID, id.BranchID, e.cfg.ScopeWindow, e.sqlNow(),
+		xid8(c.xid), c.version, id.Role, limit)
+>>>>>>> i13-read
 	if err != nil {
-		return 0, c, false, fmt.Errorf("read change log: %w", err)
-	}
-	var pos []int32
-	var types, ops []string
-	var ids []uuid.UUID
-	next := c
-	for rows.Next() {
-		var xid, typ, op string
-		var entityID uuid.UUID
-		if err := rows.Scan(&xid, &next.version, &typ, &entityID, &op); err != nil {
-			rows.Close()
-			return 0, c, false, fmt.Errorf("read change log: %w", err)
-		}
-		if next.xid, err = strconv.ParseUint(xid, 10, 64); err != nil {
-			rows.Close()
-			return 0, c, false, fmt.Errorf("read change log: xid %q: %w", xid, err)
-		}
-		pos = append(pos, int32(len(pos)))
-		types, ids, ops = append(types, typ), append(ids, entityID), append(ops, op)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, c, false, fmt.Errorf("read change log: %w", err)
-	}
-	if len(pos) == 0 {
-		return 0, c, false, nil
-	}
-	more := len(pos) == limit
-
-	rows, err = e.db.Query(ctx, pageQueries[id.Role], id.UserID, id.BranchID, e.cfg.ScopeWindow, e.sqlNow(), pos, types, ids, ops)
-	if err != nil {
-		return 0, c, false, fmt.Errorf("read page records: %w", err)
+		return 0, c, false, fmt.Errorf("read changes: %w", err)
 	}
 	defer rows.Close()
-	emitted := 0
+	next := c
+	var read int64
+	emitted, first := 0, true
 	for rows.Next() {
+		var xid string
+		var typ *string
 		var ch Change
 		var data []byte
-		var visible, alive, leaving bool
-		if err := rows.Scan(&ch.Type, &ch.ID, &ch.Version, &data, &visible, &alive, &leaving); err != nil {
-			return 0, c, false, fmt.Errorf("read page records: %w", err)
+		var visible, alive, leaving *bool
+		var version *int64
+		if err := rows.Scan(&xid, &next.version, &read, &typ, &ch.ID, &version, &data, &visible, &alive, &leaving); err != nil {
+			return 0, c, false, fmt.Errorf("read changes: %w", err)
 		}
+		if first { // the same on every row
+			if next.xid, err = strconv.ParseUint(xid, 10, 64); err != nil {
+				return 0, c, false, fmt.Errorf("read changes: xid %q: %w", xid, err)
+			}
+			first = false
+		}
+		if typ == nil {
+			continue // a page whose entries send nothing
+		}
+		ch.Type = *typ
 		switch {
-		case visible && alive:
+		case *visible && *alive:
 			ch.Op, ch.Data = "upsert", data
-		case visible || (leaving && !alive):
-			ch.Op, ch.Reason, ch.Version = "delete", "deleted", 0
-		case leaving:
-			ch.Op, ch.Reason, ch.Version = "delete", "out_of_scope", 0
-		default:
-			continue // never in this caller's scope
+			if version != nil {
+				ch.Version = *version
+			}
+		case *visible || (*leaving && !*alive):
+			ch.Op, ch.Reason = "delete", "deleted"
+		default: // leaving
+			ch.Op, ch.Reason = "delete", "out_of_scope"
 		}
 		if err := emit(ch); err != nil {
 			return 0, c, false, err
@@ -435,7 +507,7 @@ func (e *Engine) changesPage(ctx context.Context, id *fieldsync.Identity, c curs
 		emitted++
 	}
 	if err := rows.Err(); err != nil {
-		return 0, c, false, fmt.Errorf("read page records: %w", err)
+		return 0, c, false, fmt.Errorf("read changes: %w", err)
 	}
-	return emitted, next, more, nil
+	return emitted, next, read == int64(limit), nil
 }

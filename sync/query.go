@@ -226,7 +226,7 @@ func (e *Engine) ListClaims(ctx context.Context, id *fieldsync.Identity, f Claim
 // a page whose Next cursor is the (time, id) of the last item kept.
 func collectPage[T any](ctx context.Context, e *Engine, sql string, args []any, list string, limit int,
 	scan func(pgx.Rows) (T, time.Time, uuid.UUID, error)) (*Page[T], error) {
-	rows, err := e.db.Query(ctx, sql, args...)
+	rows, err := e.read.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", list, err)
 	}
@@ -398,7 +398,7 @@ func (e *Engine) FindClaim(ctx context.Context, id *fieldsync.Identity, claimID 
 		return nil, err
 	}
 	out := &ClaimDetail{}
-	err := pgx.BeginTxFunc(ctx, e.db, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err := pgx.BeginTxFunc(ctx, e.read, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		q := e.newScreenQuery(id)
 		if err := q.scoped(id.Role, TypeClaim); err != nil {
 			return err
@@ -631,7 +631,7 @@ func (e *Engine) Figures(ctx context.Context, id *fieldsync.Identity, period Per
 	for _, s := range entities[TypeClaim].fields["status"].enum {
 		out.ClaimsByStatus[s] = 0
 	}
-	err = pgx.BeginTxFunc(ctx, e.db, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err = pgx.BeginTxFunc(ctx, e.read, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 			SELECT status, count(*) FROM claims
 			WHERE branch_id = $1 AND deleted_at IS NULL AND created_at >= $2 AND created_at < $3

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,7 +49,8 @@ func cmdBench(ctx context.Context, cfg config, args []string, stdout, stderr io.
 	fs.DurationVar(&o.Wait, "wait", 0, "the long-polls' wait (default 25s)")
 	fs.IntVar(&o.RepsPerBranch, "reps-per-branch", 0, "reps per branch: every commit wakes the long-polls of its branch (default 50)")
 	fs.IntVar(&o.DevicesPerRep, "devices-per-rep", 0, "devices each rep signs in on (default 1)")
-	fs.IntVar(&o.SnapshotRecords, "snapshot-records", 0, "records in the rep's scope for the initial sync (default 5000)")
+	fs.IntVar(&o.SnapshotRecords, "snapshot-records", 0, "records in the rep's scope for the initial sync (default 1000)")
+	fs.IntVar(&o.SnapshotLargeRecords, "snapshot-large-records", 0, "records in the rep's scope for the larger initial sync (default 100000)")
 	phases := fs.String("phases", "", "run only these phases, comma-separated: "+strings.Join(loadtest.PhaseNames, ","))
 	fs.StringVar(&out, "out", "", "also write the report as JSON to this file")
 	fs.StringVar(&cpuprofile, "cpuprofile", "", "write CPU profiles of the server, one per phase (FILE-push.pprof, ...)")
@@ -167,6 +170,35 @@ func cmdBench(ctx context.Context, cfg config, args []string, stdout, stderr io.
 	fmt.Fprintf(stderr, "bench: server (pid %d) at %s over database fieldsync_%s and bucket %s\n", target.ServerPID, target.BaseURL, name, s3.Bucket)
 	if target.PprofURL != "" {
 		fmt.Fprintf(stderr, "bench: the server's profiles: %s/debug/pprof/\n", target.PprofURL)
+	}
+
+	if len(o.Phases) == 0 || slices.Contains(o.Phases, "pull") {
+		// A second server reading from a hot standby, for the pull rate with two databases
+		// reading; skipped, saying why, where no standby can be made.
+		standby, err := devenv.StartStandby(ctx, log, withoutPoolSettings(dbURL))
+		switch {
+		case errors.Is(err, devenv.ErrNoReplication):
+			fmt.Fprintf(stderr, "bench: no standby, so pulls from a standby are not measured: %v\n", err)
+		case err != nil:
+			return err
+		default:
+			defer standby.Close()
+			port, err := devenv.FreePort()
+			if err != nil {
+				return err
+			}
+			env2 := maps.Clone(env)
+			env2["FIELDSYNC_ADDR"] = "127.0.0.1:" + strconv.Itoa(port)
+			env2["FIELDSYNC_READ_DATABASE_URL"] = standby.URL
+			env2["FIELDSYNC_PPROF_ADDR"] = ""
+			target.StandbyBaseURL, target.StandbyDatabaseURL = "http://"+env2["FIELDSYNC_ADDR"], standby.URL
+			second, err := startServer(ctx, env2, filepath.Join(dir, "server-standby.log"), target.StandbyBaseURL)
+			if err != nil {
+				return err
+			}
+			defer second.stop(stderr)
+			fmt.Fprintf(stderr, "bench: a second server (pid %d) at %s reads pulls from a standby\n", second.cmd.Process.Pid, target.StandbyBaseURL)
+		}
 	}
 
 	report, err := loadtest.Run(ctx, target, o)

@@ -88,6 +88,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	r := &envReader{lookup: lookup}
 	c := config{app.Config{
 		DatabaseURL:     r.str("DATABASE_URL", ""),
+		ReadDatabaseURL: r.str("FIELDSYNC_READ_DATABASE_URL", ""),
 		Addr:            r.str("FIELDSYNC_ADDR", ":8080"),
 		JWTKeyFile:      r.str("FIELDSYNC_JWT_KEY_FILE", ""),
 		JWTGenerateKey:  r.boolean("FIELDSYNC_JWT_GENERATE_KEY", false),
@@ -172,6 +173,9 @@ func (c *config) validateDatabase() error {
 	}
 	if !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		return errors.New("DATABASE_URL must be a postgres:// URL")
+	}
+	if c.ReadDatabaseURL != "" && !strings.HasPrefix(c.ReadDatabaseURL, "postgres://") && !strings.HasPrefix(c.ReadDatabaseURL, "postgresql://") {
+		return errors.New("FIELDSYNC_READ_DATABASE_URL must be a postgres:// URL (a hot standby of DATABASE_URL)")
 	}
 	return nil
 }

@@ -40,9 +40,14 @@ func poolConns(url string, parsed int32) int32 {
 // openDB connects to PostgreSQL and checks the connection, so a wrong DATABASE_URL fails at start.
 // The error never contains the URL, which may hold a password.
 func openDB(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	return openNamedDB(ctx, "DATABASE_URL", url)
+}
+
+// openNamedDB is openDB for the URL of the setting name.
+func openNamedDB(ctx context.Context, name, url string) (*pgxpool.Pool, error) {
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, errors.New("DATABASE_URL could not be parsed")
+		return nil, fmt.Errorf("%s could not be parsed", name)
 	}
 	pcfg.MaxConns = poolConns(url, pcfg.MaxConns)
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
@@ -107,7 +112,16 @@ func accountConfig(cfg config) account.Config { return app.AccountConfig(cfg.Con
 // serve runs the API server on ln over an open database until ctx ends: the service as the
 // composition root (internal/app) builds it.
 func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, keys *account.Keys, log *slog.Logger, ln net.Listener) error {
-	a, err := app.New(ctx, cfg.Config, app.Deps{Pool: pool, Keys: keys, Log: log})
+	deps := app.Deps{Pool: pool, Keys: keys, Log: log}
+	if cfg.ReadDatabaseURL != "" {
+		read, err := openNamedDB(ctx, "FIELDSYNC_READ_DATABASE_URL", cfg.ReadDatabaseURL)
+		if err != nil {
+			return err
+		}
+		defer read.Close()
+		deps.ReadPool = read
+	}
+	a, err := app.New(ctx, cfg.Config, deps)
 	if err != nil {
 		return err
 	}

@@ -31,8 +31,11 @@ import (
 // log, and the clock.
 type Deps struct {
 	Pool *pgxpool.Pool
-	Keys *account.Keys
-	Log  *slog.Logger
+	// ReadPool, when set, is a hot standby of Pool's database: pulls and the screens' reads are
+	// served from it (sync.Engine.ReadFrom), everything else from Pool.
+	ReadPool *pgxpool.Pool
+	Keys     *account.Keys
+	Log      *slog.Logger
 	// Now is every part's clock (time.Now when nil): a test moves it to expire tokens and leave
 	// scope windows without waiting.
 	Now func() time.Time
@@ -101,6 +104,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*App, error) {
 	a.Engine = sync.New(deps.Pool, sync.Config{ScopeWindow: cfg.ScopeWindow, MaxWaitsPerUser: cfg.LongPollsPerUser,
 		ChangeRetention: cfg.ChangeRetention}, log)
 	a.Engine.NowFunc = now
+	a.Engine.ReadFrom(deps.ReadPool)
 	if err := a.Engine.Prepare(ctx); err != nil {
 		return nil, err
 	}
@@ -137,6 +141,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*App, error) {
 	}
 
 	ready := map[string]server.ReadyCheck{"database": deps.Pool.Ping}
+	if deps.ReadPool != nil {
+		ready["read_database"] = deps.ReadPool.Ping
+	}
 	if a.Store != nil {
 		ready["object_store"] = a.Store.Ping
 	}

@@ -13,7 +13,11 @@ import (
 // and flags; tests set the values they need. A zero value means the part's own default, except
 // where a field says otherwise.
 type Config struct {
-	DatabaseURL     string
+	DatabaseURL string
+	// ReadDatabaseURL, if set, is a hot standby of DatabaseURL (a streaming replica) that serves
+	// pulls and the screens' reads (FIELDSYNC_READ_DATABASE_URL; opened by cmd/fieldsync, given
+	// to New as Deps.ReadPool).
+	ReadDatabaseURL string
 	Addr            string
 	JWTKeyFile      string
 	JWTGenerateKey  bool

@@ -41,6 +41,8 @@ type Options struct {
 	Wait time.Duration `json:"wait"`
 	// SnapshotRecords is the size of the rep's scope for the initial sync.
 	SnapshotRecords int `json:"snapshot_records"`
+	// SnapshotLargeRecords is the larger scope the initial sync is measured at too.
+	SnapshotLargeRecords int `json:"snapshot_large_records"`
 	// UploadBytes is the size of each uploaded file.
 	UploadBytes int `json:"upload_bytes"`
 	// NotifyEvents is how many reassignments the notification latency is measured over.
@@ -74,7 +76,8 @@ func (o *Options) setDefaults() {
 	def(&o.Writers, 100, 4)
 	def(&o.DevicesPerRep, 1, 1)
 	def(&o.RepsPerBranch, 50, 4)
-	def(&o.SnapshotRecords, 5000, 250)
+	def(&o.SnapshotRecords, 1000, 250)
+	def(&o.SnapshotLargeRecords, 100000, 1000)
 	def(&o.UploadBytes, 20<<20, 1<<20)
 	def(&o.NotifyEvents, 200, 5)
 	defd(&o.Duration, 60*time.Second, 2*time.Second)
@@ -102,6 +105,11 @@ type Target struct {
 	// PprofURL is the server's net/http/pprof listener (FIELDSYNC_PPROF_ADDR), for
 	// Options.CPUProfile; empty when it has none.
 	PprofURL string
+	// StandbyBaseURL, if set, is a second server over the same database that reads pulls from a
+	// hot standby of it, StandbyDatabaseURL (FIELDSYNC_READ_DATABASE_URL): the pull phase then
+	// also measures pulls spread over both servers against the first alone.
+	StandbyBaseURL     string
+	StandbyDatabaseURL string
 	// Progress, if set, gets a line as each phase starts and ends.
 	Progress io.Writer
 }

@@ -31,7 +31,9 @@ func TestJudge(t *testing.T) {
 		Pull:     Throughput{API: 50, Baseline: 100, Ratio: 0.5},
 		Upload:   Throughput{API: 90, Baseline: 100, Ratio: 0.9},
 		LongPoll: LongPoll{Devices: 1000, Latency: Latency{Count: 10, P99: 99}},
-		Server:   ServerUsage{PeakRSSMB: 301},
+		// Met: 1.2 s for 100,000 records.
+		InitialSyncLarge: InitialSync{Records: 100001, APISeconds: 1.2},
+		Server:           ServerUsage{PeakRSSMB: 301},
 	}
 	r.judge(func(string) bool { return true })
 	if got := strings.Join(r.Missed(), ","); got != "pull,server_memory" {

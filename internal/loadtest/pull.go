@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/internal/client"
+	"github.com/fieldsync/fieldsync/internal/devenv"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // pullChanges is how many changes (of as many records) one measured pull serves.
@@ -166,48 +168,121 @@ func (r *run) pull(ctx context.Context) error {
 		Concurrency: n, Size: pullChanges, APIOps: ops, BaseOps: baseOps, Server: usage}
 	r.report.Pull.perUnit(float64(ops * pullChanges))
 	r.progress("pull: %.0f changes/s through the API, %.0f rows/s raw (%.0f%%)", apiRate, baseRate, 100*apiRate/baseRate)
+	if r.t.StandbyBaseURL != "" {
+		return r.pullStandby(ctx, managers[0], cursor, n)
+	}
+	return nil
+}
+
+// pullStandby measures the same pulls with two databases reading: half of the n devices on the
+// server under test (reading the primary), half on a second server reading a hot standby
+// (Target.StandbyBaseURL), against all n on the first, one after the other in the same run. The
+// ratio is what a standby adds to the pull rate; on one machine that runs both databases it adds
+// no CPU, so it shows the cost of reading from a standby more than the gain.
+func (r *run) pullStandby(ctx context.Context, manager seededUser, cursor string, n int) error {
+	standby, err := pgxpool.New(ctx, r.t.StandbyDatabaseURL)
+	if err != nil {
+		return fmt.Errorf("connect to the standby: %w", err)
+	}
+	defer standby.Close()
+	if err := devenv.WaitReplay(ctx, r.pool, standby); err != nil {
+		return err
+	}
+	one := client.New(r.t.BaseURL, r.http, client.Device{ID: uuid.Must(uuid.NewV7()), Platform: "android", Name: "bench device", AppVersion: "bench"})
+	two := client.New(r.t.StandbyBaseURL, r.http, client.Device{ID: uuid.Must(uuid.NewV7()), Platform: "android", Name: "bench device", AppVersion: "bench"})
+	for _, c := range []*client.Client{one, two} {
+		if err := c.Login(ctx, manager.Login, password); err != nil {
+			return fmt.Errorf("sign in: %w", err)
+		}
+	}
+	measure := func(servers []*client.Client) (float64, error) {
+		ops, elapsed, err := timed(ctx, n, r.o.Phase, func(ctx context.Context, w int) error {
+			page, err := servers[w%len(servers)].Pull(ctx, cursor, pullChanges, 0)
+			if err != nil {
+				return fmt.Errorf("pull: %w", err)
+			}
+			if len(page.Changes) != pullChanges {
+				return fmt.Errorf("pull from %s: %d changes, want %d", servers[w%len(servers)].BaseURL(), len(page.Changes), pullChanges)
+			}
+			return nil
+		})
+		return float64(ops*pullChanges) / elapsed.Seconds(), err
+	}
+	primaryRate, err := measure([]*client.Client{one})
+	if err != nil {
+		return err
+	}
+	p := r.begin()
+	bothRate, err := measure([]*client.Client{one, two})
+	usage := r.end(p)
+	if err != nil {
+		return err
+	}
+	r.report.PullStandby = Throughput{Unit: "changes/s", API: round(bothRate, 1), Baseline: round(primaryRate, 1), Ratio: round(bothRate/primaryRate, 3),
+		APIName: "GET /v1/sync/pull on two servers: the primary's and a standby's", BaseName: "GET /v1/sync/pull on the primary's server",
+		Concurrency: n, Size: pullChanges, Server: usage}
+	r.progress("pull with a standby: %.0f changes/s on two servers (primary + standby), %.0f on the primary's alone (%.0f%%)",
+		bothRate, primaryRate, 100*bothRate/primaryRate)
 	return nil
 }
 
 // snapshotRuns is how many times the initial sync is timed (the median counts).
 const snapshotRuns = 3
 
-// initialSync measures a rep's first sync: a scope of SnapshotRecords records (a fifth of them
-// tasks, each with its claim and customer, and two notes per task), pulled without a cursor in
-// pages of the protocol's default size until has_more is false, against reading the same
-// records' JSON with raw pgx, one query per type.
+// snapshotLimit is the page the initial syncs ask for: the largest the server gives (a device's
+// first sync should ask for it; the protocol's default of 500 is for the pulls that follow).
+const snapshotLimit = 5000
+
+// initialSync measures a rep's first sync at two sizes of scope, SnapshotRecords and
+// SnapshotLargeRecords, so that its growth shows, with the server's peak memory during each.
 func (r *run) initialSync(ctx context.Context) error {
+	var err error
+	if r.report.InitialSync, err = r.initialSyncOf(ctx, r.o.SnapshotRecords); err != nil {
+		return err
+	}
+	if r.report.InitialSyncLarge, err = r.initialSyncOf(ctx, r.o.SnapshotLargeRecords); err != nil {
+		return err
+	}
+	return nil
+}
+
+// initialSyncOf measures a rep's first sync: a scope of size records (a fifth of them tasks,
+// each with its claim and customer, and two notes per task), pulled without a cursor in pages of
+// snapshotLimit until has_more is false, against reading the same records' JSON with raw pgx,
+// one query per type.
+func (r *run) initialSyncOf(ctx context.Context, size int) (InitialSync, error) {
+	var out InitialSync
 	branch, err := r.seed.branch(ctx, "Bench snapshot")
 	if err != nil {
-		return err
+		return out, err
 	}
 	reps, err := r.seed.users(ctx, branch, "rep", 1)
 	if err != nil {
-		return err
+		return out, err
 	}
 	rep := reps[0]
-	tasks := max(r.o.SnapshotRecords/5, 1)
+	tasks := max(size/5, 1)
 	assignees := make([]uuid.UUID, tasks)
 	for i := range assignees {
 		assignees[i] = rep.ID
 	}
 	w, err := r.seed.tasks(ctx, branch, assignees)
 	if err != nil {
-		return err
+		return out, err
 	}
 	if err := r.seed.notes(ctx, branch, rep.ID, w.Tasks, 2); err != nil {
-		return err
+		return out, err
 	}
 	if _, err := r.pool.Exec(ctx, `ANALYZE tasks, claims, customers, task_notes`); err != nil {
-		return err
+		return out, err
 	}
 	clients, err := r.login(ctx, reps, 1)
 	if err != nil {
-		return err
+		return out, err
 	}
 	c := clients[0]
 
-	const limit = 500 // the protocol's default page
+	const limit = snapshotLimit
 	var apiTimes, baseTimes []time.Duration
 	records, pages := 0, 0
 	p := r.begin()
@@ -216,7 +291,7 @@ func (r *run) initialSync(ctx context.Context) error {
 		start := time.Now()
 		_, pg, err := catchUp(ctx, c, "", limit, func(client.Change) { n++ })
 		if err != nil {
-			return err
+			return out, err
 		}
 		apiTimes = append(apiTimes, time.Since(start))
 		records, pages = n, pg
@@ -242,36 +317,36 @@ func (r *run) initialSync(ctx context.Context) error {
 		for _, q := range queries {
 			rows, err := r.pool.Query(ctx, q.sql, rep.ID)
 			if err != nil {
-				return fmt.Errorf("raw read of %s: %w", q.typ, err)
+				return out, fmt.Errorf("raw read of %s: %w", q.typ, err)
 			}
 			for rows.Next() {
 				ch := change{Type: q.typ, Op: "upsert"}
 				var data []byte
 				if err := rows.Scan(&ch.ID, &ch.Version, &data); err != nil {
 					rows.Close()
-					return err
+					return out, err
 				}
 				ch.Data = data
 				if _, err := json.Marshal(ch); err != nil {
 					rows.Close()
-					return err
+					return out, err
 				}
 				n++
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
-				return err
+				return out, err
 			}
 		}
 		baseTimes = append(baseTimes, time.Since(start))
 		baseRecords = n
 	}
 	if baseRecords != records {
-		return fmt.Errorf("the API's snapshot has %d records, the raw read %d", records, baseRecords)
+		return out, fmt.Errorf("the API's snapshot has %d records, the raw read %d", records, baseRecords)
 	}
 	api, base := median(apiTimes), median(baseTimes)
-	r.report.InitialSync = InitialSync{Records: records, Pages: pages, PageLimit: limit, Runs: snapshotRuns,
+	out = InitialSync{Records: records, Pages: pages, PageLimit: limit, Runs: snapshotRuns,
 		APISeconds: round(api.Seconds(), 4), BaseSeconds: round(base.Seconds(), 4), Ratio: round(base.Seconds()/api.Seconds(), 3), Server: usage}
 	r.progress("initial sync: %d records in %.3f s through the API, %.3f s raw", records, api.Seconds(), base.Seconds())
-	return nil
+	return out, nil
 }
