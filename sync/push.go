@@ -39,12 +39,22 @@ func (e *Engine) Push(ctx context.Context, id *fieldsync.Identity, mutations []M
 		if err != nil {
 			return err
 		}
-		for i := range mutations {
+		for i := 0; i < len(mutations); {
+			// Mutations that do not depend on each other are applied as a set (pushgroup.go);
+			// the others one by one.
+			if g := p.group(id, mutations[i:], i); g != nil {
+				if err := e.pushGroup(ctx, tx, id, g, results, p); err != nil {
+					return err
+				}
+				i += len(g)
+				continue
+			}
 			r, err := e.pushOne(ctx, tx, id, &mutations[i], p)
 			if err != nil {
 				return err
 			}
 			results[i] = r
+			i++
 		}
 		return p.store(ctx, tx, id)
 	})
@@ -84,6 +94,9 @@ type pushState struct {
 	results []string
 	// savepoint says whether the push's savepoint is set (see applyInSavepoint).
 	savepoint bool
+	// grouped says whether the savepoint of a group's writes is set and not released yet
+	// (pushGroup).
+	grouped bool
 }
 
 type storedResult struct {
@@ -163,13 +176,19 @@ func (e *Engine) pushOne(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity,
 	if err != nil {
 		return Result{}, err
 	}
+	return r, p.remember(m, hash, r, id)
+}
+
+// remember keeps the result of m, applied now, to be stored with the push and found by a replay
+// later in it.
+func (p *pushState) remember(m *Mutation, hash []byte, r Result, id *fieldsync.Identity) error {
 	data, err := json.Marshal(r)
 	if err != nil {
-		return Result{}, err
+		return err
 	}
 	p.stored[m.ID] = storedResult{hash: hash, result: data, user: id.UserID}
 	p.ids, p.hashes, p.results = append(p.ids, m.ID), append(p.hashes, hash), append(p.results, string(data))
-	return r, nil
+	return nil
 }
 
 // applyInSavepoint applies m so that a rejection undoes all of it and nothing else. The push's
@@ -181,10 +200,15 @@ func (e *Engine) applyInSavepoint(ctx context.Context, tx pgx.Tx, id *fieldsync.
 	if p.savepoint {
 		st.ahead = []string{`RELEASE SAVEPOINT mutation`, `SAVEPOINT mutation`}
 	}
+	if p.grouped {
+		// The group before this mutation is done with its savepoint.
+		st.ahead = append([]string{`RELEASE SAVEPOINT ` + groupSavepoint}, st.ahead...)
+	}
 	r, err := e.apply(ctx, st, id, m)
 	set := len(st.ahead) == 0
 	if set {
 		p.savepoint = true
+		p.grouped = false
 	}
 	var fe *fieldsync.Error
 	switch {
