@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"sync/atomic"
 	"time"
 
 	"github.com/fieldsync/fieldsync/internal/branchwake"
@@ -38,6 +39,9 @@ type Engine struct {
 	log   *slog.Logger
 	hub   *branchwake.Hub
 	hooks []HookFunc
+	// columns are the SQL types of the synced tables' columns, read when first needed
+	// (Engine.columnTypes).
+	columns atomic.Pointer[map[string]map[string]string]
 	// waits counts each user's long-polls (MaxWaitsPerUser).
 	waits *waitcap.Cap
 	// NowFunc returns the current time: time.Now, or a test's clock. It stamps when things end

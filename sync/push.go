@@ -28,14 +28,10 @@ func (e *Engine) Push(ctx context.Context, id *fieldsync.Identity, mutations []M
 	}
 	results := make([]Result, len(mutations))
 	err := e.write(ctx, func(tx pgx.Tx) error {
-		// One push per user at a time: a retry racing its own original waits for it, then
-		// finds its mutations applied.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`, id.UserID); err != nil {
-			return fmt.Errorf("lock pushes of user: %w", err)
-		}
 		// The push's bookkeeping costs two round trips, not two per mutation: the results of
-		// mutations seen before are read at once, and the new ones are stored at once.
-		p, err := e.startPush(ctx, tx, mutations)
+		// mutations seen before are read at once (with the user's lock), and the new ones are
+		// stored at once.
+		p, err := e.startPush(ctx, tx, id, mutations)
 		if err != nil {
 			return err
 		}
@@ -107,14 +103,25 @@ type storedResult struct {
 	user uuid.UUID
 }
 
-// startPush reads the stored results of the push's mutation ids that were applied before.
-func (e *Engine) startPush(ctx context.Context, tx pgx.Tx, mutations []Mutation) (*pushState, error) {
+// startPush takes the user's push lock and reads the stored results of the push's mutation ids
+// that were applied before, in one round trip.
+func (e *Engine) startPush(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, mutations []Mutation) (*pushState, error) {
 	p := &pushState{stored: map[uuid.UUID]storedResult{}}
 	ids := make([]uuid.UUID, len(mutations))
 	for i := range mutations {
 		ids[i] = mutations[i].ID
 	}
-	rows, err := tx.Query(ctx, `SELECT id, request_hash, result, user_id FROM applied_mutations WHERE id = ANY($1)`, ids)
+	var b pgx.Batch
+	// One push per user at a time: a retry racing its own original waits for it, then finds its
+	// mutations applied. The lock is taken before the look-up, in the same batch.
+	b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`, id.UserID)
+	b.Queue(`SELECT id, request_hash, result, user_id FROM applied_mutations WHERE id = ANY($1)`, ids)
+	br := tx.SendBatch(ctx, &b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("lock pushes of user: %w", err)
+	}
+	rows, err := br.Query()
 	if err != nil {
 		return nil, fmt.Errorf("look up mutations: %w", err)
 	}
@@ -128,6 +135,10 @@ func (e *Engine) startPush(ctx context.Context, tx pgx.Tx, mutations []Mutation)
 		p.stored[id] = s
 	}
 	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up mutations: %w", err)
+	}
+	rows.Close()
+	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("look up mutations: %w", err)
 	}
 	return p, nil

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/fieldsync/fieldsync"
 	"github.com/google/uuid"
@@ -283,8 +286,8 @@ func (e *Engine) read(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, g 
 type decided struct {
 	a      *applier
 	done   *Result
-	write  queued
-	update *merged // nil for a create
+	cols   map[string]any // of a create
+	update *merged        // nil for a create
 }
 
 // pushGroup applies a group (see the top of this file) and stores its results in results (of
@@ -316,23 +319,15 @@ func (e *Engine) pushGroup(ctx context.Context, tx pgx.Tx, id *fieldsync.Identit
 		var res Result
 		switch mb.m.Op {
 		case "create":
-			var cols map[string]any
-			cols, err = a.createColumns(ctx, mb.values)
-			if err == nil {
-				ds[i].write.sql, ds[i].write.args = a.insert(cols)
-			}
+			ds[i].cols, err = a.createColumns(ctx, mb.values)
 		default:
 			var u *merged
 			u, res, err = a.merge(ctx, mb.values)
 			switch {
 			case err == nil && u == nil:
 				ds[i].done = &res
-			case err == nil && len(u.set) > 0:
-				ds[i].update = u
-				ds[i].write.sql, ds[i].write.args = a.updateStatement(u.set)
 			case err == nil:
 				ds[i].update = u
-				ds[i].write = queued{sql: entityQuery(mb.m.Type), args: []any{mb.m.EntityID}}
 			}
 		}
 		var fe *fieldsync.Error
@@ -382,53 +377,79 @@ func rejectedBy(m *Mutation, err error) Result {
 	return rejected(m, fieldsync.Errorf(fieldsync.EINVALID, "invalid_value", "%s", err.Error()))
 }
 
-// writeGroup sends the group's writes and conflict records in one batch under the group's
-// savepoint, then finishes each mutation (hooks, results). It returns nil results, with the
-// group rolled back, if the database refused a write or a hook rejected a mutation.
+// writeGroup sends the group's conflict records and writes in one batch under the group's
+// savepoint, the writes a statement per table and set of columns (setWrites), then finishes each
+// mutation (hooks, results). It returns nil results, with the group rolled back, if the database
+// refused a write or a hook rejected a mutation.
 func (e *Engine) writeGroup(ctx context.Context, tx pgx.Tx, ds []decided) ([]Result, error) {
+	types, err := e.columnTypes(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	sets, ok := setWrites(ds, types)
+	if !ok {
+		return nil, nil
+	}
 	var b pgx.Batch
 	b.Queue(`SAVEPOINT ` + groupSavepoint)
 	for _, d := range ds {
 		for _, q := range d.a.deferred {
 			b.Queue(q.sql, q.args...)
 		}
-		if d.done == nil {
-			b.Queue(d.write.sql, d.write.args...)
-		}
+	}
+	for _, st := range sets {
+		b.Queue(st.sql, st.args...)
 	}
 	type written struct {
 		entity  json.RawMessage
 		version int64
+		ok      bool
 	}
 	ws := make([]written, len(ds))
 	refused := false
-	err := func() error {
+	err = func() error {
 		br := tx.SendBatch(ctx, &b)
 		defer br.Close()
 		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("savepoint: %w", err)
 		}
-		for i, d := range ds {
+		for _, d := range ds {
 			for range d.a.deferred {
 				if _, err := br.Exec(); err != nil {
 					return fmt.Errorf("record conflict: %w", err)
 				}
 			}
-			if d.done != nil {
-				continue
-			}
-			err := br.QueryRow().Scan(&ws[i].entity, &ws[i].version)
-			if d.update == nil {
-				err = d.a.insertError(err)
-			} else if err != nil {
-				err = translateWriteError(err)
-			}
-			var fe *fieldsync.Error
-			if errors.As(err, &fe) {
-				refused = true
-				return nil
+		}
+		for _, st := range sets {
+			rows, err := br.Query()
+			if err == nil {
+				for rows.Next() {
+					var id uuid.UUID
+					var w written
+					if err = rows.Scan(&id, &w.entity, &w.version); err != nil {
+						break
+					}
+					if i, ok := st.members[id]; ok {
+						w.ok = true
+						ws[i] = w
+					}
+				}
+				rows.Close()
+				if err == nil {
+					err = rows.Err()
+				}
 			}
 			if err != nil {
+				if st.create {
+					err = ds[st.first].a.insertError(err)
+				} else {
+					err = translateWriteError(err)
+				}
+				var fe *fieldsync.Error
+				if errors.As(err, &fe) {
+					refused = true
+					return nil
+				}
 				return err
 			}
 		}
@@ -440,6 +461,12 @@ func (e *Engine) writeGroup(ctx context.Context, tx pgx.Tx, ds []decided) ([]Res
 	out := make([]Result, len(ds))
 	for i, d := range ds {
 		if refused {
+			break
+		}
+		if d.done == nil && !ws[i].ok {
+			// Not written: a record that went away under its lock cannot, but if it did, alone
+			// the mutation says what became of it.
+			refused = true
 			break
 		}
 		var err error
@@ -471,4 +498,189 @@ func (e *Engine) writeGroup(ctx context.Context, tx pgx.Tx, ds []decided) ([]Res
 		return nil, nil
 	}
 	return out, nil
+}
+
+// setWrite is one statement of a group's writes: the records of one table, all created or all
+// updated in the same columns (or read, when the update changed nothing), each returning its id,
+// the device's view of it and its version.
+type setWrite struct {
+	sql     string
+	args    []any
+	create  bool
+	members map[uuid.UUID]int // record id → index in the group
+	first   int
+}
+
+// setWrites turns the group's writes into a statement per table and set of columns: the values
+// go as text arrays, unnested and cast to the columns' types, so that a hundred writes cost the
+// database three statements, not a hundred, and run the same triggers.
+//
+// It returns false if a value has no text form (no decoded value lacks one): the group is then
+// applied mutation by mutation.
+func setWrites(ds []decided, types map[string]map[string]string) ([]setWrite, bool) {
+	type shape struct {
+		table, op, cols string
+	}
+	var order []shape
+	byShape := map[shape][]int{}
+	for i, d := range ds {
+		if d.done != nil {
+			continue
+		}
+		var sh shape
+		switch {
+		case d.update == nil:
+			sh = shape{d.a.ent.table, "insert", strings.Join(sortedKeys(d.cols), ",")}
+		case len(d.update.set) == 0:
+			sh = shape{d.a.ent.table, "read", ""}
+		default:
+			sh = shape{d.a.ent.table, "update", strings.Join(sortedKeys(d.update.set), ",")}
+		}
+		if _, ok := byShape[sh]; !ok {
+			order = append(order, sh)
+		}
+		byShape[sh] = append(byShape[sh], i)
+	}
+	var out []setWrite
+	for _, sh := range order {
+		idx := byShape[sh]
+		a := ds[idx[0]].a
+		st := setWrite{create: sh.op == "insert", members: map[uuid.UUID]int{}, first: idx[0]}
+		ids := make([]uuid.UUID, len(idx))
+		for j, i := range idx {
+			ids[j] = ds[i].a.m.EntityID
+			st.members[ids[j]] = i
+		}
+		var names []string
+		if sh.cols != "" {
+			names = strings.Split(sh.cols, ",")
+		}
+		cols := make([][]*string, len(names))
+		for c, name := range names {
+			cols[c] = make([]*string, len(idx))
+			for j, i := range idx {
+				v := ds[i].cols[name]
+				if ds[i].update != nil {
+					v = ds[i].update.set[name]
+				}
+				var ok bool
+				if cols[c][j], ok = textValue(v); !ok {
+					return nil, false
+				}
+			}
+		}
+		cast := func(c int) string {
+			return fmt.Sprintf("v.c%d::%s", c, types[a.ent.table][names[c]])
+		}
+		aliases := make([]string, len(names))
+		unnest := make([]string, len(names))
+		for c := range names {
+			aliases[c] = fmt.Sprintf("c%d", c)
+			unnest[c] = fmt.Sprintf("$%d::text[]", c+2)
+		}
+		switch sh.op {
+		case "read":
+			st.sql = fmt.Sprintf(`SELECT t.id, %s, t.version FROM %s t WHERE t.id = ANY($1)`, a.ent.data, a.ent.table)
+			st.args = []any{ids}
+		case "insert":
+			values := make([]string, len(names))
+			for c := range names {
+				values[c] = cast(c)
+			}
+			// In the group's order, so that the versions follow the mutations.
+			st.sql = fmt.Sprintf(`INSERT INTO %s AS t (%s) SELECT %s FROM unnest($1::uuid[], %s) WITH ORDINALITY AS v(id, %s, ord) ORDER BY v.ord
+				RETURNING t.id, %s, t.version`,
+				a.ent.table, strings.Join(names, ", "), strings.Join(values, ", "), strings.Join(unnest, ", "), strings.Join(aliases, ", "), a.ent.data)
+		default:
+			assigns := make([]string, len(names))
+			for c, name := range names {
+				assigns[c] = name + " = " + cast(c)
+			}
+			st.sql = fmt.Sprintf(`UPDATE %s AS t SET %s FROM unnest($1::uuid[], %s) AS v(id, %s) WHERE t.id = v.id RETURNING t.id, %s, t.version`,
+				a.ent.table, strings.Join(assigns, ", "), strings.Join(unnest, ", "), strings.Join(aliases, ", "), a.ent.data)
+		}
+		if sh.op != "read" {
+			st.args = append([]any{ids}, func() []any {
+				out := make([]any, len(cols))
+				for c := range cols {
+					out[c] = cols[c]
+				}
+				return out
+			}()...)
+		}
+		out = append(out, st)
+	}
+	return out, true
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// textValue is a decoded value (what the applier writes) as PostgreSQL's text input of it: the
+// column's type reads it back to the same value (floats are written shortest-exact, times to the
+// microsecond they were cut to).
+func textValue(v any) (*string, bool) {
+	var s string
+	switch x := v.(type) {
+	case nil:
+		return nil, true
+	case string:
+		s = x
+	case int64:
+		s = strconv.FormatInt(x, 10)
+	case float64:
+		s = strconv.FormatFloat(x, 'g', -1, 64)
+	case bool:
+		s = strconv.FormatBool(x)
+	case time.Time:
+		s = x.UTC().Format(time.RFC3339Nano)
+	case uuid.UUID:
+		s = x.String()
+	default:
+		return nil, false
+	}
+	return &s, true
+}
+
+// columnTypes returns the SQL type of every column of the synced tables, read once. The types
+// are without their modifiers: an explicit cast to varchar(n) would cut a value the column's own
+// assignment refuses.
+func (e *Engine) columnTypes(ctx context.Context, tx pgx.Tx) (map[string]map[string]string, error) {
+	if t := e.columns.Load(); t != nil {
+		return *t, nil
+	}
+	tables := make([]string, 0, len(entities))
+	for _, ent := range entities {
+		tables = append(tables, ent.table)
+	}
+	rows, err := tx.Query(ctx, `
+		SELECT c.relname, a.attname, format_type(a.atttypid, NULL)
+		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+		WHERE a.attrelid IN (SELECT to_regclass(n) FROM unnest($1::text[]) AS n) AND a.attnum > 0 AND NOT a.attisdropped`, tables)
+	if err != nil {
+		return nil, fmt.Errorf("read column types: %w", err)
+	}
+	defer rows.Close()
+	types := map[string]map[string]string{}
+	for rows.Next() {
+		var table, column, typ string
+		if err := rows.Scan(&table, &column, &typ); err != nil {
+			return nil, fmt.Errorf("read column types: %w", err)
+		}
+		if types[table] == nil {
+			types[table] = map[string]string{}
+		}
+		types[table][column] = typ
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read column types: %w", err)
+	}
+	e.columns.Store(&types)
+	return types, nil
 }
