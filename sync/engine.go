@@ -42,6 +42,8 @@ type Engine struct {
 	// columns are the SQL types of the synced tables' columns, read when first needed
 	// (Engine.columnTypes).
 	columns atomic.Pointer[map[string]map[string]string]
+	// oneByOne turns off applying pushes as sets (pushgroup.go), for the tests that compare.
+	oneByOne bool
 	// waits counts each user's long-polls (MaxWaitsPerUser).
 	waits *waitcap.Cap
 	// NowFunc returns the current time: time.Now, or a test's clock. It stamps when things end

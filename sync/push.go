@@ -38,7 +38,7 @@ func (e *Engine) Push(ctx context.Context, id *fieldsync.Identity, mutations []M
 		for i := 0; i < len(mutations); {
 			// Mutations that do not depend on each other are applied as a set (pushgroup.go);
 			// the others one by one.
-			if g := p.group(id, mutations[i:], i); g != nil {
+			if g := p.group(id, mutations[i:], i); g != nil && !e.oneByOne {
 				if err := e.pushGroup(ctx, tx, id, g, results, p); err != nil {
 					return err
 				}
