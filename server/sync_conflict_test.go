@@ -247,8 +247,8 @@ func TestSyncNotesAreAppendOnly(t *testing.T) {
 	b.wantRejected(t, f.rep, createOp("task_note", uuid.New(), syncFields{"task_id": f.task, "body": "x", "author_id": other.id}), "unknown_field", "author_id")
 }
 
-// TestSyncFieldOwnership: a field owned by another role is rejected (forbidden_field), never
-// merged: nothing of the mutation is applied.
+// TestSyncFieldOwnership: a mutation whose every field is owned by another role is rejected
+// (forbidden_field), never merged: nothing of it is applied.
 func TestSyncFieldOwnership(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -269,8 +269,8 @@ func TestSyncFieldOwnership(t *testing.T) {
 		{f.rep, updateOp("task", f.task, tv, syncFields{"assignee_id": other.id}), "assignee_id"},
 		{f.rep, updateOp("task", f.task, tv, syncFields{"instructions": "Do less."}), "instructions"},
 		{f.rep, updateOp("task", f.task, tv, syncFields{"due_at": "2030-01-01T00:00:00Z"}), "due_at"},
-		// Owned fields are checked before anything else is taken: the status here is not applied.
-		{f.rep, updateOp("task", f.task, tv, syncFields{"status": "in_progress", "title": "Mine now"}), "title"},
+		// Every field forbidden: the first by name is named.
+		{f.rep, updateOp("task", f.task, tv, syncFields{"title": "Mine now", "kind": "follow_up"}), "kind"},
 		{proc, updateOp("task", f.task, tv, syncFields{"title": "Processor's title"}), "title"},
 		{proc, updateOp("task", f.task, tv, syncFields{"status": "cancelled"}), "status"},
 		{f.rep, updateOp("document", doc, dv, syncFields{"status": "approved"}), "status"},
@@ -295,6 +295,71 @@ func TestSyncFieldOwnership(t *testing.T) {
 	b.pushOne(t, f.mgr, "applied", updateOp("task", f.task, tv, syncFields{"instructions": "Do more.", "due_at": "2030-01-01T00:00:00Z"}))
 	b.pushOne(t, proc, "applied", updateOp("document", doc, dv, syncFields{"status": "approved"}))
 	b.pushOne(t, proc, "applied", updateOp("claim", f.claim, cv, syncFields{"amount_claimed": 50000}))
+}
+
+// TestSyncForbiddenFieldBesideAllowed: a field the role may not write, sent beside fields it may,
+// is refused on its own (a forbidden_field conflict, recorded, the server's value kept) and the
+// rest applies: the rep's phone change is not lost with the manager's field.
+func TestSyncForbiddenFieldBesideAllowed(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	f := newConflictFixture(t, b)
+	other := b.signIn(t, "rep", "")
+
+	cv := b.version(t, "customers", f.customer)
+	res := b.pushOne(t, f.rep, "conflict", updateOp("customer", f.customer, cv,
+		syncFields{"phone": "+49 170 111111", "name": "Renamed by the rep", "agent_id": other.id}))
+	if res.Entity["phone"] != "+49 170 111111" || res.Entity["name"] == "Renamed by the rep" || res.Entity["agent_id"] == other.id.String() {
+		t.Fatalf("customer after a mixed write: %v", res.Entity)
+	}
+	if res.Version != b.version(t, "customers", f.customer) || res.Version <= cv {
+		t.Fatalf("result version %d, stored %d, before %d", res.Version, b.version(t, "customers", f.customer), cv)
+	}
+	if len(res.Conflicts) != 2 {
+		t.Fatalf("conflicts: %s", res)
+	}
+	for i, field := range []string{"agent_id", "name"} {
+		c := res.Conflicts[i]
+		if c.Field != field || c.Kept != "theirs" || c.Rule != "forbidden_field" || c.Theirs != res.Entity[field] {
+			t.Fatalf("conflict %d: %+v, want %s refused (the server's value kept)", i, c, field)
+		}
+	}
+	if res.Conflicts[1].Yours != "Renamed by the rep" {
+		t.Fatalf("the refused value: %+v", res.Conflicts[1])
+	}
+	rows := b.conflictsOf(t, f.customer)
+	wantConflictRow(t, rows, "agent_id", "forbidden_field", "theirs", f.rep.id)
+	wantConflictRow(t, rows, "name", "forbidden_field", "theirs", f.rep.id)
+
+	// A task: the rep's status applies, the manager's title does not.
+	b.pushOne(t, f.rep, "applied", updateOp("task", f.task, b.version(t, "tasks", f.task), syncFields{"status": "accepted"}))
+	res = b.pushOne(t, f.rep, "conflict", updateOp("task", f.task, b.version(t, "tasks", f.task),
+		syncFields{"status": "in_progress", "title": "Mine now"}))
+	if res.Entity["status"] != "in_progress" || res.Entity["title"] == "Mine now" {
+		t.Fatalf("task after a mixed write: %v", res.Entity)
+	}
+	if len(res.Conflicts) != 1 || res.Conflicts[0].Field != "title" || res.Conflicts[0].Rule != "forbidden_field" {
+		t.Fatalf("conflicts: %s", res)
+	}
+
+	// A create: the document is made, without the status a rep may not give it.
+	doc := uuid.New()
+	res = b.pushOne(t, f.rep, "conflict", createOp("document", doc, syncFields{"claim_id": f.claim, "task_id": f.task, "kind": "invoice",
+		"file_name": "invoice.jpg", "content_type": "image/jpeg", "status": "approved"}))
+	if res.Entity["status"] != "pending_upload" || res.Entity["file_name"] != "invoice.jpg" {
+		t.Fatalf("document created beside a forbidden field: %v", res.Entity)
+	}
+	if len(res.Conflicts) != 1 || res.Conflicts[0].Field != "status" || res.Conflicts[0].Theirs != "pending_upload" {
+		t.Fatalf("conflicts: %s", res)
+	}
+	wantConflictRow(t, b.conflictsOf(t, doc), "status", "forbidden_field", "theirs", f.rep.id)
+
+	// A field no role may write is refused the same way, and what the server keeps of it is not
+	// said: the device is not sent it.
+	res = b.pushOne(t, f.rep, "conflict", updateOp("document", doc, res.Version, syncFields{"kind": "photo", "object_key": "x/y"}))
+	if res.Entity["kind"] != "photo" || len(res.Conflicts) != 1 || res.Conflicts[0].Field != "object_key" || res.Conflicts[0].Theirs != nil {
+		t.Fatalf("a server-only field beside an allowed one: %s", res)
+	}
 }
 
 // TestSyncFirstDocumentDecisionWins: two processors decide the same document at once: the first
@@ -381,4 +446,69 @@ func TestSyncDeleteAgainstUpdate(t *testing.T) {
 
 	// Tasks are not deleted through push: managers cancel them.
 	b.wantRejected(t, f.mgr, deleteOp("task", f.task, b.version(t, "tasks", f.task)), "forbidden", "")
+}
+
+// TestSyncRejectedCarriesRecord: a rejected result carries the server's record as the caller may
+// see it, as the other results do, or says it is gone (deleted, out of the caller's scope, or never
+// made), so that the device corrects its copy at once: its edit is not what the server holds.
+func TestSyncRejectedCarriesRecord(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	f := newConflictFixture(t, b)
+	other := b.signIn(t, "rep", "")
+
+	// A bad value: the record as it is.
+	b.pushOne(t, f.mgr, "applied", updateOp("task", f.task, b.version(t, "tasks", f.task), syncFields{"title": "Renamed meanwhile"}))
+	res := b.wantRejected(t, f.rep, updateOp("task", f.task, b.version(t, "tasks", f.task)-1,
+		syncFields{"status": "cannot_complete"}), "invalid_value", "cannot_complete_reason")
+	if res.Version != b.version(t, "tasks", f.task) || res.Entity["title"] != "Renamed meanwhile" || res.Entity["status"] != "assigned" {
+		t.Fatalf("a rejection's record: %s", res)
+	}
+	if _, hidden := res.Entity["field_versions"]; hidden {
+		t.Fatalf("a rejection's record is not the allow-list's: %v", res.Entity)
+	}
+
+	// An update of a record deleted meanwhile: gone, deleted, at its version.
+	doc := b.newDocument(t, f.rep, f.claim, f.task)
+	dv := b.version(t, "documents", doc)
+	b.pushOne(t, f.rep, "applied", deleteOp("document", doc, dv))
+	res = b.wantRejected(t, f.rep, updateOp("document", doc, dv, syncFields{"file_name": "late.jpg"}), "deleted", "")
+	if res.Gone != "deleted" || res.Version != b.version(t, "documents", doc) {
+		t.Fatalf("an update of a deleted record: %s", res)
+	}
+
+	// Another rep's task: out of scope, and nothing of it is told.
+	res = b.wantRejected(t, other, updateOp("task", f.task, 1, syncFields{"status": "accepted"}), "forbidden", "")
+	if res.Gone != "out_of_scope" || res.Entity != nil {
+		t.Fatalf("a rejection on a record out of scope: %s", res)
+	}
+
+	// A create refused: there is no record.
+	res = b.wantRejected(t, f.rep, createOp("document", uuid.New(), syncFields{"claim_id": f.claim, "kind": "nonsense"}), "invalid_value", "kind")
+	if res.Gone != "not_found" {
+		t.Fatalf("a refused create: %s", res)
+	}
+
+	// A create with an id in use, and a reused mutation id: the record under that id.
+	res = b.wantRejected(t, f.mgr, createOp("task", f.task, syncFields{"claim_id": f.claim, "kind": "follow_up", "title": "Again"}),
+		"already_exists", "entity_id")
+	if res.Entity["id"] != f.task.String() || res.Version != b.version(t, "tasks", f.task) {
+		t.Fatalf("a create with a used id: %s", res)
+	}
+	m := updateOp("customer", f.customer, b.version(t, "customers", f.customer), syncFields{"phone": "+1 000"})
+	first := b.pushOne(t, f.rep, "applied", m)
+	m["fields"] = syncFields{"phone": "+1 999"}
+	res = b.wantRejected(t, f.rep, m, "mutation_id_reused", "")
+	if res.Version != first.Version || res.Entity["phone"] != "+1 000" {
+		t.Fatalf("a reused mutation id: %s", res)
+	}
+
+	// A replay returns the rejection as stored, record included.
+	m = updateOp("task", f.task, 1, syncFields{"status": "cannot_complete"})
+	replay := b.push(t, f.rep, m)[0]
+	b.pushOne(t, f.mgr, "applied", updateOp("task", f.task, b.version(t, "tasks", f.task), syncFields{"title": "Renamed again"}))
+	again := b.push(t, f.rep, m)[0]
+	if replay.String() != again.String() || again.Entity == nil {
+		t.Fatalf("a replayed rejection: %s, first %s", again, replay)
+	}
 }

@@ -108,6 +108,7 @@ type syncResult struct {
 	Status    string         `json:"status"`
 	Version   int64          `json:"version"`
 	Entity    map[string]any `json:"entity"`
+	Gone      string         `json:"gone"`
 	Conflicts []syncConflict `json:"conflicts"`
 	Error     *struct {
 		Code    string         `json:"code"`
@@ -170,8 +171,22 @@ func (b *bundle) wantRejected(t *testing.T, u *syncUser, m syncMutation, code, f
 	if field != "" && res.Error.Details["field"] != field {
 		t.Fatalf("%s %s %v: details.field %v, want %s: %s", m["op"], m["type"], m["fields"], res.Error.Details["field"], field, res)
 	}
-	if res.Version != 0 || res.Entity != nil {
-		t.Fatalf("a rejection carries a version or entity: %s", res)
+	// Nothing applied, and the device is told what the server holds: the record, or why none.
+	switch {
+	case res.Entity != nil:
+		if res.Gone != "" || res.Version == 0 || syncInt(res.Entity["version"]) != res.Version {
+			t.Fatalf("a rejection's record: %s", res)
+		}
+	case res.Gone == "not_found":
+		if res.Version != 0 {
+			t.Fatalf("a rejection of a record that does not exist, with a version: %s", res)
+		}
+	case res.Gone == "deleted" || res.Gone == "out_of_scope":
+		if res.Version == 0 {
+			t.Fatalf("a rejection of a record gone, without its version: %s", res)
+		}
+	default:
+		t.Fatalf("a rejection without the record or word that it is gone: %s", res)
 	}
 	return res
 }

@@ -256,8 +256,9 @@ func TestWireMatchesOpenAPI(t *testing.T) {
 	got = append(got, b.wirePush(t, w, rep,
 		deleteOp("document", pending, base),
 		updateOp("task", task, version("tasks", task), syncFields{"title": "Mine now"}),
-		createOp("customer", uuid.New(), syncFields{"name": "Not a rep's to make"}))...)
-	want := []string{"applied", "merged", "applied", "conflict", "rejected", "rejected"}
+		createOp("customer", uuid.New(), syncFields{"name": "Not a rep's to make"}),
+		updateOp("customer", customer, version("customers", customer), syncFields{"phone": "+1 555 0199", "name": "Not a rep's to rename"}))...)
+	want := []string{"applied", "merged", "applied", "conflict", "rejected", "rejected", "conflict"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("statuses %v, want %v", got, want)
 	}

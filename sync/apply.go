@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -74,16 +75,19 @@ type applier struct {
 	// writes. The decisions are the same either way.
 	pre      *readAhead
 	deferred []queued
+	// forbidden are the fields of the mutation the caller's role may not write, with their
+	// decoded values (validateShape): each is refused as a conflict, and the rest applies.
+	forbidden map[string]any
 }
 
 // apply applies m for id in tx. A *fieldsync.Error means the mutation is rejected (the caller
 // rolls back its savepoint); any other error aborts the whole push.
 func (e *Engine) apply(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, m *Mutation) (Result, error) {
-	values, err := validateShape(m, id.Role)
+	values, forbidden, err := validateShape(m, id.Role)
 	if err != nil {
 		return Result{}, err
 	}
-	a := &applier{e: e, tx: tx, id: id, m: m, ent: entities[m.Type]}
+	a := &applier{e: e, tx: tx, id: id, m: m, ent: entities[m.Type], forbidden: forbidden}
 	switch m.Op {
 	case "create":
 		return a.create(ctx, values)
@@ -161,7 +165,7 @@ func (a *applier) create(ctx context.Context, values map[string]any) (Result, er
 	if err := a.insertError(a.tx.QueryRow(ctx, sql, args...).Scan(&entity, &version)); err != nil {
 		return Result{}, err
 	}
-	return a.created(ctx, entity, version)
+	return a.created(ctx, cols, entity, version)
 }
 
 // createColumns checks that the caller may create the record where they say, and returns its
@@ -225,11 +229,36 @@ func (a *applier) insertError(err error) error {
 }
 
 // created finishes a create once the record is written: the hooks, and the result.
-func (a *applier) created(ctx context.Context, entity json.RawMessage, version int64) (Result, error) {
+func (a *applier) created(ctx context.Context, cols map[string]any, entity json.RawMessage, version int64) (Result, error) {
 	if err := a.runHooks(ctx, "create", nil, entity); err != nil {
 		return Result{}, err
 	}
+	if len(a.forbidden) > 0 {
+		created, err := decodeRow(entity)
+		if err != nil {
+			return Result{}, err
+		}
+		// The record as created holds what the server gave the refused fields; the conflicts are
+		// recorded in the branch it was created in.
+		a.refuseForbidden(created)
+		where := row{"branch_id": fmt.Sprint(cols["branch_id"])}
+		for _, c := range a.conflicts {
+			if err := a.record(ctx, where, c); err != nil {
+				return Result{}, err
+			}
+		}
+		return Result{ID: a.m.ID, Status: StatusConflict, Version: version, Entity: entity, Conflicts: a.conflicts}, nil
+	}
 	return Result{ID: a.m.ID, Status: StatusApplied, Version: version, Entity: entity}, nil
+}
+
+// refuseForbidden refuses the fields the caller's role may not write, as conflicts the server
+// wins: theirs is the record as devices see it (a field no device is sent stays unsaid).
+func (a *applier) refuseForbidden(theirs row) {
+	for _, name := range slices.Sorted(maps.Keys(a.forbidden)) {
+		a.conflicts = append(a.conflicts, Conflict{Field: name, Yours: a.forbidden[name], Theirs: theirs[name], Kept: "theirs",
+			Rule: RuleForbiddenField})
+	}
 }
 
 // sqlValue turns a decoded value into what pgx writes.
@@ -413,6 +442,7 @@ func (a *applier) merge(ctx context.Context, values map[string]any) (*merged, Re
 	if err := a.checkRecordRights(cur); err != nil {
 		return nil, Result{}, err
 	}
+	a.refuseForbidden(a.visibleView(cur))
 
 	set := map[string]any{}
 	// Fields are merged in a fixed order; the assignee before the status, since reassigning

@@ -66,12 +66,12 @@ func FuzzPushDecoder(f *testing.F) {
 				t.Fatalf("hash of a decoded mutation: %v", err)
 			}
 			for _, role := range roles {
-				values, err := validateShape(m, role)
+				values, forbidden, err := validateShape(m, role)
 				if err != nil {
 					checkRejection(t, m, role, err)
 					continue
 				}
-				checkAccepted(t, m, role, values)
+				checkAccepted(t, m, role, values, forbidden)
 			}
 		}
 	})
@@ -97,7 +97,7 @@ func checkRejection(t *testing.T, m *Mutation, role string, err error) {
 	}
 }
 
-func checkAccepted(t *testing.T, m *Mutation, role string, values map[string]any) {
+func checkAccepted(t *testing.T, m *Mutation, role string, values, forbidden map[string]any) {
 	t.Helper()
 	ent := entities[m.Type]
 	if ent == nil || m.ID == uuid.Nil || m.EntityID == uuid.Nil {
@@ -116,8 +116,17 @@ func checkAccepted(t *testing.T, m *Mutation, role string, values map[string]any
 	default:
 		t.Fatalf("%s: accepted op %q", role, m.Op)
 	}
-	if len(values) != len(m.Fields) {
-		t.Fatalf("%s: %d values for %d fields", role, len(values), len(m.Fields))
+	if len(values)+len(forbidden) != len(m.Fields) || (len(forbidden) > 0 && len(values) == 0) {
+		t.Fatalf("%s: %d values and %d forbidden for %d fields", role, len(values), len(forbidden), len(m.Fields))
+	}
+	for name, v := range forbidden {
+		// A refused field is echoed back in its conflict, which is stored as jsonb: its value was
+		// checked as an accepted one's is.
+		fd, ok := ent.fields[name]
+		if _, dup := values[name]; !ok || dup {
+			t.Fatalf("%s: forbidden field %s.%s unknown, or accepted too", role, m.Type, name)
+		}
+		checkStorable(t, name, fd, v)
 	}
 	for name, v := range values {
 		fd, ok := ent.fields[name]

@@ -32,15 +32,27 @@ type Mutation struct {
 	reason string
 }
 
-// Result is the outcome of one mutation.
+// Result is the outcome of one mutation. Every result carries the server's record as the caller
+// may see it (Version and Entity), a rejected one too, or says why there is none (Gone), so that
+// the device can always correct its copy.
 type Result struct {
 	ID        uuid.UUID       `json:"id"`
 	Status    string          `json:"status"`
 	Version   int64           `json:"version,omitempty"`
 	Entity    json.RawMessage `json:"entity,omitempty"`
+	Gone      string          `json:"gone,omitempty"`
 	Conflicts []Conflict      `json:"conflicts,omitempty"`
 	Error     *ResultError    `json:"error,omitempty"`
 }
+
+// Why a result carries no record (Result.Gone): the record was deleted, is not in the caller's
+// scope, or does not exist (a rejected create). With deleted and out_of_scope, Version is the
+// record's current version.
+const (
+	GoneDeleted    = "deleted"
+	GoneOutOfScope = "out_of_scope"
+	GoneNotFound   = "not_found"
+)
 
 // Result statuses.
 const (
@@ -74,6 +86,7 @@ const (
 	RuleFirstDecisionWins = "first_decision_wins"
 	RuleDeleteWins        = "delete_wins"
 	RuleUpdateWins        = "update_wins"
+	RuleForbiddenField    = "forbidden_field"
 )
 
 // Limits of a push (docs/protocol.md).
@@ -106,68 +119,93 @@ func fieldErr(code, field, format string, args ...any) *fieldsync.Error {
 }
 
 // validateShape checks what can be checked of a mutation without the database: known type and
-// op, ids, base version, and that every field is known, writable by role, and well typed. It
-// returns the decoded values, ready for SQL.
-func validateShape(m *Mutation, role string) (map[string]any, error) {
+// op, ids, base version, and that every field is known and well typed. It returns the decoded
+// values of the fields role may write, ready for SQL, and those of the fields it may not: those
+// are refused one by one, as forbidden_field conflicts, unless every field of the mutation is one
+// of them, which rejects it (docs/protocol.md §5.5).
+func validateShape(m *Mutation, role string) (map[string]any, map[string]any, error) {
+	values, forbidden, err := validateFields(m, role)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(forbidden) > 0 && len(values) == 0 {
+		name := slices.Min(slices.Collect(maps.Keys(forbidden)))
+		return nil, nil, fieldErr("forbidden_field", name, "A %s may not write %s.%s.", role, m.Type, name)
+	}
+	return values, forbidden, nil
+}
+
+func validateFields(m *Mutation, role string) (map[string]any, map[string]any, error) {
 	if m.ID == uuid.Nil {
-		return nil, fieldErr("invalid_value", "id", "id must be a UUID made by the device.")
+		return nil, nil, fieldErr("invalid_value", "id", "id must be a UUID made by the device.")
 	}
 	ent, ok := entities[m.Type]
 	if !ok {
-		return nil, fieldErr("unknown_type", "type", "type %q is not a synced type.", m.Type)
+		return nil, nil, fieldErr("unknown_type", "type", "type %q is not a synced type.", m.Type)
 	}
 	if m.EntityID == uuid.Nil {
-		return nil, fieldErr("invalid_value", "entity_id", "entity_id must be a UUID.")
+		return nil, nil, fieldErr("invalid_value", "entity_id", "entity_id must be a UUID.")
 	}
 	switch m.Op {
 	case "create":
 		if m.BaseVersion != nil && *m.BaseVersion != 0 {
-			return nil, fieldErr("invalid_value", "base_version", "A create has no base_version.")
+			return nil, nil, fieldErr("invalid_value", "base_version", "A create has no base_version.")
 		}
 	case "update", "delete":
 		if m.BaseVersion == nil || *m.BaseVersion < 1 {
-			return nil, fieldErr("invalid_value", "base_version", "An %s needs the base_version the device last saw.", m.Op)
+			return nil, nil, fieldErr("invalid_value", "base_version", "An %s needs the base_version the device last saw.", m.Op)
 		}
 		if m.Op == "delete" && len(m.Fields) > 0 {
-			return nil, fieldErr("invalid_value", "fields", "A delete carries no fields.")
+			return nil, nil, fieldErr("invalid_value", "fields", "A delete carries no fields.")
 		}
 	default:
-		return nil, fieldErr("invalid_value", "op", "op must be create, update or delete.")
+		return nil, nil, fieldErr("invalid_value", "op", "op must be create, update or delete.")
 	}
 	if m.Op == "update" && len(m.Fields) == 0 {
-		return nil, fieldErr("invalid_value", "fields", "An update needs at least one field.")
+		return nil, nil, fieldErr("invalid_value", "fields", "An update needs at least one field.")
 	}
 	values := make(map[string]any, len(m.Fields))
+	var forbidden map[string]any
 	// In name order, so that a mutation with several bad fields is always refused for the same one.
 	for _, name := range slices.Sorted(maps.Keys(m.Fields)) {
 		raw := m.Fields[name]
 		f, ok := ent.fields[name]
 		if !ok {
 			// The name is echoed back, and the result is stored as jsonb, which cannot hold U+0000.
-			return nil, fieldErr("unknown_field", strings.ToValidUTF8(strings.ReplaceAll(name, "\x00", "\uFFFD"), "\uFFFD"),
+			return nil, nil, fieldErr("unknown_field", strings.ToValidUTF8(strings.ReplaceAll(name, "\x00", "\uFFFD"), "\uFFFD"),
 				"%s has no writable field %q.", m.Type, name)
 		}
 		allowed := f.update
 		if m.Op == "create" {
 			allowed = f.create
 		}
-		if role != RoleSystem && !slices.Contains(allowed, role) {
-			return nil, fieldErr("forbidden_field", name, "A %s may not write %s.%s.", role, m.Type, name)
-		}
+		// A forbidden field's value is checked all the same: it is echoed back in its conflict,
+		// which is stored as jsonb.
 		v, err := decodeValue(name, f, raw)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		if role != RoleSystem && !slices.Contains(allowed, role) {
+			if forbidden == nil {
+				forbidden = map[string]any{}
+			}
+			forbidden[name] = v
+			continue
 		}
 		values[name] = v
 	}
 	if m.Op == "create" {
 		for _, name := range ent.required {
+			if _, ok := forbidden[name]; ok {
+				// Without it there is nothing to create: the role may not create one.
+				return nil, nil, fieldErr("forbidden_field", name, "A %s may not write %s.%s.", role, m.Type, name)
+			}
 			if values[name] == nil {
-				return nil, fieldErr("invalid_value", name, "%s is required to create a %s.", name, m.Type)
+				return nil, nil, fieldErr("invalid_value", name, "%s is required to create a %s.", name, m.Type)
 			}
 		}
 	}
-	return values, nil
+	return values, forbidden, nil
 }
 
 // decodeValue checks one field's JSON value against its kind and limits.

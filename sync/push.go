@@ -165,16 +165,16 @@ func (p *pushState) store(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity
 func (e *Engine) pushOne(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, m *Mutation, p *pushState) (Result, error) {
 	hash, err := mutationHash(m)
 	if err != nil {
-		return rejected(m, fieldsync.Errorf(fieldsync.EINVALID, "invalid_value", "The mutation's fields are not valid JSON.")), nil
+		return e.withRecord(ctx, tx, id, m, rejected(m, fieldsync.Errorf(fieldsync.EINVALID, "invalid_value", "The mutation's fields are not valid JSON.")))
 	}
 	if m.ID == uuid.Nil {
 		// Nothing to remember it by: it is rejected afresh each time, never stored.
-		return rejected(m, fieldErr("invalid_value", "id", "id must be a UUID made by the device.")), nil
+		return e.withRecord(ctx, tx, id, m, rejected(m, fieldErr("invalid_value", "id", "id must be a UUID made by the device.")))
 	}
 	if s, ok := p.stored[m.ID]; ok {
 		if !bytes.Equal(s.hash, hash) || s.user != id.UserID {
-			return rejected(m, fieldsync.Errorf(fieldsync.ECONFLICT, "mutation_id_reused",
-				"This mutation id was already used for a different change.")), nil
+			return e.withRecord(ctx, tx, id, m, rejected(m, fieldsync.Errorf(fieldsync.ECONFLICT, "mutation_id_reused",
+				"This mutation id was already used for a different change.")))
 		}
 		var r Result
 		if err := json.Unmarshal(s.result, &r); err != nil {
@@ -223,6 +223,9 @@ func (e *Engine) applyInSavepoint(ctx context.Context, tx pgx.Tx, id *fieldsync.
 	}
 	var fe *fieldsync.Error
 	switch {
+	case err == nil && r.Status == StatusRejected:
+		// Rejected with a conflict to keep (delete_wins): nothing to undo.
+		return e.withRecord(ctx, tx, id, m, r)
 	case err == nil:
 		return r, nil
 	case errors.As(err, &fe):
@@ -233,7 +236,7 @@ func (e *Engine) applyInSavepoint(ctx context.Context, tx pgx.Tx, id *fieldsync.
 				return Result{}, fmt.Errorf("roll back rejected mutation: %w", rbErr)
 			}
 		}
-		return rejected(m, fe), nil
+		return e.withRecord(ctx, tx, id, m, rejected(m, fe))
 	default:
 		return Result{}, err
 	}
@@ -357,4 +360,58 @@ func (r errRow) Scan(...any) error { return r.err }
 
 func rejected(m *Mutation, fe *fieldsync.Error) Result {
 	return Result{ID: m.ID, Status: StatusRejected, Error: &ResultError{Code: fe.Code, Message: fe.Message, Details: fe.Details}}
+}
+
+// withRecord gives a rejected result the record as it now is, as id may see it (the entity's
+// allow-list, as pulls send it), or says why there is none: nothing of the mutation applied, and
+// the device replaces its copy (which may hold its own edit) with the server's, without waiting
+// for a pull. It reads after the mutation's rollback, in the push's transaction.
+func (e *Engine) withRecord(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, m *Mutation, r Result) (Result, error) {
+	q, ok, err := e.recordQuery(id, m)
+	if err != nil {
+		return Result{}, err
+	}
+	if !ok {
+		r.Gone = GoneNotFound
+		return r, nil
+	}
+	return takeRecord(tx.QueryRow(ctx, q.sql, q.args...), m, r)
+}
+
+// recordQuery is withRecord's query of m's record; ok is false when m names none.
+func (e *Engine) recordQuery(id *fieldsync.Identity, m *Mutation) (q queued, ok bool, err error) {
+	ent, ok := entities[m.Type]
+	if !ok || m.EntityID == uuid.Nil {
+		return queued{}, false, nil
+	}
+	visible := "true"
+	if id.Role != RoleSystem {
+		pred, err := scopeOf(id.Role, m.Type)
+		if err != nil {
+			return queued{}, false, err
+		}
+		visible = pred
+	}
+	return queued{sql: fmt.Sprintf(`SELECT t.version, %s, (%s), (%s) FROM %s t, %s WHERE t.id = $5`, ent.data, ent.alive, visible, ent.table, params),
+		args: []any{id.UserID, id.BranchID, e.cfg.ScopeWindow, e.sqlNow(), m.EntityID}}, true, nil
+}
+
+// takeRecord gives r the record recordQuery read into row, or says why there is none.
+func takeRecord(row pgx.Row, m *Mutation, r Result) (Result, error) {
+	var data []byte
+	var alive, seen bool
+	err := row.Scan(&r.Version, &data, &alive, &seen)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		r.Version, r.Gone = 0, GoneNotFound
+	case err != nil:
+		return Result{}, fmt.Errorf("read %s %s for its rejected mutation: %w", m.Type, m.EntityID, err)
+	case !seen:
+		r.Gone = GoneOutOfScope
+	case !alive:
+		r.Gone = GoneDeleted
+	default:
+		r.Entity = data
+	}
+	return r, nil
 }

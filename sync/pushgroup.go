@@ -42,6 +42,8 @@ type member struct {
 	m      *Mutation
 	index  int // in the push
 	values map[string]any
+	// forbidden are its fields the caller may not write (validateShape).
+	forbidden map[string]any
 	// shape is the mutation's rejection before any read (validateShape), if any.
 	shape error
 	hash  []byte
@@ -74,7 +76,7 @@ func (p *pushState) group(id *fieldsync.Identity, ms []Mutation, offset int) []m
 		if m.Op != "create" && m.Op != "update" {
 			break
 		}
-		values, shape := validateShape(m, id.Role)
+		values, forbidden, shape := validateShape(m, id.Role)
 		reads := []refKey{{m.Type, m.EntityID}}
 		if shape == nil {
 			reads = append(reads, parents(m, values)...)
@@ -84,7 +86,7 @@ func (p *pushState) group(id *fieldsync.Identity, ms []Mutation, offset int) []m
 		}
 		ids[m.ID] = true
 		written[refKey{m.Type, m.EntityID}] = true
-		out = append(out, member{m: m, index: offset + i, values: values, shape: shape, hash: hash})
+		out = append(out, member{m: m, index: offset + i, values: values, forbidden: forbidden, shape: shape, hash: hash})
 		if shape == nil && reachesFurther(m, values) {
 			break
 		}
@@ -309,7 +311,7 @@ func (e *Engine) pushGroup(ctx context.Context, tx pgx.Tx, id *fieldsync.Identit
 	// 2. Decide, in order.
 	ds := make([]decided, len(g))
 	for i, mb := range g {
-		a := &applier{e: e, tx: tx, id: id, m: mb.m, ent: entities[mb.m.Type], pre: ra}
+		a := &applier{e: e, tx: tx, id: id, m: mb.m, ent: entities[mb.m.Type], pre: ra, forbidden: mb.forbidden}
 		ds[i].a = a
 		if mb.shape != nil {
 			r := rejectedBy(mb.m, mb.shape)
@@ -397,6 +399,25 @@ func (e *Engine) writeGroup(ctx context.Context, tx pgx.Tx, ds []decided) ([]Res
 			b.Queue(q.sql, q.args...)
 		}
 	}
+	// A rejected mutation's result carries its record as it is (withRecord): read before the
+	// group's writes, as it is when the mutation's turn comes (no earlier one of the group writes
+	// it).
+	rejects := map[int]bool{}
+	for i, d := range ds {
+		if d.done == nil || d.done.Status != StatusRejected {
+			continue
+		}
+		q, ok, err := e.recordQuery(d.a.id, d.a.m)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			d.done.Gone = GoneNotFound
+			continue
+		}
+		rejects[i] = true
+		b.Queue(q.sql, q.args...)
+	}
 	for _, st := range sets {
 		b.Queue(st.sql, st.args...)
 	}
@@ -419,6 +440,16 @@ func (e *Engine) writeGroup(ctx context.Context, tx pgx.Tx, ds []decided) ([]Res
 					return fmt.Errorf("record conflict: %w", err)
 				}
 			}
+		}
+		for i, d := range ds {
+			if !rejects[i] {
+				continue
+			}
+			r, err := takeRecord(br.QueryRow(), d.a.m, *d.done)
+			if err != nil {
+				return err
+			}
+			*d.done = r
 		}
 		for _, st := range sets {
 			rows, err := br.Query()
@@ -476,7 +507,7 @@ func (e *Engine) writeGroup(ctx context.Context, tx pgx.Tx, ds []decided) ([]Res
 			continue
 		case d.update == nil:
 			d.a.pre = nil // what follows the write reads the database
-			out[i], err = d.a.created(ctx, ws[i].entity, ws[i].version)
+			out[i], err = d.a.created(ctx, d.cols, ws[i].entity, ws[i].version)
 		default:
 			d.a.pre = nil
 			out[i], err = d.a.updated(ctx, d.update, ws[i].entity, ws[i].version)

@@ -84,6 +84,8 @@ func TestPushAsSetAnswersAsOneByOne(t *testing.T) {
 			upd("task", c.tasks[3], version("tasks", c.tasks[3]), map[string]any{"assignee_id": rep2.UserID}),
 			note(uuid.New(), c.tasks[3], "After the reassignment"),
 			upd("customer", c.customers[2], version("customers", c.customers[2]), map[string]any{"phone": "+1 555 0142"}),
+			// A field the manager may not write beside one they may: refused on its own.
+			upd("task", c.tasks[0], version("tasks", c.tasks[0]), map[string]any{"instructions": "Ward 9", "completion_note": "Not a manager's"}),
 		}
 		if takenNote {
 			ms = append(ms[:3:3], note(c.note, c.tasks[0], "Taken"), upd("customer", c.customers[3], version("customers", c.customers[3]), map[string]any{"name": "Renamed"}))
@@ -96,7 +98,7 @@ func TestPushAsSetAnswersAsOneByOne(t *testing.T) {
 		for i, r := range rs {
 			out += fmt.Sprintf("%d: %s", i, r.Status)
 			if r.Error != nil {
-				out += fmt.Sprintf(" %s %v", r.Error.Code, r.Error.Details)
+				out += fmt.Sprintf(" %s %v gone=%q", r.Error.Code, r.Error.Details, r.Gone)
 			}
 			for _, cf := range r.Conflicts {
 				out += fmt.Sprintf(" [%s %s %s]", cf.Field, cf.Kept, cf.Rule)
@@ -130,7 +132,8 @@ func TestPushAsSetAnswersAsOneByOne(t *testing.T) {
 	if got != want {
 		t.Errorf("as a set:\n%s\none by one:\n%s", got, want)
 	}
-	for _, line := range []string{"0: applied", "3: merged", "4: rejected deleted", "5: rejected forbidden_field", "6: rejected invalid_value", "8: applied"} {
+	for _, line := range []string{"0: applied", "3: merged", "4: rejected deleted", "5: rejected forbidden_field", "6: rejected invalid_value", "8: applied",
+		"11: conflict [completion_note theirs forbidden_field]"} {
 		if !strings.Contains(got, line) {
 			t.Errorf("as a set, want %q in:\n%s", line, got)
 		}

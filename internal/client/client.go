@@ -316,10 +316,12 @@ type Mutation struct {
 
 // Result is the outcome of one mutation.
 type Result struct {
-	ID        uuid.UUID         `json:"id"`
-	Status    string            `json:"status"`
-	Version   int64             `json:"version,omitempty"`
-	Entity    json.RawMessage   `json:"entity,omitempty"`
+	ID      uuid.UUID       `json:"id"`
+	Status  string          `json:"status"`
+	Version int64           `json:"version,omitempty"`
+	Entity  json.RawMessage `json:"entity,omitempty"`
+	// Gone says why a rejected result carries no entity: deleted, out_of_scope or not_found.
+	Gone      string            `json:"gone,omitempty"`
 	Conflicts []json.RawMessage `json:"conflicts,omitempty"`
 	Error     *struct {
 		Code    string `json:"code"`

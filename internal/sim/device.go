@@ -369,7 +369,9 @@ func (d *Device) push(ctx context.Context) error {
 //     happened. The conflicts say what was kept and why, for the app to tell the user.
 //   - rejected: nothing was taken (the task was reassigned away meanwhile, …). The device drops
 //     the mutation; since its store only holds the server's copies, the user's view falls back to
-//     the server's record by itself.
+//     the server's record by itself. The result carries the record as the server now holds it,
+//     which the device keeps as any other (its own copy may be older), or says it is gone: the
+//     device removes its copy, unless it holds a newer version than the one it is gone at.
 func (d *Device) applyResult(m client.Mutation, r client.Result) {
 	if d.cfg.OnResult != nil {
 		d.cfg.OnResult(m, r)
@@ -398,6 +400,11 @@ func (d *Device) applyResult(m client.Mutation, r client.Result) {
 		d.log.Debug("mutation rejected", "type", m.Type, "op", m.Op, "id", m.EntityID, "code", code)
 		if m.Type == "document" && m.Op == "create" {
 			d.dropPhoto(m.EntityID)
+		}
+		if r.Gone != "" {
+			d.store.Forget(k, r.Version)
+		} else {
+			d.keep(k, r.Version, r.Entity)
 		}
 		return
 	}

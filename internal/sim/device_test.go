@@ -157,6 +157,63 @@ func TestConflictReplacesTheLocalCopy(t *testing.T) {
 	checkConverged(t, m)
 }
 
+// A rejected write corrects the device's copy at once, before any pull: the result carries the
+// record as the server holds it (a title renamed meanwhile), or says it is gone (the task given
+// to another rep meanwhile), and the device takes it.
+func TestRejectionCorrectsTheLocalCopy(t *testing.T) {
+	t.Parallel()
+	srv := apitest.Start(t, apitest.Options{})
+	mgr, rep, rep2 := srv.NewUser(t, "manager", ""), srv.NewUser(t, "rep", "hospital"), srv.NewUser(t, "rep", "hospital")
+	ctx := context.Background()
+	m := newTestDevice(t, srv, mgr.Login)
+	customer, claim, task := uuid.New(), uuid.New(), uuid.New()
+	m.queue("customer", "create", customer, map[string]any{"name": "Ana Costa"})
+	m.reports = append(m.reports, &report{body: map[string]any{"id": claim, "customer_id": customer, "policy_number": "POL-1", "kind": "accident"}})
+	if err := m.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m.queue("task", "create", task, map[string]any{"claim_id": claim, "kind": "follow_up", "title": "Visit", "assignee_id": rep.ID})
+	if err := m.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := newTestDevice(t, srv, rep.Login)
+	k := Key{"task", task}
+	if _, ok := r.store.Records[k]; !ok {
+		t.Fatal("the rep's device does not hold the task")
+	}
+
+	m.queue("task", "update", task, map[string]any{"title": "Visit, renamed"})
+	if err := m.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.queue("task", "update", task, map[string]any{"status": "cannot_complete"}) // without the reason it needs
+	if err := r.Push(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.stats.Totals(); st.Rejections["invalid_value"] != 1 {
+		t.Fatalf("rejections %v, want one invalid_value", st.Rejections)
+	}
+	if got := str(r.view(k), "title"); got != "Visit, renamed" {
+		t.Fatalf("after the rejection the rep sees title %q, want the server's", got)
+	}
+
+	m.queue("task", "update", task, map[string]any{"assignee_id": rep2.ID})
+	if err := m.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.queue("task", "update", task, map[string]any{"status": "accepted"})
+	if err := r.Push(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.stats.Totals(); st.Rejections["forbidden"] != 1 {
+		t.Fatalf("rejections %v, want one forbidden", st.Rejections)
+	}
+	if _, ok := r.store.Records[k]; ok {
+		t.Fatal("the task given to another rep is still on the device after the rejection said it is gone")
+	}
+	checkConverged(t, r)
+}
+
 func TestDiff(t *testing.T) {
 	t.Parallel()
 	a, b, c := Key{"task", uuid.New()}, Key{"task", uuid.New()}, Key{"claim", uuid.New()}

@@ -59,5 +59,15 @@ func (s *Store) Keep(k Key, version int64, data json.RawMessage) bool {
 	return true
 }
 
+// Forget removes a record a rejected write said is gone (deleted, out of scope, never made) at
+// version (0: it does not exist), unless the store holds a newer version: a replayed result is
+// the one stored when the write was first refused, and a pull may have brought the record back
+// since.
+func (s *Store) Forget(k Key, version int64) {
+	if cur, ok := s.Records[k]; ok && (version == 0 || cur.Version <= version) {
+		delete(s.Records, k)
+	}
+}
+
 // Drop removes a record the device's own write deleted.
 func (s *Store) Drop(k Key) { delete(s.Records, k) }
