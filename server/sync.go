@@ -76,7 +76,7 @@ func (s *Server) handlePull(c echo.Context) error {
 		_, err := res.Write(buf)
 		return err
 	}
-	next, more, err := s.engine.Pull(c.Request().Context(), identity(c), req, emit)
+	page, err := s.engine.PullPage(c.Request().Context(), identity(c), req, emit)
 	if err != nil {
 		// Once records are out, the status is sent; the client sees a truncated body (invalid
 		// JSON) and pulls again from its last complete cursor.
@@ -88,14 +88,15 @@ func (s *Server) handlePull(c echo.Context) error {
 		}
 	}
 	tail, err := json.Marshal(struct {
-		Cursor  string `json:"cursor"`
-		HasMore bool   `json:"has_more"`
-	}{next, more})
+		Cursor    string `json:"cursor"`
+		HasMore   bool   `json:"has_more"`
+		Remaining *int64 `json:"remaining,omitempty"`
+	}{page.Cursor, page.HasMore, page.Remaining})
 	if err != nil {
 		return err
 	}
 	_, err = res.Write(append([]byte("],"), tail[1:]...))
-	s.recordSync(c, account.ContactPull, sync.CursorVersion(next, identity(c)))
+	s.recordSync(c, account.ContactPull, sync.CursorVersion(page.Cursor, identity(c)))
 	return err
 }
 

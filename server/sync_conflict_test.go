@@ -117,11 +117,11 @@ func TestSyncTaskStatusStateMachine(t *testing.T) {
 		t.Fatalf("result version %d, stored %d", res.Version, b.version(t, "tasks", f.task))
 	}
 
-	// A transition the rep may never make (skipping acceptance) is held the same way.
+	// A status the rep may never take a task to, not even by moves in order, is held the same way.
 	task2 := b.newTask(t, f.mgr, f.claim, f.rep.id)
-	res = b.pushOne(t, f.rep, "conflict", updateOp("task", task2, b.version(t, "tasks", task2), syncFields{"status": "completed"}))
+	res = b.pushOne(t, f.rep, "conflict", updateOp("task", task2, b.version(t, "tasks", task2), syncFields{"status": "cancelled"}))
 	if res.Entity["status"] != "assigned" || res.Conflicts[0].Rule != "status_state_machine" {
-		t.Fatalf("skipped acceptance: %s", res)
+		t.Fatalf("a rep's cancellation: %s", res)
 	}
 	// Giving up needs a reason.
 	b.wantRejected(t, f.rep, updateOp("task", task2, b.version(t, "tasks", task2), syncFields{"status": "cannot_complete"}), "invalid_value", "cannot_complete_reason")
@@ -129,6 +129,36 @@ func TestSyncTaskStatusStateMachine(t *testing.T) {
 		syncFields{"status": "cannot_complete", "cannot_complete_reason": "Patient discharged."}))
 	if res.Entity["finished_at"] == nil {
 		t.Fatalf("finished task: %v", res.Entity)
+	}
+}
+
+// TestSyncSkippedStatusesAreWalked: a rep's offline accept then complete, sent as one status
+// change by a state-based client (assigned → completed), is applied as the moves in order: the
+// task is completed with its note, its acceptance is on record, and the manager is told it was
+// completed, as if the two writes had been pushed one after the other.
+func TestSyncSkippedStatusesAreWalked(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withNotifications)
+	f := newConflictFixture(t, b)
+
+	base := b.version(t, "tasks", f.task)
+	b.pushOne(t, f.mgr, "applied", updateOp("task", f.task, base, syncFields{"instructions": "Ring three times."}))
+	res := b.pushOne(t, f.rep, "merged", updateOp("task", f.task, base, syncFields{"status": "completed", "completion_note": "All signed."}))
+	if res.Entity["status"] != "completed" || res.Entity["completion_note"] != "All signed." || res.Entity["instructions"] != "Ring three times." ||
+		res.Entity["finished_at"] == nil || len(res.Conflicts) != 0 {
+		t.Fatalf("assigned → completed: %s", res)
+	}
+	if n := b.countRows(t, "tasks", "id = $1 AND accepted_at IS NOT NULL", f.task); n != 1 {
+		t.Fatal("the task's acceptance is not on record")
+	}
+	if n := b.countRows(t, "changes", "entity_id = $1 AND version > $2 AND op = 'upsert'", f.task, base); n != 3 {
+		t.Fatalf("%d changes of the task logged since the base, want 3: the manager's edit, the acceptance, the completion", n)
+	}
+	if n := b.countRows(t, "notifications", "user_id = $1 AND kind = 'task_completed' AND entity_id = $2", f.mgr.id, f.task); n != 1 {
+		t.Fatalf("the manager has %d task_completed notifications, want 1", n)
+	}
+	if rows := b.conflictsOf(t, f.task); len(rows) != 0 {
+		t.Fatalf("recorded conflicts: %+v", rows)
 	}
 }
 

@@ -229,7 +229,8 @@ func TestSyncLongPollWakesAcrossReplicas(t *testing.T) {
 }
 
 // TestSyncSnapshotPages: a snapshot in pages of two chains by has_more until false; together the
-// pages hold every record of the scope exactly once, what others refer to first.
+// pages hold every record of the scope exactly once, what others refer to first; each page says
+// how many records are still to come (remaining), none on the last.
 func TestSyncSnapshotPages(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -255,6 +256,9 @@ func TestSyncSnapshotPages(t *testing.T) {
 		}
 		all = append(all, p.Changes...)
 		cursor = p.Cursor
+		if p.Remaining == nil || *p.Remaining != int64(9-len(all)) {
+			t.Fatalf("page %d, after %d of 9 records: remaining %v", pages, len(all), p.Remaining)
+		}
 		if !p.HasMore {
 			break
 		}

@@ -202,9 +202,10 @@ type syncChange struct {
 }
 
 type syncPage struct {
-	Changes []syncChange `json:"changes"`
-	Cursor  string       `json:"cursor"`
-	HasMore bool         `json:"has_more"`
+	Changes   []syncChange `json:"changes"`
+	Cursor    string       `json:"cursor"`
+	HasMore   bool         `json:"has_more"`
+	Remaining *int64       `json:"remaining"`
 }
 
 func pullPath(cursor string, limit, wait int) string {

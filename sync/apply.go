@@ -78,6 +78,9 @@ type applier struct {
 	// forbidden are the fields of the mutation the caller's role may not write, with their
 	// decoded values (validateShape): each is refused as a conflict, and the rest applies.
 	forbidden map[string]any
+	// steps are the statuses a status write skipped, which the caller would have passed through
+	// in order (mergeStatus): each is applied as a move of its own before the mutation's write.
+	steps []string
 }
 
 // apply applies m for id in tx. A *fieldsync.Error means the mutation is rejected (the caller
@@ -395,6 +398,10 @@ func (a *applier) update(ctx context.Context, values map[string]any) (Result, er
 	if err != nil || u == nil {
 		return done, err
 	}
+	// The moves a status write skipped are made first, each as its own write (mergeStatus).
+	if u.before, err = a.walkSteps(ctx, u.cur); err != nil {
+		return Result{}, err
+	}
 	var entity json.RawMessage
 	var version int64
 	if len(u.set) > 0 {
@@ -414,6 +421,9 @@ type merged struct {
 	cur  row
 	base int64
 	set  map[string]any
+	// before is the record as the moves a status write skipped left it (walkSteps), the before
+	// of the write's hooks; nil without such moves.
+	before json.RawMessage
 }
 
 // merge decides an update: what of the mutation's fields is written, and the conflicts, which it
@@ -474,11 +484,13 @@ func (a *applier) merge(ctx context.Context, values map[string]any) (*merged, Re
 // updated finishes an update once it is written (entity and version are the record as written,
 // or as it is when nothing was): the hooks, what follows from a task's new status, and the result.
 func (a *applier) updated(ctx context.Context, u *merged, entity json.RawMessage, version int64) (Result, error) {
-	cur, base, set := u.cur, u.base, u.set
+	cur, base, set, before := u.cur, u.base, u.set, u.before
 	if len(set) > 0 {
-		before, err := json.Marshal(a.visibleView(cur))
-		if err != nil {
-			return Result{}, err
+		if before == nil {
+			var err error
+			if before, err = json.Marshal(a.visibleView(cur)); err != nil {
+				return Result{}, err
+			}
 		}
 		if err := a.runHooks(ctx, "update", before, entity); err != nil {
 			return Result{}, err
@@ -585,7 +597,7 @@ func (a *applier) checkRecordRights(cur row) error {
 func (a *applier) mergeField(ctx context.Context, cur row, set map[string]any, name string, v any, base int64) error {
 	switch {
 	case name == "status":
-		return a.mergeStatus(cur, set, v.(string))
+		return a.mergeStatus(cur, set, v.(string), base)
 	case name == "checklist":
 		return a.mergeChecklist(cur, set, v.([]checklistItem), base)
 	case a.m.Type == TypeNotification && name == "read":
@@ -645,8 +657,11 @@ func sameValue(kind fieldKind, stored any, v any) bool {
 
 // mergeStatus checks a status change against the server's current status: the state machine of
 // the record's type (machines). A change it does not allow is a conflict: the server's status
-// stands, and the fields written with it (its companions) are refused with it.
-func (a *applier) mergeStatus(cur row, set map[string]any, to string) error {
+// stands, and the fields written with it (its companions) are refused with it. A change that
+// skips statuses the caller could have passed through in order, from the status the device saw
+// (it has not changed since base), is the shortest such path (Machine.Path), not a conflict; a
+// screen's command asks for one move, and is not walked.
+func (a *applier) mergeStatus(cur row, set map[string]any, to string, base int64) error {
 	sm := machines[a.m.Type]
 	from := cur.str("status")
 	if s, ok := set["status"].(string); ok {
@@ -660,6 +675,15 @@ func (a *applier) mergeStatus(cur row, set map[string]any, to string) error {
 		return nil
 	}
 	if !a.isSystem() && !sm.allowed(from, to, a.id.Role) {
+		if path := sm.path(from, to, a.id.Role); len(path) > 1 && !a.m.command && from == cur.str("status") && cur.fieldVersion("status") <= base {
+			// A state-based client keeps the latest status, not the moves: a rep's offline accept
+			// then complete arrives as assigned → completed. When the status is still the one the
+			// device saw, and the caller could have made the moves in order, they are made in
+			// order, each recorded as if sent alone (walkSteps); the last is this write.
+			a.steps = path[:len(path)-1]
+			set["status"] = to
+			return nil
+		}
 		rule := RuleStateMachine
 		if sm.decided(from) {
 			rule = sm.decisionRule()
@@ -677,6 +701,34 @@ func (a *applier) mergeStatus(cur row, set map[string]any, to string) error {
 	}
 	set["status"] = to
 	return nil
+}
+
+// walkSteps makes the moves a status write skipped (a.steps), one after the other, each a
+// mutation of its own of the caller's through apply: versioned, logged, checked, its derived
+// fields set and its hooks run (notifications, a claim moving along) as if the device had sent it
+// alone. It returns the record as the last one left it, the before of the mutation's own write
+// (nil without steps). A move refused on the way (it cannot be, the path being the machine's)
+// rejects the mutation.
+func (a *applier) walkSteps(ctx context.Context, cur row) (json.RawMessage, error) {
+	var before json.RawMessage
+	version := cur.version()
+	for _, status := range a.steps {
+		value, err := json.Marshal(status)
+		if err != nil {
+			return nil, err
+		}
+		step := &Mutation{ID: uuid.Must(uuid.NewV7()), Type: a.m.Type, Op: "update", EntityID: a.m.EntityID, BaseVersion: &version,
+			Fields: map[string]json.RawMessage{"status": value}, ClientTime: a.m.ClientTime}
+		r, err := a.e.apply(ctx, a.tx, a.id, step)
+		if err != nil {
+			return nil, err
+		}
+		if r.Status != StatusApplied {
+			return nil, rejectErr("invalid_transition", "The %s could not pass through %s on the way to the status sent.", a.m.Type, status)
+		}
+		before, version = r.Entity, r.Version
+	}
+	return before, nil
 }
 
 // refuseCompanions takes back the status companions this mutation was about to write (merged

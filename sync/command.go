@@ -26,6 +26,7 @@ func (e *Engine) Command(ctx context.Context, id *fieldsync.Identity, m Mutation
 	var r Result
 	err := e.write(ctx, func(tx pgx.Tx) error {
 		attempt := m // a retried attempt starts again from the mutation as given
+		attempt.command = true
 		if err := baseOnCurrent(ctx, tx, &attempt); err != nil {
 			return err
 		}

@@ -25,6 +25,9 @@ type cursor struct {
 	// xid is the snapshot's xmin in snapshot mode, and the last served change's xid after.
 	xid     uint64
 	version int64
+	// total and sent, in snapshot mode: the records the scope held when the snapshot began, and
+	// those sent since, for the estimate of what is left (PullEnd.Remaining).
+	total, sent int64
 }
 
 const cursorVersion = "1"
@@ -34,7 +37,7 @@ func (c cursor) String() string {
 	var s string
 	if c.snapshot {
 		s = strings.Join([]string{cursorVersion, c.user.String(), c.role, "s", strconv.FormatUint(c.xid, 10),
-			strconv.Itoa(c.typeIdx), c.lastID.String()}, "|")
+			strconv.Itoa(c.typeIdx), c.lastID.String(), strconv.FormatInt(c.total, 10), strconv.FormatInt(c.sent, 10)}, "|")
 	} else {
 		s = strings.Join([]string{cursorVersion, c.user.String(), c.role, "c", strconv.FormatUint(c.xid, 10),
 			strconv.FormatInt(c.version, 10)}, "|")
@@ -64,13 +67,22 @@ func parseCursor(token string, id *fieldsync.Identity) (cursor, error) {
 		return cursor{}, errCursorExpired
 	}
 	switch {
-	case parts[3] == "s" && len(parts) == 7:
+	case parts[3] == "s" && (len(parts) == 7 || len(parts) == 9):
 		c.snapshot = true
 		if c.typeIdx, err = strconv.Atoi(parts[5]); err != nil || c.typeIdx < 0 || c.typeIdx > len(snapshotOrder) {
 			return cursor{}, errCursorExpired
 		}
 		if c.lastID, err = uuid.Parse(parts[6]); err != nil {
 			return cursor{}, errCursorExpired
+		}
+		// Made before the estimate, a snapshot cursor has no counts: it goes on without one.
+		if len(parts) == 9 {
+			if c.total, err = strconv.ParseInt(parts[7], 10, 64); err != nil || c.total < 0 {
+				return cursor{}, errCursorExpired
+			}
+			if c.sent, err = strconv.ParseInt(parts[8], 10, 64); err != nil || c.sent < 0 {
+				return cursor{}, errCursorExpired
+			}
 		}
 	case parts[3] == "c" && len(parts) == 6:
 		if c.version, err = strconv.ParseInt(parts[5], 10, 64); err != nil || c.version < 0 {

@@ -53,6 +53,42 @@ func (m *Machine[S]) Next(from S, role string) []S {
 	return next
 }
 
+// Path returns the shortest series of moves role may make, one after the other and each forward
+// in the lifecycle (to a later status in States), to take a record from from to to: the statuses
+// it passes through, to included (nil when there is none, or when from is to). Among paths as
+// short, the one through statuses earlier in States is taken. A state-based client (one that
+// keeps the latest value, not the steps) sends where the record ended up; the engine applies the
+// path as the moves the user made in order. Only forward: the statuses skipped are those between
+// where the record was and where it went, never a detour through an end and back (a manager's
+// cancel and reopen is two decisions, not steps of one).
+func (m *Machine[S]) Path(from, to S, role string) []S {
+	if from == to {
+		return nil
+	}
+	prev := map[S]S{from: from}
+	queue := []S{from}
+	for len(queue) > 0 {
+		at := queue[0]
+		queue = queue[1:]
+		for _, next := range m.Next(at, role) {
+			if _, seen := prev[next]; seen || slices.Index(m.States, next) < slices.Index(m.States, at) {
+				continue
+			}
+			prev[next] = at
+			if next == to {
+				var path []S
+				for s := to; s != from; s = prev[s] {
+					path = append(path, s)
+				}
+				slices.Reverse(path)
+				return path
+			}
+			queue = append(queue, next)
+		}
+	}
+	return nil
+}
+
 // IsDecided reports whether s is a decision already made.
 func (m *Machine[S]) IsDecided(s S) bool { return slices.Contains(m.Decided, s) }
 
@@ -143,6 +179,7 @@ var DocumentMachine = &Machine[DocumentStatus]{
 // string of its mutation.
 type statusMachine interface {
 	allowed(from, to, role string) bool
+	path(from, to, role string) []string
 	decided(status string) bool
 	decisionRule() string
 	companions() []string
@@ -151,9 +188,12 @@ type statusMachine interface {
 
 func (m *Machine[S]) allowed(from, to, role string) bool { return m.Allowed(S(from), S(to), role) }
 func (m *Machine[S]) decided(status string) bool         { return m.IsDecided(S(status)) }
-func (m *Machine[S]) decisionRule() string               { return m.DecisionRule }
-func (m *Machine[S]) companions() []string               { return m.Companions }
-func (m *Machine[S]) frozen(status string) []string      { return m.Frozen[S(status)] }
+func (m *Machine[S]) path(from, to, role string) []string {
+	return stringsOf(m.Path(S(from), S(to), role))
+}
+func (m *Machine[S]) decisionRule() string          { return m.DecisionRule }
+func (m *Machine[S]) companions() []string          { return m.Companions }
+func (m *Machine[S]) frozen(status string) []string { return m.Frozen[S(status)] }
 
 // machines are the state machines by entity type; a type without a status has none.
 var machines = map[string]statusMachine{

@@ -11,6 +11,7 @@ import (
 	"github.com/fieldsync/fieldsync"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
 // machineCase is one status change tried on a fresh record: by role, from one status of the
@@ -48,7 +49,8 @@ func machineCases[S ~string](m *sync.Machine[S], roles ...string) []machineCase 
 // TestStateMachinesAreTheEnginesRules walks every pair of statuses of the task, claim and
 // document state machines through the engine, as each role that may write a status: a move the
 // machine allows is applied, and every other is refused as a status conflict naming the rule, the
-// server's status standing. A record the role's scope does not hold in that status (an
+// server's status standing. These are commands, taken on the record as it is now: a status
+// reached only through others is not walked (see TestSkippedStatusesAreWalked). A record the role's scope does not hold in that status (an
 // unassigned task for a rep, a reported claim for a processor) is forbidden before the machine is
 // asked.
 func TestStateMachinesAreTheEnginesRules(t *testing.T) {
@@ -189,6 +191,38 @@ func mustJSON(t *testing.T, v any) json.RawMessage {
 	return data
 }
 
+// TestMachinePath: Path is the shortest series of forward moves of the role, earlier statuses
+// first among the shortest, and none where the role cannot get to that way.
+func TestMachinePath(t *testing.T) {
+	for _, c := range []struct {
+		from, to sync.TaskStatus
+		role     string
+		want     []sync.TaskStatus
+	}{
+		{sync.TaskAssigned, sync.TaskCompleted, fieldsync.RoleRep, []sync.TaskStatus{sync.TaskAccepted, sync.TaskCompleted}},
+		{sync.TaskAssigned, sync.TaskInProgress, fieldsync.RoleRep, []sync.TaskStatus{sync.TaskAccepted, sync.TaskInProgress}},
+		{sync.TaskAccepted, sync.TaskCompleted, fieldsync.RoleRep, []sync.TaskStatus{sync.TaskCompleted}},
+		{sync.TaskInProgress, sync.TaskAccepted, fieldsync.RoleRep, nil},
+		{sync.TaskCancelled, sync.TaskCompleted, fieldsync.RoleRep, nil},
+		{sync.TaskAssigned, sync.TaskCompleted, fieldsync.RoleManager, nil},
+		// Only forward: a cancel and reopen is not a path, nor a reopen and cancel.
+		{sync.TaskCompleted, sync.TaskCancelled, fieldsync.RoleManager, nil},
+		{sync.TaskOpen, sync.TaskAssigned, fieldsync.RoleManager, nil},
+		{sync.TaskAssigned, sync.TaskAssigned, fieldsync.RoleRep, nil},
+	} {
+		if got := sync.TaskMachine.Path(c.from, c.to, c.role); !slices.Equal(got, c.want) {
+			t.Errorf("%s's path %s → %s: %v, want %v", c.role, c.from, c.to, got, c.want)
+		}
+	}
+	if got, want := sync.ClaimMachine.Path(sync.ClaimCollecting, sync.ClaimPaid, fieldsync.RoleProcessor),
+		[]sync.ClaimStatus{sync.ClaimUnderReview, sync.ClaimApproved, sync.ClaimPaid}; !slices.Equal(got, want) {
+		t.Errorf("a processor's path collecting → paid: %v, want %v", got, want)
+	}
+	if got := sync.DocumentMachine.Path(sync.DocumentApproved, sync.DocumentRejected, fieldsync.RoleProcessor); got != nil {
+		t.Errorf("a processor's path from a decided document: %v, want none: the first decision wins", got)
+	}
+}
+
 // TestMachineNext: Next lists, in the lifecycle's order, the statuses Allowed allows.
 func TestMachineNext(t *testing.T) {
 	if got, want := sync.TaskMachine.Next(sync.TaskAccepted, fieldsync.RoleRep),
@@ -280,4 +314,77 @@ func (f *engineFixture) versionOf(t *testing.T, typ string, id uuid.UUID) int64 
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestSkippedStatusesAreWalked: a rep's offline accept then complete, which a state-based client
+// sends as one status change (assigned → completed), is applied as the moves the rep could have
+// made in order: each is a write of its own (versioned and logged, its hooks run, the claim moving
+// along with it) before the mutation's own, which brings the rest of its fields. Once someone else
+// changed the status since the device saw it, the same write stays a status conflict.
+func TestSkippedStatusesAreWalked(t *testing.T) {
+	t.Parallel()
+	f := newEngineFixture(t, 4)
+	ctx := context.Background()
+	rep, manager := f.newUser(t, fieldsync.RoleRep, "hospital"), f.newUser(t, fieldsync.RoleManager, "")
+	claim := f.newClaim(t, f.newCustomer(t, uuid.Nil), string(sync.ClaimReported))
+	task := f.newTask(t, claim, rep.UserID)
+	var moves []string // the task's status moves, as the hooks saw them
+	f.engine.AddHook(func(_ context.Context, _ pgx.Tx, ev sync.Event) error {
+		if before, after, err := ev.Task(); err == nil && ev.Type == sync.TypeTask && before != nil && before.Status != after.Status {
+			moves = append(moves, string(before.Status)+"→"+string(after.Status))
+		}
+		return nil
+	})
+
+	base := f.versionOf(t, sync.TypeTask, task)
+	rs, err := f.engine.Push(ctx, rep, []sync.Mutation{{ID: uuid.New(), Type: sync.TypeTask, Op: "update", EntityID: task, BaseVersion: &base,
+		Fields: map[string]json.RawMessage{"status": mustJSON(t, "completed"), "completion_note": mustJSON(t, "All signed.")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rs[0]
+	var got sync.Task
+	if err := json.Unmarshal(r.Entity, &got); err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != sync.StatusApplied || len(r.Conflicts) != 0 || got.Status != sync.TaskCompleted || got.CompletionNote != "All signed." ||
+		got.FinishedAt == nil || r.Version != f.versionOf(t, sync.TypeTask, task) {
+		t.Fatalf("assigned → completed: %s %+v, entity %s", r.Status, r.Conflicts, r.Entity)
+	}
+	if want := []string{"assigned→accepted", "accepted→completed"}; !slices.Equal(moves, want) {
+		t.Errorf("the hooks saw %v, want %v", moves, want)
+	}
+	var logged int
+	var accepted bool
+	var claimStatus string
+	if err := f.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM changes WHERE entity_id = $1 AND version > $2 AND op = 'upsert'),
+			(SELECT accepted_at IS NOT NULL FROM tasks WHERE id = $1), (SELECT status FROM claims WHERE id = $3)`,
+		task, base, claim).Scan(&logged, &accepted, &claimStatus); err != nil {
+		t.Fatal(err)
+	}
+	if logged != 2 || !accepted {
+		t.Errorf("%d changes logged after the base, accepted_at set %v; want a change per move, and the acceptance's time", logged, accepted)
+	}
+	if claimStatus != string(sync.ClaimUnderReview) {
+		t.Errorf("the claim is %s, want under_review: collecting when its task was accepted, then under review", claimStatus)
+	}
+
+	// The status changed since the device saw it (the manager cancelled and reopened the task):
+	// what the rep did offline was not done from here, and the status stands.
+	task2 := f.newTask(t, claim, rep.UserID)
+	seen := f.versionOf(t, sync.TypeTask, task2)
+	for _, status := range []string{"cancelled", "assigned"} {
+		if _, err := f.engine.Command(ctx, manager, sync.Mutation{Type: sync.TypeTask, Op: "update", EntityID: task2,
+			Fields: map[string]json.RawMessage{"status": mustJSON(t, status)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs, err = f.engine.Push(ctx, rep, []sync.Mutation{{ID: uuid.New(), Type: sync.TypeTask, Op: "update", EntityID: task2, BaseVersion: &seen,
+		Fields: map[string]json.RawMessage{"status": mustJSON(t, "completed")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rs[0]; r.Status != sync.StatusConflict || len(r.Conflicts) != 1 || r.Conflicts[0].Rule != sync.RuleStateMachine {
+		t.Fatalf("a skip from a status changed meanwhile: %s %+v", r.Status, r.Conflicts)
+	}
 }

@@ -30,6 +30,11 @@ type Mutation struct {
 	// reason is why a screen's command made the change, where the engine records one (a task's
 	// reopening). Devices do not send it.
 	reason string
+	// command: a screen's command (Engine.Command), made on the record as it is now. A status it
+	// asks for is one move: the statuses a device's write may have skipped offline are walked only
+	// for pushes (mergeStatus); a screen asking for a status the record cannot reach in one move
+	// (paying a claim not yet approved) is refused.
+	command bool
 }
 
 // Result is the outcome of one mutation. Every result carries the server's record as the caller

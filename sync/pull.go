@@ -41,21 +41,52 @@ const DefaultPullLimit = 500
 // pullRoles are the roles with a device scope; admins and integrations do not sync.
 var pullRoles = map[string]bool{rep: true, processor: true, manager: true}
 
-// Pull sends the caller's changes since req.Cursor to emit, oldest first, one page, and returns
-// the cursor to continue from and whether more is waiting. Without a cursor it walks a snapshot of
-// the caller's whole scope. When nothing is new and req.Wait is set, it waits for a commit in the
-// caller's branch (on any replica) or for the wait to end. Records are streamed from the database
-// to emit one by one, so memory does not grow with the page.
+// Pull is PullPage for callers that need only the cursor and whether more is waiting.
 func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullRequest, emit func(Change) error) (string, bool, error) {
+	p, err := e.PullPage(ctx, id, req, emit)
+	return p.Cursor, p.HasMore, err
+}
+
+// PullEnd is how a pull page ends: the cursor to continue from, whether more is waiting, and, when
+// known, an estimate of what is still to come (docs/protocol.md §4).
+type PullEnd struct {
+	Cursor  string
+	HasMore bool
+	// Remaining estimates the records still to come: during a snapshot, the records the caller's
+	// scope held when it began less those sent since (counted once, at its first page, and carried
+	// in the cursor); 0 on a page with nothing more after it; nil otherwise (following the change
+	// log with more waiting: counting it would cost a read of the backlog at every page).
+	Remaining *int64
+}
+
+// endPage is the PullEnd of a page that ends at c.
+func endPage(c cursor, more bool) PullEnd {
+	p := PullEnd{Cursor: c.String(), HasMore: more}
+	switch {
+	case !more:
+		p.Remaining = new(int64)
+	case c.snapshot:
+		left := max(c.total-c.sent, 0)
+		p.Remaining = &left
+	}
+	return p
+}
+
+// PullPage sends the caller's changes since req.Cursor to emit, oldest first, one page, and
+// returns the cursor to continue from and whether more is waiting. Without a cursor it walks a
+// snapshot of the caller's whole scope. When nothing is new and req.Wait is set, it waits for a
+// commit in the caller's branch (on any replica) or for the wait to end. Records are streamed from
+// the database to emit one by one, so memory does not grow with the page.
+func (e *Engine) PullPage(ctx context.Context, id *fieldsync.Identity, req PullRequest, emit func(Change) error) (PullEnd, error) {
 	if !pullRoles[id.Role] {
-		return "", false, fieldsync.Errorf(fieldsync.EFORBIDDEN, "forbidden", "The %s role does not sync.", id.Role)
+		return PullEnd{}, fieldsync.Errorf(fieldsync.EFORBIDDEN, "forbidden", "The %s role does not sync.", id.Role)
 	}
 	limit := req.Limit
 	switch {
 	case limit == 0:
 		limit = DefaultPullLimit
 	case limit < 0:
-		return "", false, fieldsync.InvalidField("limit", "limit must be positive.")
+		return PullEnd{}, fieldsync.InvalidField("limit", "limit must be positive.")
 	case limit > e.cfg.MaxPullLimit:
 		limit = e.cfg.MaxPullLimit
 	}
@@ -65,16 +96,20 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 	if req.Cursor == "" {
 		xmin, err := e.currentXmin(ctx)
 		if err != nil {
-			return "", false, err
+			return PullEnd{}, err
 		}
-		c = cursor{user: id.UserID, role: id.Role, snapshot: true, xid: xmin}
+		total, err := e.scopeSize(ctx, id)
+		if err != nil {
+			return PullEnd{}, err
+		}
+		c = cursor{user: id.UserID, role: id.Role, snapshot: true, xid: xmin, total: total}
 	} else {
 		var err error
 		if c, err = parseCursor(req.Cursor, id); err != nil {
-			return "", false, err
+			return PullEnd{}, err
 		}
 		if err := e.checkServable(ctx, c); err != nil {
-			return "", false, err
+			return PullEnd{}, err
 		}
 	}
 
@@ -85,7 +120,7 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 	if wait > 0 && !c.snapshot {
 		release, err := e.waits.Acquire(id.UserID, "long-polls")
 		if err != nil {
-			return "", false, err
+			return PullEnd{}, err
 		}
 		defer release()
 		watcher = e.Watch(id)
@@ -100,15 +135,15 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 		}
 		if waited && req.RecheckFunc != nil {
 			if err := req.RecheckFunc(ctx); err != nil {
-				return "", false, err
+				return PullEnd{}, err
 			}
 		}
 		emitted, next, more, err := e.pullPage(ctx, id, c, limit, emit)
 		if err != nil {
-			return "", false, err
+			return PullEnd{}, err
 		}
 		if emitted > 0 || more || wait == 0 || c.snapshot {
-			return next.String(), more, nil
+			return endPage(next, more), nil
 		}
 		c = next
 		// Nothing for this caller yet. A change may be committed but still behind an older open
@@ -116,7 +151,7 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 		// sleep until the next commit in the branch.
 		pending, err := e.pendingBehindXmin(ctx, id, c)
 		if err != nil {
-			return "", false, err
+			return PullEnd{}, err
 		}
 		var retry <-chan time.Time
 		if pending {
@@ -129,15 +164,36 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 		case <-deadline.C:
 			if req.RecheckFunc != nil {
 				if err := req.RecheckFunc(ctx); err != nil {
-					return "", false, err
+					return PullEnd{}, err
 				}
 			}
-			return c.String(), false, nil
+			return endPage(c, false), nil
 		case <-ctx.Done():
-			return "", false, ctx.Err()
+			return PullEnd{}, ctx.Err()
 		}
 		waited = true
 	}
+}
+
+// scopeSize counts the records the caller's scope holds, for a snapshot's estimate of what is
+// left (PullEnd.Remaining): once per snapshot, with the snapshot's own predicates, reading ids only.
+func (e *Engine) scopeSize(ctx context.Context, id *fieldsync.Identity) (int64, error) {
+	var counts []string
+	for _, typ := range snapshotOrder {
+		ent := entities[typ]
+		pred, err := scopeOf(id.Role, typ)
+		if err != nil {
+			return 0, err
+		}
+		counts = append(counts, fmt.Sprintf(`(SELECT count(*) FROM %s t WHERE (%s) AND %s)`, ent.table, pred, ent.alive))
+	}
+	var n int64
+	err := e.db.QueryRow(ctx, `SELECT `+strings.Join(counts, " + ")+` FROM `+params,
+		id.UserID, id.BranchID, e.cfg.ScopeWindow, e.sqlNow()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count the scope: %w", err)
+	}
+	return n, nil
 }
 
 func (e *Engine) currentXmin(ctx context.Context) (uint64, error) {
@@ -244,6 +300,7 @@ func (e *Engine) snapshotPage(ctx context.Context, id *fieldsync.Identity, c cur
 			return 0, c, false, fmt.Errorf("snapshot %s: %w", typ, err)
 		}
 		emitted += n
+		c.sent += int64(n)
 		if n < want {
 			c.typeIdx++
 			c.lastID = uuid.Nil

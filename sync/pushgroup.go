@@ -30,9 +30,9 @@ import (
 //
 // If anything of step 3 fails (a value the database refuses, a hook's rejection), the group is
 // rolled back to its savepoint and applied again mutation by mutation (pushOne), which rejects
-// exactly the mutation at fault. A mutation whose effects reach past its own record (a task's
-// status or assignee: the claim moves along, a reopening leaves a note) ends its group, so that
-// the next group reads what it did; a delete is applied alone.
+// exactly the mutation at fault. A mutation whose effects reach past its own record (a status
+// write: skipped statuses walked, the claim moving along, a reopening's note; a task's
+// reassignment) is applied alone, as is a delete.
 
 // groupSavepoint is the savepoint of a group's writes.
 const groupSavepoint = "push_group"
@@ -77,6 +77,9 @@ func (p *pushState) group(id *fieldsync.Identity, ms []Mutation, offset int) []m
 			break
 		}
 		values, forbidden, shape := validateShape(m, id.Role)
+		if shape == nil && alone(m, values) {
+			break
+		}
 		reads := []refKey{{m.Type, m.EntityID}}
 		if shape == nil {
 			reads = append(reads, parents(m, values)...)
@@ -87,9 +90,6 @@ func (p *pushState) group(id *fieldsync.Identity, ms []Mutation, offset int) []m
 		ids[m.ID] = true
 		written[refKey{m.Type, m.EntityID}] = true
 		out = append(out, member{m: m, index: offset + i, values: values, forbidden: forbidden, shape: shape, hash: hash})
-		if shape == nil && reachesFurther(m, values) {
-			break
-		}
 	}
 	if len(out) < 2 {
 		return nil // alone costs no more round trips than a group
@@ -111,15 +111,13 @@ func parents(m *Mutation, values map[string]any) []refKey {
 	return out
 }
 
-// reachesFurther reports whether applying m may write records other than its own (a task's
-// claim, a reopening's note): what follows it in the push must read what it did.
-func reachesFurther(m *Mutation, values map[string]any) bool {
-	if m.Type != TypeTask || m.Op != "update" {
-		return false
-	}
+// alone reports whether m is applied alone, outside any group: a status write, which may be
+// walked through the statuses it skipped, each a write of its own (walkSteps), and move a task's
+// claim along or reopen it with a note; and a task's reassignment, which resets its status.
+func alone(m *Mutation, values map[string]any) bool {
 	_, status := values["status"]
 	_, assignee := values["assignee_id"]
-	return status || assignee
+	return status || (m.Type == TypeTask && assignee)
 }
 
 // readAhead is what a group read before deciding: records by type and id, and users.
@@ -328,6 +326,10 @@ func (e *Engine) pushGroup(ctx context.Context, tx pgx.Tx, id *fieldsync.Identit
 			switch {
 			case err == nil && u == nil:
 				ds[i].done = &res
+			case err == nil && len(a.steps) > 0:
+				// Moves to make before the write (walkSteps): never in a group (alone), but
+				// should one come, it is applied as alone.
+				return e.oneByOneGroup(ctx, tx, id, g, results, p)
 			case err == nil:
 				ds[i].update = u
 			}
@@ -351,14 +353,7 @@ func (e *Engine) pushGroup(ctx context.Context, tx pgx.Tx, id *fieldsync.Identit
 	if out == nil {
 		// The database refused a write, or a hook the mutation: mutation by mutation, each
 		// rejected or applied as alone.
-		for _, mb := range g {
-			r, err := e.pushOne(ctx, tx, id, mb.m, p)
-			if err != nil {
-				return err
-			}
-			results[mb.index] = r
-		}
-		return nil
+		return e.oneByOneGroup(ctx, tx, id, g, results, p)
 	}
 	p.grouped = true
 	for i, mb := range g {
@@ -366,6 +361,18 @@ func (e *Engine) pushGroup(ctx context.Context, tx pgx.Tx, id *fieldsync.Identit
 			return err
 		}
 		results[mb.index] = out[i]
+	}
+	return nil
+}
+
+// oneByOneGroup applies the group's mutations one by one (pushOne), as if never grouped.
+func (e *Engine) oneByOneGroup(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, g []member, results []Result, p *pushState) error {
+	for _, mb := range g {
+		r, err := e.pushOne(ctx, tx, id, mb.m, p)
+		if err != nil {
+			return err
+		}
+		results[mb.index] = r
 	}
 	return nil
 }
