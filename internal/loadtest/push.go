@@ -60,6 +60,11 @@ func (r *run) pushBranch(ctx context.Context, tasks, n int) (api, raw []*pushSet
 		w.Tasks, w.Customers = append(w.Tasks, part.Tasks...), append(w.Customers, part.Customers...)
 		done += k
 	}
+	// Statistics as a database that grew to this size has them: the triggers' plans (the change
+	// log's audience of each write) are chosen by them.
+	if _, err := r.pool.Exec(ctx, `ANALYZE tasks, claims, customers, task_notes, users`); err != nil {
+		return nil, nil, fmt.Errorf("analyze: %w", err)
+	}
 	sets := make([]*pushSet, 0, 2*n)
 	for i := 0; i < 2*n && (i+1)*pushSetTasks <= tasks; i++ {
 		lo, hi := i*pushSetTasks, (i+1)*pushSetTasks
