@@ -25,7 +25,9 @@ type Config struct {
 	MaxPullLimit int
 	// MaxWait caps a pull's wait (default 60 s).
 	MaxWait time.Duration
-	// ChangeRetention is how long the change log is kept; cursors older than that expire (410).
+	// ChangeRetention is how long the change log, the stored results of mutations (idempotent
+	// replays) and finished push deliveries are kept (30 days by default): cursors older than the
+	// change log's prune horizon expire (410).
 	ChangeRetention time.Duration
 	// MaxWaitsPerUser caps the long-polls (pulls that wait) one user holds open at once on this
 	// replica (default 8); one more is refused with 429 too_many_waits.
@@ -76,7 +78,7 @@ func New(db *pgxpool.Pool, cfg Config, log *slog.Logger) *Engine {
 		cfg.MaxWait = 60 * time.Second
 	}
 	if cfg.ChangeRetention <= 0 {
-		cfg.ChangeRetention = 90 * 24 * time.Hour
+		cfg.ChangeRetention = 30 * 24 * time.Hour
 	}
 	if cfg.MaxWaitsPerUser <= 0 {
 		cfg.MaxWaitsPerUser = 8

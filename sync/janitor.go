@@ -27,9 +27,10 @@ func (e *Engine) runJanitor(ctx context.Context) error {
 	}
 }
 
-// Sweep emits the scope moves that time alone causes, and prunes the change log past its
-// retention. Several replicas may sweep at once: the settings row serialises them, and each
-// expiry is emitted by exactly one sweep. It runs as the engine's other writes do (Engine.write),
+// Sweep emits the scope moves that time alone causes, and prunes the change log, the stored
+// results of mutations and the finished push deliveries past the retention. Several replicas may
+// sweep at once: the settings row serialises them, and each expiry is emitted by exactly one
+// sweep. It runs as the engine's other writes do (Engine.write),
 // retried after a deadlock or a serialization failure.
 //
 // Time moves records out of scope without any write: a task finished more than the scope window
@@ -38,7 +39,7 @@ func (e *Engine) runJanitor(ctx context.Context) error {
 // only grows: a sweep that waited for the lock behind a later one neither emits again what that
 // one did nor moves the mark back (which would have the next sweep emit it a second time).
 func (e *Engine) Sweep(ctx context.Context) error {
-	return e.write(ctx, func(tx pgx.Tx) error {
+	err := e.write(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `
 			WITH s AS (SELECT window_swept_until AS since, greatest(window_swept_until, fieldsync_now()) AS until,
 				scope_window AS win FROM sync_settings FOR UPDATE),
@@ -68,19 +69,63 @@ func (e *Engine) Sweep(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("sweep scope window: %w", err)
 		}
-		// Prune whole transactions only, so a cursor is either intact or expired; and only those
-		// below the oldest one running. Past it, a running transaction's changes would land below
-		// the horizon once it commits, and every new snapshot (whose cursor starts at that oldest
-		// transaction) would be expired at once.
+		// The prune horizon: whole transactions only, so a cursor is either intact or expired; and
+		// only those below the oldest one running. Past it, a running transaction's changes would
+		// land below the horizon once it commits, and every new snapshot (whose cursor starts at
+		// that oldest transaction) would be expired at once. It commits before anything below it
+		// is deleted (prune), so a pull that sees a change gone sees the horizon past it too
+		// (checkServable, changesPage).
 		_, err = tx.Exec(ctx, `
 			WITH horizon AS (SELECT max(xid) AS x FROM changes WHERE created_at < fieldsync_now() - $1::interval
-				AND xid < pg_snapshot_xmin(pg_current_snapshot())),
-			pruned AS (DELETE FROM changes WHERE xid <= (SELECT x FROM horizon) RETURNING 1)
+				AND xid < pg_snapshot_xmin(pg_current_snapshot()))
 			UPDATE sync_settings SET pruned_through_xid = (SELECT x FROM horizon)
-			WHERE (SELECT x FROM horizon) IS NOT NULL AND (SELECT count(*) FROM pruned) >= 0`, e.cfg.ChangeRetention)
+			WHERE (SELECT x FROM horizon) IS NOT NULL
+				AND (pruned_through_xid IS NULL OR pruned_through_xid < (SELECT x FROM horizon))`, e.cfg.ChangeRetention)
 		if err != nil {
-			return fmt.Errorf("prune change log: %w", err)
+			return fmt.Errorf("move the prune horizon: %w", err)
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return e.prune(ctx)
+}
+
+// pruneBatch is how many rows one pruning transaction deletes: short enough that it never holds
+// back pulls (which serve only below the oldest running transaction) for long.
+const pruneBatch = 5000
+
+// prune deletes what is past the retention (Config.ChangeRetention), in batches of short
+// transactions of their own: the change log below the horizon, the stored results of mutations
+// (a device replaying one older than that gets it applied afresh; its cursor, older still, has
+// expired), and finished push deliveries. The tables stay bounded by what the retention holds.
+func (e *Engine) prune(ctx context.Context) error {
+	for _, q := range []struct{ what, sql string }{
+		{"change log", `DELETE FROM changes WHERE version IN (SELECT version FROM changes
+			WHERE created_at < fieldsync_now() - $1::interval AND xid <= (SELECT pruned_through_xid FROM sync_settings) LIMIT $2)`},
+		{"applied mutations", `DELETE FROM applied_mutations WHERE id IN (SELECT id FROM applied_mutations
+			WHERE applied_at < fieldsync_now() - $1::interval LIMIT $2)`},
+		{"push deliveries", `DELETE FROM notification_deliveries WHERE (notification_id, device_id) IN (
+			SELECT notification_id, device_id FROM notification_deliveries WHERE finished_at < fieldsync_now() - $1::interval LIMIT $2)`},
+	} {
+		for {
+			var n int64
+			err := e.write(ctx, func(tx pgx.Tx) error {
+				tag, err := tx.Exec(ctx, q.sql, e.cfg.ChangeRetention, pruneBatch)
+				n = tag.RowsAffected()
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("prune %s: %w", q.what, err)
+			}
+			if n < pruneBatch {
+				break
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

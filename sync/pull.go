@@ -370,6 +370,10 @@ func (e *Engine) changesPage(ctx context.Context, id *fieldsync.Identity, c curs
 		WHERE c.branch_id = $1 AND (c.xid, c.version) > ($2::text::xid8, $3::bigint)
 			AND c.xid < pg_snapshot_xmin(pg_current_snapshot())
 			AND (c.op IN ('upsert', 'delete') OR c.target_user_id = $4 OR c.target_role = $5)
+			-- Pruning may have begun below this cursor since checkServable: the horizon commits
+			-- before any deletion, so this statement sees it then, and sends nothing (the next
+			-- pull gets 410) rather than a page with a hole.
+			AND NOT coalesce((SELECT s.pruned_through_xid >= $2::text::xid8 FROM sync_settings s), false)
 		ORDER BY c.xid, c.version
 		LIMIT $6`, id.BranchID, xid8(c.xid), c.version, id.UserID, id.Role, limit)
 	if err != nil {

@@ -128,6 +128,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 			"web":     r.str("FIELDSYNC_MIN_APP_VERSION_WEB", ""),
 		},
 		ScopeWindow:      r.duration("FIELDSYNC_SCOPE_WINDOW", 30*24*time.Hour),
+		ChangeRetention:  r.duration("FIELDSYNC_RETENTION", 30*24*time.Hour),
 		TargetsEvery:     r.duration("FIELDSYNC_TARGETS_EVERY", jobqueue.DefaultTargetsEvery),
 		LongPollsPerUser: int(r.integer("FIELDSYNC_LONGPOLLS_PER_USER", 8)),
 		StreamsPerUser:   int(r.integer("FIELDSYNC_STREAMS_PER_USER", 4)),
@@ -256,6 +257,9 @@ func (c *config) validateServe() error {
 	}
 	if c.ScopeWindow < time.Minute {
 		errs = append(errs, errors.New("FIELDSYNC_SCOPE_WINDOW must be at least 1m (30 days is the default)"))
+	}
+	if c.ChangeRetention < time.Hour {
+		errs = append(errs, errors.New("FIELDSYNC_RETENTION must be at least 1h (30 days is the default)"))
 	}
 	if c.TargetsEvery < time.Second {
 		errs = append(errs, errors.New("FIELDSYNC_TARGETS_EVERY must be at least 1s (1m is the default)"))

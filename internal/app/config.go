@@ -80,7 +80,8 @@ type Config struct {
 	// TargetsEvery is how often the service-level check runs (jobqueue.DefaultTargetsEvery when
 	// zero; never when negative: tests call sync.Engine.CheckTargets with the time they mean).
 	TargetsEvery time.Duration
-	// ChangeRetention is how long the change log is kept (the sync engine's default when zero).
+	// ChangeRetention is how long the change log, the stored results of mutations and finished
+	// push deliveries are kept (FIELDSYNC_RETENTION; the sync engine's default when zero).
 	ChangeRetention time.Duration
 	// Heartbeat is how often an idle event stream gets a comment (notify's default when zero).
 	Heartbeat time.Duration
