@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -328,4 +329,46 @@ func TestSyncLongPollServesChangeBehindOpenTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantWoken(t, b, poll, time.Now(), f.task, "Behind")
+}
+
+// TestMetricsOfTheHorizon: /metrics says how old the oldest open transaction is (it holds back
+// every pull), how far back the change log reaches, and the retention.
+func TestMetricsOfTheHorizon(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	newConflictFixture(t, b) // some changes in the log
+	tx, err := b.db.Pool.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck
+	if _, err := tx.Exec(context.Background(), `SELECT pg_current_xact_id()`); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.Advance(2 * time.Hour)
+	r := b.do(t, "GET", "/metrics", "", nil)
+	expect(t, r, http.StatusOK, "")
+	gauge := func(name string) float64 {
+		t.Helper()
+		for _, line := range strings.Split(string(r.body), "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				x, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatalf("%s: %v", line, err)
+				}
+				return x
+			}
+		}
+		t.Fatalf("metrics lack %s", name)
+		return 0
+	}
+	if got := gauge("fieldsync_oldest_transaction_age_seconds"); got <= 0 {
+		t.Errorf("oldest transaction age %g with one open", got)
+	}
+	if got := gauge("fieldsync_prune_horizon_age_seconds"); got < 7200 {
+		t.Errorf("prune horizon age %g, want at least the 2 h the clock moved", got)
+	}
+	if got := gauge("fieldsync_retention_seconds"); got <= 0 {
+		t.Errorf("retention %g", got)
+	}
 }

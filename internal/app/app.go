@@ -159,6 +159,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*App, error) {
 			return nil, err
 		}
 	}
+	if err := a.Engine.RegisterMetrics(a.Server.Registry()); err != nil {
+		return nil, err
+	}
 	if err := a.Accounts.RegisterMetrics(a.Server.Registry()); err != nil {
 		return nil, err
 	}
