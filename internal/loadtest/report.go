@@ -290,7 +290,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
 	ran := func(name string) bool { return !goal(r, name).NotRun }
 	tp := func(label string, t Throughput, g Goal, unitAPI, unitBase, unit string) {
-		row(label, num(t.API)+" "+unitAPI, num(t.Baseline)+" "+unitBase, pct(t.Ratio), g.Target, metStr(g),
+		row(label, num(t.API)+" "+unitAPI, num(t.Baseline)+" "+unitBase, pct(t.Ratio), g.Target, goalStr(g),
 			fmt.Sprintf("%.0f µs per %s", t.ServerCPUPerUnit, unit), use(t.Server))
 	}
 	if ran("push") {
