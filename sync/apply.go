@@ -70,6 +70,11 @@ type applier struct {
 	ent *entity
 	// conflicts found so far, in field order
 	conflicts []Conflict
+	// pre, when set, holds what a push's group read ahead (pushgroup.go): load and the user checks
+	// answer from it, and the conflict records wait in deferred, to be written with the group's
+	// writes. The decisions are the same either way.
+	pre      *readAhead
+	deferred []queued
 	// forbidden are the fields of the mutation the caller's role may not write, with their
 	// decoded values (validateShape): each is refused as a conflict, and the rest applies.
 	forbidden map[string]any
@@ -98,6 +103,12 @@ func (e *Engine) apply(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, m
 
 // load locks the record and returns it, with whether the caller's scope holds it.
 func (a *applier) load(ctx context.Context, typ string, entityID uuid.UUID) (row, bool, error) {
+	if r, visible, found, ok := a.pre.row(typ, entityID); ok {
+		if !found {
+			return nil, false, fieldErr("not_found", "entity_id", "No %s has id %s.", typ, entityID)
+		}
+		return r, visible, nil
+	}
 	ent := entities[typ]
 	visible := "true"
 	if a.id.Role != RoleSystem {
@@ -123,14 +134,19 @@ func (a *applier) load(ctx context.Context, typ string, entityID uuid.UUID) (row
 
 // entityOf returns the device's view of a record and its version.
 func (a *applier) entityOf(ctx context.Context, typ string, entityID uuid.UUID) (json.RawMessage, int64, error) {
-	ent := entities[typ]
 	var data []byte
 	var version int64
-	err := a.tx.QueryRow(ctx, fmt.Sprintf(`SELECT %s, t.version FROM %s t WHERE t.id = $1`, ent.data, ent.table), entityID).Scan(&data, &version)
+	err := a.tx.QueryRow(ctx, entityQuery(typ), entityID).Scan(&data, &version)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read %s %s: %w", typ, entityID, err)
 	}
 	return data, version, nil
+}
+
+// entityQuery reads the device's view of a record of typ ($1) and its version.
+func entityQuery(typ string) string {
+	ent := entities[typ]
+	return fmt.Sprintf(`SELECT %s, t.version FROM %s t WHERE t.id = $1`, ent.data, ent.table)
 }
 
 func (a *applier) isSystem() bool { return a.id.Role == RoleSystem }
@@ -141,8 +157,25 @@ var errForbidden = func(format string, args ...any) error {
 
 // create inserts a new record after checking the caller may create it where they say.
 func (a *applier) create(ctx context.Context, values map[string]any) (Result, error) {
+	cols, err := a.createColumns(ctx, values)
+	if err != nil {
+		return Result{}, err
+	}
+	sql, args := a.insert(cols)
+	// The record comes back with the write (as the triggers versioned it): no second read.
+	var entity json.RawMessage
+	var version int64
+	if err := a.insertError(a.tx.QueryRow(ctx, sql, args...).Scan(&entity, &version)); err != nil {
+		return Result{}, err
+	}
+	return a.created(ctx, cols, entity, version)
+}
+
+// createColumns checks that the caller may create the record where they say, and returns its
+// columns.
+func (a *applier) createColumns(ctx context.Context, values map[string]any) (map[string]any, error) {
 	if !a.isSystem() && !slices.Contains(a.ent.createRoles, a.id.Role) {
-		return Result{}, errForbidden("A %s may not create a %s.", a.id.Role, a.m.Type)
+		return nil, errForbidden("A %s may not create a %s.", a.id.Role, a.m.Type)
 	}
 	cols := map[string]any{"id": a.m.EntityID}
 	for name, v := range values {
@@ -162,8 +195,14 @@ func (a *applier) create(ctx context.Context, values map[string]any) (Result, er
 		err = errForbidden("%s records are not created through push.", a.m.Type)
 	}
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
+	return cols, nil
+}
+
+// insert is the statement that creates the record of cols, returning the device's view of it and
+// its version.
+func (a *applier) insert(cols map[string]any) (string, []any) {
 	names := make([]string, 0, len(cols))
 	for name := range cols {
 		names = append(names, name)
@@ -174,20 +213,26 @@ func (a *applier) create(ctx context.Context, values map[string]any) (Result, er
 	for i, name := range names {
 		args[i], marks[i] = cols[name], "$"+strconv.Itoa(i+1)
 	}
-	// The record comes back with the write (as the triggers versioned it): no second read.
-	var entity json.RawMessage
-	var version int64
-	err = a.tx.QueryRow(ctx, fmt.Sprintf(`INSERT INTO %s AS t (%s) VALUES (%s) RETURNING %s, t.version`,
-		a.ent.table, strings.Join(names, ", "), strings.Join(marks, ", "), a.ent.data), args...).Scan(&entity, &version)
+	return fmt.Sprintf(`INSERT INTO %s AS t (%s) VALUES (%s) RETURNING %s, t.version`,
+		a.ent.table, strings.Join(names, ", "), strings.Join(marks, ", "), a.ent.data), args
+}
+
+// insertError is the rejection, if any, of an insert that failed with err.
+func (a *applier) insertError(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == a.ent.table+"_pkey" {
 		// The id is taken: the insert says so, which spares a look before it.
-		return Result{}, &fieldsync.Error{Kind: fieldsync.ECONFLICT, Code: "already_exists",
+		return &fieldsync.Error{Kind: fieldsync.ECONFLICT, Code: "already_exists",
 			Message: fmt.Sprintf("A %s with id %s already exists.", a.m.Type, a.m.EntityID), Details: map[string]any{"field": "entity_id"}}
 	}
 	if err != nil {
-		return Result{}, translateWriteError(err)
+		return translateWriteError(err)
 	}
+	return nil
+}
+
+// created finishes a create once the record is written: the hooks, and the result.
+func (a *applier) created(ctx context.Context, cols map[string]any, entity json.RawMessage, version int64) (Result, error) {
 	if err := a.runHooks(ctx, "create", nil, entity); err != nil {
 		return Result{}, err
 	}
@@ -267,6 +312,12 @@ func (a *applier) prepareTask(ctx context.Context, cols map[string]any, values m
 
 // requireRepOfBranch checks that userID is an enabled rep of branch.
 func (a *applier) requireRepOfBranch(ctx context.Context, userID uuid.UUID, branch string, field string) error {
+	if ok, known := a.pre.userOf(userID, branch, rep); known {
+		if !ok {
+			return fieldErr("invalid_value", field, "%s must be an active rep of the branch.", field)
+		}
+		return nil
+	}
 	var ok bool
 	err := a.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND branch_id = $2::uuid AND role = 'rep' AND disabled_at IS NULL)`,
 		userID, branch).Scan(&ok)
@@ -285,6 +336,12 @@ var personFields = map[string]string{"agent_id": rep, "processor_id": processor}
 
 // requireUserOfBranch checks that userID is an enabled user of branch with role.
 func (a *applier) requireUserOfBranch(ctx context.Context, userID uuid.UUID, branch, role, field string) error {
+	if ok, known := a.pre.userOf(userID, branch, role); known {
+		if !ok {
+			return fieldErr("invalid_value", field, "%s must be an active %s of the branch.", field, role)
+		}
+		return nil
+	}
 	var ok bool
 	err := a.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND branch_id = $2::uuid AND role = $3 AND disabled_at IS NULL)`,
 		userID, branch, role).Scan(&ok)
@@ -337,27 +394,63 @@ func (a *applier) prepareCustomer(ctx context.Context, cols map[string]any, valu
 
 // update merges the mutation's fields into the current record by the conflict rules.
 func (a *applier) update(ctx context.Context, values map[string]any) (Result, error) {
-	cur, visible, err := a.load(ctx, a.m.Type, a.m.EntityID)
+	u, done, err := a.merge(ctx, values)
+	if err != nil || u == nil {
+		return done, err
+	}
+	// The moves a status write skipped are made first, each as its own write (mergeStatus).
+	if u.before, err = a.walkSteps(ctx, u.cur); err != nil {
+		return Result{}, err
+	}
+	var entity json.RawMessage
+	var version int64
+	if len(u.set) > 0 {
+		entity, version, err = a.write(ctx, u.set)
+	} else {
+		entity, version, err = a.entityOf(ctx, a.m.Type, a.m.EntityID)
+	}
 	if err != nil {
 		return Result{}, err
 	}
+	return a.updated(ctx, u, entity, version)
+}
+
+// merged is an update decided: the record as it was, the base the device saw, and the fields to
+// write (none: the record stays as it is).
+type merged struct {
+	cur  row
+	base int64
+	set  map[string]any
+	// before is the record as the moves a status write skipped left it (walkSteps), the before
+	// of the write's hooks; nil without such moves.
+	before json.RawMessage
+}
+
+// merge decides an update: what of the mutation's fields is written, and the conflicts, which it
+// records. It returns the result instead when the update ends without a write (the record was
+// deleted).
+func (a *applier) merge(ctx context.Context, values map[string]any) (*merged, Result, error) {
+	cur, visible, err := a.load(ctx, a.m.Type, a.m.EntityID)
+	if err != nil {
+		return nil, Result{}, err
+	}
 	if !visible && !a.isSystem() {
-		return Result{}, errForbidden("That %s is not yours to change.", a.m.Type)
+		return nil, Result{}, errForbidden("That %s is not yours to change.", a.m.Type)
 	}
 	base := *a.m.BaseVersion
 	if cur["deleted_at"] != nil {
 		// Delete wins over a concurrent update: the record is gone from every device. The
 		// rejection is a result, not an error, so that the recorded conflict is kept.
 		if err := a.record(ctx, cur, Conflict{Field: "*", Yours: a.m.Fields, Theirs: "deleted", Kept: "theirs", Rule: RuleDeleteWins}); err != nil {
-			return Result{}, err
+			return nil, Result{}, err
 		}
-		return rejected(a.m, rejectErr("deleted", "The %s was deleted; the change was not applied.", a.m.Type)), nil
+		return nil, rejected(a.m, rejectErr("deleted", "The %s was deleted; the change was not applied.", a.m.Type)), nil
 	}
 	if base > cur.version() {
-		return Result{}, fieldErr("invalid_value", "base_version", "base_version %d is newer than the record (%d).", base, cur.version())
+		return nil, Result{}, fieldErr("invalid_value", "base_version", "base_version %d is newer than the record (%d).", base, cur.version())
 	}
 	if err := a.checkRecordRights(cur); err != nil {
-		return Result{}, err
+		return nil, Result{}, err
 	}
 	a.refuseForbidden(a.visibleView(cur))
 
@@ -371,37 +464,30 @@ func (a *applier) update(ctx context.Context, values map[string]any) (Result, er
 	sort.Slice(names, func(i, j int) bool { return fieldOrder(names[i]) < fieldOrder(names[j]) })
 	for _, name := range names {
 		if err := a.mergeField(ctx, cur, set, name, values[name], base); err != nil {
-			return Result{}, err
+			return nil, Result{}, err
 		}
 	}
 	if err := a.checkFrozen(cur, set); err != nil {
-		return Result{}, err
+		return nil, Result{}, err
 	}
 	if err := a.derive(ctx, cur, set); err != nil {
-		return Result{}, err
+		return nil, Result{}, err
 	}
 	for _, c := range a.conflicts {
 		if err := a.record(ctx, cur, c); err != nil {
-			return Result{}, err
+			return nil, Result{}, err
 		}
 	}
-	before, err := a.walkSteps(ctx, cur)
-	if err != nil {
-		return Result{}, err
-	}
+	return &merged{cur: cur, base: base, set: set}, Result{}, nil
+}
 
-	var entity json.RawMessage
-	var version int64
-	if len(set) > 0 {
-		entity, version, err = a.write(ctx, set)
-	} else {
-		entity, version, err = a.entityOf(ctx, a.m.Type, a.m.EntityID)
-	}
-	if err != nil {
-		return Result{}, err
-	}
+// updated finishes an update once it is written (entity and version are the record as written,
+// or as it is when nothing was): the hooks, what follows from a task's new status, and the result.
+func (a *applier) updated(ctx context.Context, u *merged, entity json.RawMessage, version int64) (Result, error) {
+	cur, base, set, before := u.cur, u.base, u.set, u.before
 	if len(set) > 0 {
 		if before == nil {
+			var err error
 			if before, err = json.Marshal(a.visibleView(cur)); err != nil {
 				return Result{}, err
 			}
@@ -818,6 +904,19 @@ func (a *applier) derive(ctx context.Context, cur row, set map[string]any) error
 // write stores the merged fields, and returns the device's view of the record and its version
 // as written.
 func (a *applier) write(ctx context.Context, set map[string]any) (json.RawMessage, int64, error) {
+	sql, args := a.updateStatement(set)
+	var entity json.RawMessage
+	var version int64
+	err := a.tx.QueryRow(ctx, sql, args...).Scan(&entity, &version)
+	if err != nil {
+		return nil, 0, translateWriteError(err)
+	}
+	return entity, version, nil
+}
+
+// updateStatement is the statement that writes set to the record, returning the device's view of
+// it and its version.
+func (a *applier) updateStatement(set map[string]any) (string, []any) {
 	names := make([]string, 0, len(set))
 	for name := range set {
 		names = append(names, name)
@@ -829,14 +928,7 @@ func (a *applier) write(ctx context.Context, set map[string]any) (json.RawMessag
 		args = append(args, set[name])
 		assigns[i] = fmt.Sprintf("%s = $%d", name, i+2)
 	}
-	var entity json.RawMessage
-	var version int64
-	err := a.tx.QueryRow(ctx, fmt.Sprintf(`UPDATE %s AS t SET %s WHERE t.id = $1 RETURNING %s, t.version`, a.ent.table, strings.Join(assigns, ", "), a.ent.data),
-		args...).Scan(&entity, &version)
-	if err != nil {
-		return nil, 0, translateWriteError(err)
-	}
-	return entity, version, nil
+	return fmt.Sprintf(`UPDATE %s AS t SET %s WHERE t.id = $1 RETURNING %s, t.version`, a.ent.table, strings.Join(assigns, ", "), a.ent.data), args
 }
 
 // delete marks the record deleted, unless it changed since the device saw it: then the update
@@ -902,11 +994,17 @@ func (a *applier) record(ctx context.Context, cur row, c Conflict) error {
 	if a.id.UserID != uuid.Nil {
 		user = a.id.UserID
 	}
-	_, err := a.tx.Exec(ctx, `
+	q := queued{sql: `
 		INSERT INTO conflicts (id, branch_id, entity_type, entity_id, field, yours, theirs, kept, rule, mutation_id, user_id, device_id, client_time)
 		VALUES ($1, $2::uuid, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		uuid.Must(uuid.NewV7()), cur.str("branch_id"), a.m.Type, a.m.EntityID, c.Field, js(c.Yours), js(c.Theirs), js(c.Kept), c.Rule,
-		a.m.ID, user, device, a.m.ClientTime)
+		args: []any{uuid.Must(uuid.NewV7()), cur.str("branch_id"), a.m.Type, a.m.EntityID, c.Field, js(c.Yours), js(c.Theirs), js(c.Kept), c.Rule,
+			a.m.ID, user, device, a.m.ClientTime}}
+	if a.pre != nil {
+		// Written with the group's writes, in the same batch.
+		a.deferred = append(a.deferred, q)
+		return nil
+	}
+	_, err := a.tx.Exec(ctx, q.sql, q.args...)
 	if err != nil {
 		return fmt.Errorf("record conflict: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"sync/atomic"
 	"time"
 
 	"github.com/fieldsync/fieldsync/internal/branchwake"
@@ -35,6 +36,7 @@ type Config struct {
 
 // Engine applies mutations and serves pulls.
 type Engine struct {
+<<<<<<< HEAD
 	db *pgxpool.Pool
 	// read serves pulls and the screens' reads: a hot standby's pool (ReadFrom), or db.
 	read    *pgxpool.Pool
@@ -43,6 +45,18 @@ type Engine struct {
 	log     *slog.Logger
 	hub     *branchwake.Hub
 	hooks   []HookFunc
+=======
+	db    *pgxpool.Pool
+	cfg   Config
+	log   *slog.Logger
+	hub   *branchwake.Hub
+	hooks []HookFunc
+	// columns are the SQL types of the synced tables' columns, read when first needed
+	// (Engine.columnTypes).
+	columns atomic.Pointer[map[string]map[string]string]
+	// oneByOne turns off applying pushes as sets (pushgroup.go), for the tests that compare.
+	oneByOne bool
+>>>>>>> i13-push
 	// waits counts each user's long-polls (MaxWaitsPerUser).
 	waits *waitcap.Cap
 	// NowFunc returns the current time: time.Now, or a test's clock. It stamps when things end

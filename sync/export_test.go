@@ -41,3 +41,7 @@ func RecordOf(typ string, stored []byte) (map[string]any, error) {
 	}
 	return entities[typ].sends.of(r), nil
 }
+
+// ApplyOneByOne makes e apply every push mutation by mutation, never as a set: what a push as a
+// set must answer the same as.
+func ApplyOneByOne(e *Engine) { e.oneByOne = true }

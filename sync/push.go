@@ -28,23 +28,29 @@ func (e *Engine) Push(ctx context.Context, id *fieldsync.Identity, mutations []M
 	}
 	results := make([]Result, len(mutations))
 	err := e.write(ctx, func(tx pgx.Tx) error {
-		// One push per user at a time: a retry racing its own original waits for it, then
-		// finds its mutations applied.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`, id.UserID); err != nil {
-			return fmt.Errorf("lock pushes of user: %w", err)
-		}
 		// The push's bookkeeping costs two round trips, not two per mutation: the results of
-		// mutations seen before are read at once, and the new ones are stored at once.
-		p, err := e.startPush(ctx, tx, mutations)
+		// mutations seen before are read at once (with the user's lock), and the new ones are
+		// stored at once.
+		p, err := e.startPush(ctx, tx, id, mutations)
 		if err != nil {
 			return err
 		}
-		for i := range mutations {
+		for i := 0; i < len(mutations); {
+			// Mutations that do not depend on each other are applied as a set (pushgroup.go);
+			// the others one by one.
+			if g := p.group(id, mutations[i:], i); g != nil && !e.oneByOne {
+				if err := e.pushGroup(ctx, tx, id, g, results, p); err != nil {
+					return err
+				}
+				i += len(g)
+				continue
+			}
 			r, err := e.pushOne(ctx, tx, id, &mutations[i], p)
 			if err != nil {
 				return err
 			}
 			results[i] = r
+			i++
 		}
 		return p.store(ctx, tx, id)
 	})
@@ -84,6 +90,9 @@ type pushState struct {
 	results []string
 	// savepoint says whether the push's savepoint is set (see applyInSavepoint).
 	savepoint bool
+	// grouped says whether the savepoint of a group's writes is set and not released yet
+	// (pushGroup).
+	grouped bool
 }
 
 type storedResult struct {
@@ -94,14 +103,25 @@ type storedResult struct {
 	user uuid.UUID
 }
 
-// startPush reads the stored results of the push's mutation ids that were applied before.
-func (e *Engine) startPush(ctx context.Context, tx pgx.Tx, mutations []Mutation) (*pushState, error) {
+// startPush takes the user's push lock and reads the stored results of the push's mutation ids
+// that were applied before, in one round trip.
+func (e *Engine) startPush(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, mutations []Mutation) (*pushState, error) {
 	p := &pushState{stored: map[uuid.UUID]storedResult{}}
 	ids := make([]uuid.UUID, len(mutations))
 	for i := range mutations {
 		ids[i] = mutations[i].ID
 	}
-	rows, err := tx.Query(ctx, `SELECT id, request_hash, result, user_id FROM applied_mutations WHERE id = ANY($1)`, ids)
+	var b pgx.Batch
+	// One push per user at a time: a retry racing its own original waits for it, then finds its
+	// mutations applied. The lock is taken before the look-up, in the same batch.
+	b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`, id.UserID)
+	b.Queue(`SELECT id, request_hash, result, user_id FROM applied_mutations WHERE id = ANY($1)`, ids)
+	br := tx.SendBatch(ctx, &b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("lock pushes of user: %w", err)
+	}
+	rows, err := br.Query()
 	if err != nil {
 		return nil, fmt.Errorf("look up mutations: %w", err)
 	}
@@ -115,6 +135,10 @@ func (e *Engine) startPush(ctx context.Context, tx pgx.Tx, mutations []Mutation)
 		p.stored[id] = s
 	}
 	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up mutations: %w", err)
+	}
+	rows.Close()
+	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("look up mutations: %w", err)
 	}
 	return p, nil
@@ -163,13 +187,19 @@ func (e *Engine) pushOne(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity,
 	if err != nil {
 		return Result{}, err
 	}
+	return r, p.remember(m, hash, r, id)
+}
+
+// remember keeps the result of m, applied now, to be stored with the push and found by a replay
+// later in it.
+func (p *pushState) remember(m *Mutation, hash []byte, r Result, id *fieldsync.Identity) error {
 	data, err := json.Marshal(r)
 	if err != nil {
-		return Result{}, err
+		return err
 	}
 	p.stored[m.ID] = storedResult{hash: hash, result: data, user: id.UserID}
 	p.ids, p.hashes, p.results = append(p.ids, m.ID), append(p.hashes, hash), append(p.results, string(data))
-	return r, nil
+	return nil
 }
 
 // applyInSavepoint applies m so that a rejection undoes all of it and nothing else. The push's
@@ -181,10 +211,15 @@ func (e *Engine) applyInSavepoint(ctx context.Context, tx pgx.Tx, id *fieldsync.
 	if p.savepoint {
 		st.ahead = []string{`RELEASE SAVEPOINT mutation`, `SAVEPOINT mutation`}
 	}
+	if p.grouped {
+		// The group before this mutation is done with its savepoint.
+		st.ahead = append([]string{`RELEASE SAVEPOINT ` + groupSavepoint}, st.ahead...)
+	}
 	r, err := e.apply(ctx, st, id, m)
 	set := len(st.ahead) == 0
 	if set {
 		p.savepoint = true
+		p.grouped = false
 	}
 	var fe *fieldsync.Error
 	switch {
@@ -332,23 +367,40 @@ func rejected(m *Mutation, fe *fieldsync.Error) Result {
 // the device replaces its copy (which may hold its own edit) with the server's, without waiting
 // for a pull. It reads after the mutation's rollback, in the push's transaction.
 func (e *Engine) withRecord(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, m *Mutation, r Result) (Result, error) {
-	ent, ok := entities[m.Type]
-	if !ok || m.EntityID == uuid.Nil {
+	q, ok, err := e.recordQuery(id, m)
+	if err != nil {
+		return Result{}, err
+	}
+	if !ok {
 		r.Gone = GoneNotFound
 		return r, nil
+	}
+	return takeRecord(tx.QueryRow(ctx, q.sql, q.args...), m, r)
+}
+
+// recordQuery is withRecord's query of m's record; ok is false when m names none.
+func (e *Engine) recordQuery(id *fieldsync.Identity, m *Mutation) (q queued, ok bool, err error) {
+	ent, ok := entities[m.Type]
+	if !ok || m.EntityID == uuid.Nil {
+		return queued{}, false, nil
 	}
 	visible := "true"
 	if id.Role != RoleSystem {
 		pred, err := scopeOf(id.Role, m.Type)
 		if err != nil {
-			return Result{}, err
+			return queued{}, false, err
 		}
 		visible = pred
 	}
+	return queued{sql: fmt.Sprintf(`SELECT t.version, %s, (%s), (%s) FROM %s t, %s WHERE t.id = $5`, ent.data, ent.alive, visible, ent.table, params),
+		args: []any{id.UserID, id.BranchID, e.cfg.ScopeWindow, e.sqlNow(), m.EntityID}}, true, nil
+}
+
+// takeRecord gives r the record recordQuery read into row, or says why there is none.
+func takeRecord(row pgx.Row, m *Mutation, r Result) (Result, error) {
 	var data []byte
 	var alive, seen bool
-	err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT t.version, %s, (%s), (%s) FROM %s t, %s WHERE t.id = $5`, ent.data, ent.alive, visible, ent.table, params),
-		id.UserID, id.BranchID, e.cfg.ScopeWindow, e.sqlNow(), m.EntityID).Scan(&r.Version, &data, &alive, &seen)
+	err := row.Scan(&r.Version, &data, &alive, &seen)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		r.Version, r.Gone = 0, GoneNotFound

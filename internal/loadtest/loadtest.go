@@ -47,6 +47,9 @@ type Options struct {
 	UploadBytes int `json:"upload_bytes"`
 	// NotifyEvents is how many reassignments the notification latency is measured over.
 	NotifyEvents int `json:"notify_events"`
+	// PushTasks are the sizes of branch (tasks) the push phase runs at, one measurement each:
+	// how the figures grow with the tables. The goals are held at the first.
+	PushTasks []int `json:"push_tasks,omitempty"`
 	// Phases are the phases to run, by name (notify, push, pull, snapshot, upload, longpoll);
 	// empty runs every one. The goals of a phase not run are reported as not run.
 	Phases []string `json:"phases,omitempty"`
@@ -85,6 +88,13 @@ func (o *Options) setDefaults() {
 	defd(&o.Think, time.Second, 200*time.Millisecond)
 	defd(&o.Wait, 25*time.Second, 2*time.Second)
 	o.Writers = min(o.Writers, o.Devices)
+	if len(o.PushTasks) == 0 {
+		// Quick: as few as the workers need (push raises it to that).
+		o.PushTasks = []int{1000, 100000}
+		if o.Quick {
+			o.PushTasks = []int{1}
+		}
+	}
 }
 
 // Target is the server under test and what stands behind it.

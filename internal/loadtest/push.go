@@ -12,10 +12,9 @@ import (
 // pushBatch is how many mutations one push holds: a phone that was offline a while.
 const pushBatch = 100
 
-// pushSet is one worker's records: a branch with a manager (who may write all of them), tasks
-// and customers to update, and tasks to add notes to. Each worker has its own, so workers never
-// wait on each other's row locks, and the API's and the baseline's workers never touch the same
-// rows.
+// pushSet is one worker's records: tasks to retitle and add notes to, and their customers to
+// give new phone numbers, in a branch whose managers may write all of them. Each worker has its
+// own, so workers never wait on each other's row locks.
 type pushSet struct {
 	branch    uuid.UUID
 	manager   seededUser
@@ -25,41 +24,71 @@ type pushSet struct {
 	next      int                 // the next batch
 }
 
-func (r *run) newPushSet(ctx context.Context) (*pushSet, error) {
+// pushSetTasks is how many tasks (and customers) each worker writes: a batch touches 40 tasks and
+// 30 customers, none twice.
+const pushSetTasks = 50
+
+// pushBranch makes a branch of tasks tasks (each with its claim and customer, the tasks assigned
+// to reps of about 50 tasks each) and a manager per worker, and returns the sets of n workers of
+// the API and of the baselines: their own rows when the branch is large enough, else the same
+// rows (the baselines write after the API, never beside it).
+func (r *run) pushBranch(ctx context.Context, tasks, n int) (api, raw []*pushSet, err error) {
 	branch, err := r.seed.branch(ctx, "Bench push")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	managers, err := r.seed.users(ctx, branch, "manager", 1)
+	managers, err := r.seed.users(ctx, branch, "manager", n)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	reps, err := r.seed.users(ctx, branch, "rep", 1)
+	reps, err := r.seed.users(ctx, branch, "rep", max(1, tasks/50))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	// 40 claims of 40 customers, two tasks each, as the engine's benchmark has.
-	assignees := make([]uuid.UUID, 80)
-	for i := range assignees {
-		assignees[i] = reps[0].ID
+	w := &work{}
+	// In transactions of 10,000 tasks: a large branch is not one huge transaction.
+	for done := 0; done < tasks; {
+		k := min(10000, tasks-done)
+		assignees := make([]uuid.UUID, k)
+		for i := range assignees {
+			assignees[i] = reps[(done+i)/50%len(reps)].ID
+		}
+		part, err := r.seed.tasks(ctx, branch, assignees)
+		if err != nil {
+			return nil, nil, err
+		}
+		w.Tasks, w.Customers = append(w.Tasks, part.Tasks...), append(w.Customers, part.Customers...)
+		done += k
 	}
-	w, err := r.seed.tasks(ctx, branch, assignees)
-	if err != nil {
-		return nil, err
+	// Statistics as a database that grew to this size has them: the triggers' plans (the change
+	// log's audience of each write) are chosen by them.
+	if _, err := r.pool.Exec(ctx, `ANALYZE tasks, claims, customers, task_notes, users`); err != nil {
+		return nil, nil, fmt.Errorf("analyze: %w", err)
 	}
-	s := &pushSet{branch: branch, manager: managers[0], tasks: w.Tasks, customers: w.Customers[:40]}
-	// The customers of the second 40 tasks are left alone: each claim here has its own customer.
-	if s.versions, err = r.seed.versions(ctx, "tasks", s.tasks); err != nil {
-		return nil, err
+	sets := make([]*pushSet, 0, 2*n)
+	for i := 0; i < 2*n && (i+1)*pushSetTasks <= tasks; i++ {
+		lo, hi := i*pushSetTasks, (i+1)*pushSetTasks
+		s := &pushSet{branch: branch, manager: managers[i%n], tasks: w.Tasks[lo:hi], customers: w.Customers[lo:hi]}
+		if s.versions, err = r.seed.versions(ctx, "tasks", s.tasks); err != nil {
+			return nil, nil, err
+		}
+		cv, err := r.seed.versions(ctx, "customers", s.customers)
+		if err != nil {
+			return nil, nil, err
+		}
+		for id, v := range cv {
+			s.versions[id] = v
+		}
+		sets = append(sets, s)
 	}
-	cv, err := r.seed.versions(ctx, "customers", s.customers)
-	if err != nil {
-		return nil, err
+	if len(sets) < n {
+		return nil, nil, fmt.Errorf("%d tasks are too few for %d workers of %d tasks each", tasks, n, pushSetTasks)
 	}
-	for id, v := range cv {
-		s.versions[id] = v
+	api, raw = sets[:n], sets[:n]
+	if len(sets) == 2*n {
+		raw = sets[n:]
 	}
-	return s, nil
+	return api, raw, nil
 }
 
 // pushWrite is one row write of a batch: a task retitled, a customer's phone changed, or a note.
@@ -113,32 +142,47 @@ func (s *pushSet) mutations(ws []pushWrite) []client.Mutation {
 	return ms
 }
 
-// push measures pushes of 100 mutations by as many devices at once as the server has database
-// connections, against raw pgx writing the same rows of the same tables (same statements, one
-// transaction per batch, statement after statement as the engine sends them), with as many
-// workers and connections. The tables keep their triggers: versioning and the change log are
-// part of every write to them, whoever writes.
+// push measures pushes at each size of branch (Options.PushTasks).
 func (r *run) push(ctx context.Context) error {
+	for i, tasks := range r.o.PushTasks {
+		// Each worker needs its own rows.
+		size, err := r.pushAt(ctx, max(tasks, r.conns*pushSetTasks))
+		if err != nil {
+			return err
+		}
+		r.report.PushSizes = append(r.report.PushSizes, size)
+		if i == 0 {
+			r.report.Push, r.report.PushSet = size.row(), size.set()
+		}
+	}
+	return nil
+}
+
+// pushAt measures pushes of 100 mutations by as many devices at once as the server has database
+// connections, in a branch of tasks tasks, against raw pgx writing the same rows of the same
+// tables with as many workers and connections, a transaction per batch, in two ways: statement
+// after statement as the engine sent them before it wrote in sets (a row at a time), and a
+// statement per table (a set at a time: an UPDATE from unnest per table, the notes inserted from
+// unnest, sent in one batch). The tables keep their triggers: versioning and the change log are
+// part of every write to them, whoever writes.
+func (r *run) pushAt(ctx context.Context, tasks int) (PushSize, error) {
 	n := r.conns
-	api, raw := make([]*pushSet, n), make([]*pushSet, n)
-	var managers []seededUser
-	for i := range n {
-		var err error
-		if api[i], err = r.newPushSet(ctx); err != nil {
-			return err
-		}
-		if raw[i], err = r.newPushSet(ctx); err != nil {
-			return err
-		}
-		managers = append(managers, api[i].manager)
+	r.progress("push: a branch of %d tasks", tasks)
+	api, raw, err := r.pushBranch(ctx, tasks, n)
+	if err != nil {
+		return PushSize{}, err
+	}
+	managers := make([]seededUser, n)
+	for i := range api {
+		managers[i] = api[i].manager
 	}
 	clients, err := r.login(ctx, managers, 1)
 	if err != nil {
-		return err
+		return PushSize{}, err
 	}
 
 	p := r.begin()
-	wait := r.profile(ctx, "push", r.o.Phase)
+	wait := r.profile(ctx, fmt.Sprintf("push%d", tasks), r.o.Phase)
 	ops, elapsed, err := timed(ctx, n, r.o.Phase, func(ctx context.Context, w int) error {
 		s := api[w]
 		ms := s.mutations(s.batch())
@@ -157,11 +201,11 @@ func (r *run) push(ctx context.Context) error {
 	usage := r.end(p)
 	wait()
 	if err != nil {
-		return err
+		return PushSize{}, err
 	}
 	apiRate := float64(ops*pushBatch) / elapsed.Seconds()
 
-	baseOps, baseElapsed, err := timed(ctx, n, r.o.Phase, func(ctx context.Context, w int) error {
+	rowOps, rowElapsed, err := timed(ctx, n, r.o.Phase, func(ctx context.Context, w int) error {
 		s := raw[w]
 		ws := s.batch()
 		return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
@@ -184,13 +228,50 @@ func (r *run) push(ctx context.Context) error {
 		})
 	})
 	if err != nil {
-		return err
+		return PushSize{}, err
 	}
-	baseRate := float64(baseOps*pushBatch) / baseElapsed.Seconds()
-	r.report.Push = Throughput{Unit: "mutations/s", API: round(apiRate, 1), Baseline: round(baseRate, 1), Ratio: round(apiRate/baseRate, 3),
-		APIName: "POST /v1/sync/push", BaseName: "raw pgx UPDATE/INSERT, a transaction per batch",
-		Concurrency: n, Size: pushBatch, APIOps: ops, BaseOps: baseOps, Server: usage}
-	r.report.Push.perUnit(float64(ops * pushBatch))
-	r.progress("push: %.0f mutations/s through the API, %.0f rows/s raw (%.0f%%)", apiRate, baseRate, 100*apiRate/baseRate)
+	setOps, setElapsed, err := timed(ctx, n, r.o.Phase, func(ctx context.Context, w int) error {
+		s := raw[w]
+		return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error { return writeSet(ctx, tx, s, s.batch()) })
+	})
+	if err != nil {
+		return PushSize{}, err
+	}
+	size := PushSize{Tasks: tasks, Concurrency: n, Size: pushBatch, Server: usage,
+		API: round(apiRate, 1), APIOps: ops,
+		RowBaseline: round(float64(rowOps*pushBatch)/rowElapsed.Seconds(), 1), RowOps: rowOps,
+		SetBaseline: round(float64(setOps*pushBatch)/setElapsed.Seconds(), 1), SetOps: setOps}
+	size.RowRatio, size.SetRatio = round(size.API/size.RowBaseline, 3), round(size.API/size.SetBaseline, 3)
+	if units := float64(ops * pushBatch); units > 0 {
+		size.ServerCPUPerUnit = round(usage.CPUSeconds*1e6/units, 1)
+	}
+	r.progress("push, %d tasks: %.0f mutations/s through the API; raw %.0f rows/s a row at a time (%.0f%%), %.0f rows/s a set at a time (%.0f%%)",
+		tasks, size.API, size.RowBaseline, 100*size.RowRatio, size.SetBaseline, 100*size.SetRatio)
+	return size, nil
+}
+
+// writeSet writes a batch as sets: a statement per table, the three sent at once.
+func writeSet(ctx context.Context, tx pgx.Tx, s *pushSet, ws []pushWrite) error {
+	var taskIDs, customerIDs, noteIDs, noteTasks []uuid.UUID
+	var titles, phones, bodies []string
+	for _, w := range ws {
+		switch w.kind {
+		case 0:
+			taskIDs, titles = append(taskIDs, w.id), append(titles, w.value)
+		case 1:
+			customerIDs, phones = append(customerIDs, w.id), append(phones, w.value)
+		default:
+			noteIDs, noteTasks, bodies = append(noteIDs, w.id), append(noteTasks, w.task), append(bodies, w.value)
+		}
+	}
+	var b pgx.Batch
+	b.Queue(`UPDATE tasks t SET title = v.title FROM unnest($1::uuid[], $2::text[]) AS v(id, title) WHERE t.id = v.id`, taskIDs, titles)
+	b.Queue(`UPDATE customers c SET phone = v.phone FROM unnest($1::uuid[], $2::text[]) AS v(id, phone) WHERE c.id = v.id`, customerIDs, phones)
+	b.Queue(`INSERT INTO task_notes (id, task_id, branch_id, author_id, body)
+		SELECT id, task, $3, $4, body FROM unnest($1::uuid[], $2::uuid[], $5::text[]) AS n(id, task, body)`,
+		noteIDs, noteTasks, s.branch, s.manager.ID, bodies)
+	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+		return fmt.Errorf("raw set write: %w", err)
+	}
 	return nil
 }

@@ -17,6 +17,7 @@ type Report struct {
 	Options     Options     `json:"options"`
 	Environment Environment `json:"environment"`
 
+<<<<<<< HEAD
 	Push        Throughput  `json:"push"`
 	Pull        Throughput  `json:"pull"`
 	InitialSync InitialSync `json:"initial_sync"`
@@ -25,6 +26,15 @@ type Report struct {
 	// PullStandby is the pull rate with a standby's server beside the primary's against the
 	// primary's alone (FIELDSYNC_READ_DATABASE_URL); zero when no standby could be made.
 	PullStandby  Throughput   `json:"pull_standby"`
+=======
+	// Push is the push phase at its first size against the baseline a row at a time, PushSet
+	// against the baseline a set at a time; PushSizes are every size's figures.
+	Push         Throughput   `json:"push"`
+	PushSet      Throughput   `json:"push_set"`
+	PushSizes    []PushSize   `json:"push_sizes,omitempty"`
+	Pull         Throughput   `json:"pull"`
+	InitialSync  InitialSync  `json:"initial_sync"`
+>>>>>>> i13-push
 	Upload       Throughput   `json:"upload"`
 	Notification Notification `json:"notification"`
 	LongPoll     LongPoll     `json:"long_poll"`
@@ -68,6 +78,41 @@ type Throughput struct {
 	ServerCPUPerUnit float64 `json:"server_cpu_us_per_unit"`
 	// Server is what the server process used while the API side ran.
 	Server Usage `json:"server"`
+}
+
+// PushSize is the push phase in a branch of Tasks tasks: mutations/s through the API, and rows/s
+// of raw pgx writing the same rows a row at a time (a statement each) and a set at a time (a
+// statement per table), in the same run.
+type PushSize struct {
+	Tasks       int     `json:"tasks"`
+	Concurrency int     `json:"concurrency"`
+	Size        int64   `json:"size"` // mutations a push
+	API         float64 `json:"api"`
+	RowBaseline float64 `json:"row_baseline"`
+	SetBaseline float64 `json:"set_baseline"`
+	RowRatio    float64 `json:"row_ratio"`
+	SetRatio    float64 `json:"set_ratio"`
+	APIOps      int64   `json:"api_ops"`
+	RowOps      int64   `json:"row_ops"`
+	SetOps      int64   `json:"set_ops"`
+	// ServerCPUPerUnit is the server's CPU time per mutation, in microseconds.
+	ServerCPUPerUnit float64 `json:"server_cpu_us_per_unit"`
+	Server           Usage   `json:"server"`
+}
+
+// row is the size's figures against the baseline a row at a time.
+func (p PushSize) row() Throughput {
+	return Throughput{Unit: "mutations/s", API: p.API, Baseline: p.RowBaseline, Ratio: p.RowRatio,
+		APIName: "POST /v1/sync/push", BaseName: "raw pgx UPDATE/INSERT a row at a time, a transaction per batch",
+		Concurrency: p.Concurrency, Size: p.Size, APIOps: p.APIOps, BaseOps: p.RowOps, ServerCPUPerUnit: p.ServerCPUPerUnit, Server: p.Server}
+}
+
+// set is the size's figures against the baseline a set at a time.
+func (p PushSize) set() Throughput {
+	t := p.row()
+	t.Baseline, t.Ratio, t.BaseOps = p.SetBaseline, p.SetRatio, p.SetOps
+	t.BaseName = "raw pgx UPDATE/INSERT from unnest, a statement per table, a transaction per batch"
+	return t
 }
 
 // perUnit sets ServerCPUPerUnit from the server's CPU time over units of work.
@@ -161,17 +206,32 @@ type Goal struct {
 // The goals of issue 6.
 const (
 	GoalPushRatio = 0.50
+<<<<<<< HEAD
 	GoalPullRatio = 0.80
 	// GoalInitialSyncSeconds bounds a rep's first sync of 100,000 records (server time).
 	GoalInitialSyncSeconds = 1.5
 	GoalUploadRatio        = 0.80
 	GoalWriterP99MS        = 100
 	GoalServerMB           = 300
+=======
+	// GoalPushSetRatio is push against raw pgx writing the same rows a set at a time, and
+	// GoalPushRate its rate on the 2-core machine of issue 13.
+	GoalPushSetRatio = 0.30
+	GoalPushRate     = 10000
+	GoalPullRatio    = 0.60
+	GoalUploadRatio  = 0.80
+	GoalWriterP99MS  = 100
+	GoalServerMB     = 300
+>>>>>>> i13-push
 )
 
 func (r *Report) judge(ran func(phase string) bool) {
 	r.Goals = []Goal{
 		{Name: "push", Target: "≥ " + pct(GoalPushRatio) + " of raw pgx", Measured: pct(r.Push.Ratio), Value: r.Push.Ratio, Met: r.Push.Ratio >= GoalPushRatio},
+		{Name: "push_set", Target: "≥ " + pct(GoalPushSetRatio) + " of raw pgx in sets", Measured: pct(r.PushSet.Ratio), Value: r.PushSet.Ratio,
+			Met: r.PushSet.Ratio >= GoalPushSetRatio},
+		{Name: "push_rate", Target: fmt.Sprintf("≥ %d mutations/s", GoalPushRate), Measured: fmt.Sprintf("%.0f mutations/s", r.Push.API), Value: r.Push.API,
+			Met: r.Push.API >= GoalPushRate},
 		{Name: "pull", Target: "≥ " + pct(GoalPullRatio) + " of raw pgx", Measured: pct(r.Pull.Ratio), Value: r.Pull.Ratio, Met: r.Pull.Ratio >= GoalPullRatio},
 		{Name: "initial_sync_large", Target: fmt.Sprintf("≤ %.1f s for %d records", GoalInitialSyncSeconds, r.InitialSyncLarge.Records),
 			Measured: fmt.Sprintf("%.3f s", r.InitialSyncLarge.APISeconds), Value: r.InitialSyncLarge.APISeconds,
@@ -183,7 +243,11 @@ func (r *Report) judge(ran func(phase string) bool) {
 		{Name: "server_memory", Target: fmt.Sprintf("peak RSS < %d MB", GoalServerMB), Measured: fmt.Sprintf("%.0f MB", r.Server.PeakRSSMB),
 			Value: r.Server.PeakRSSMB, Met: r.Server.Error == "" && r.Server.PeakRSSMB > 0 && r.Server.PeakRSSMB < GoalServerMB},
 	}
+<<<<<<< HEAD
 	phaseOf := map[string]string{"push": "push", "pull": "pull", "initial_sync_large": "snapshot", "upload": "upload", "writers_p99": "longpoll"}
+=======
+	phaseOf := map[string]string{"push": "push", "push_set": "push", "push_rate": "push", "pull": "pull", "upload": "upload", "writers_p99": "longpoll"}
+>>>>>>> i13-push
 	for i, g := range r.Goals {
 		if p, ok := phaseOf[g.Name]; ok && !ran(p) {
 			r.Goals[i] = Goal{Name: g.Name, Target: g.Target, Measured: "not run", NotRun: true}
@@ -221,6 +285,14 @@ func metStr(g Goal) string {
 	return "MISSED"
 }
 
+// goalStr is metStr of a goal the row holds, or nothing.
+func goalStr(g Goal) string {
+	if g.Name == "" {
+		return ""
+	}
+	return metStr(g)
+}
+
 func goal(r *Report, name string) Goal {
 	for _, g := range r.Goals {
 		if g.Name == name {
@@ -245,11 +317,24 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
 	ran := func(name string) bool { return !goal(r, name).NotRun }
 	tp := func(label string, t Throughput, g Goal, unitAPI, unitBase, unit string) {
-		row(label, num(t.API)+" "+unitAPI, num(t.Baseline)+" "+unitBase, pct(t.Ratio), g.Target, metStr(g),
+		row(label, num(t.API)+" "+unitAPI, num(t.Baseline)+" "+unitBase, pct(t.Ratio), g.Target, goalStr(g),
 			fmt.Sprintf("%.0f µs per %s", t.ServerCPUPerUnit, unit), use(t.Server))
 	}
 	if ran("push") {
-		tp(fmt.Sprintf("push (%d mutations a push, %d at once)", r.Push.Size, r.Push.Concurrency), r.Push, goal(r, "push"), "mutations/s", "rows/s pgx", "mutation")
+		for i, p := range r.PushSizes {
+			label := fmt.Sprintf("push (%d mutations a push, %d at once, %d tasks a branch)", p.Size, p.Concurrency, p.Tasks)
+			t, ts := p.row(), p.set()
+			var g, gs, gr Goal
+			if i == 0 {
+				// The goals are held at the first size; the others show how the figures grow.
+				g, gs, gr = goal(r, "push"), goal(r, "push_set"), goal(r, "push_rate")
+			}
+			tp(label, t, g, "mutations/s", "rows/s pgx, a row at a time", "mutation")
+			row("  the same, against rows written in sets", "", num(ts.Baseline)+" rows/s pgx, a set at a time", pct(ts.Ratio), gs.Target, goalStr(gs), "", "\t")
+			if i == 0 {
+				row("  the rate on this machine", num(p.API)+" mutations/s", "", "", gr.Target, goalStr(gr), "", "\t")
+			}
+		}
 	}
 	if ran("pull") {
 		tp(fmt.Sprintf("pull (%d changes a page, %d at once)", r.Pull.Size, r.Pull.Concurrency), r.Pull, goal(r, "pull"), "changes/s", "rows/s pgx", "change")
