@@ -1,6 +1,6 @@
 // Package loadtest is the load tool behind `fieldsync bench`: it measures a running fieldsync
 // server through its public API, each figure next to a raw baseline of the same work measured in
-// the same run, and judges the goals of issue 6.
+// the same run, and judges the goals (goals.go: issue 13's, and issue 6's memory bound).
 //
 // The phases, in order (Run):
 //
