@@ -23,8 +23,11 @@ type Options struct {
 	// Quick shrinks everything to a run of seconds, for CI and tests: the figures show the tool
 	// works, not how fast the server is.
 	Quick bool `json:"quick"`
-	// Devices long-poll during the load phase; Writers of them also push small mutations.
-	Devices int `json:"devices"`
+	// Devices long-poll during the load phase; Writers of them also push small mutations. The
+	// phase runs with DevicesSmall first, then Devices, so that growth shows; the goals are held
+	// to Devices.
+	Devices      int `json:"devices"`
+	DevicesSmall int `json:"devices_small"`
 	Writers int `json:"writers"`
 	// DevicesPerRep and RepsPerBranch lay the devices out: a long-poll wakes at every commit in
 	// its user's branch, so the branch size decides how many wake per write.
@@ -70,7 +73,8 @@ func (o *Options) setDefaults() {
 			}
 		}
 	}
-	def(&o.Devices, 1000, 12)
+	def(&o.Devices, GoalDevices, 12)
+	def(&o.DevicesSmall, 1000, 6)
 	def(&o.Writers, 100, 4)
 	def(&o.DevicesPerRep, 1, 1)
 	def(&o.RepsPerBranch, 50, 4)
@@ -82,6 +86,7 @@ func (o *Options) setDefaults() {
 	defd(&o.Think, time.Second, 200*time.Millisecond)
 	defd(&o.Wait, 25*time.Second, 2*time.Second)
 	o.Writers = min(o.Writers, o.Devices)
+	o.DevicesSmall = min(o.DevicesSmall, o.Devices)
 }
 
 // Target is the server under test and what stands behind it.

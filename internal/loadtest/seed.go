@@ -162,22 +162,37 @@ func (s *seeder) versions(ctx context.Context, table string, ids []uuid.UUID) (m
 // (about 30 ms of one core and 19 MiB), as a login storm would.
 const loginConcurrency = 4
 
+// stormConcurrency is how many sign-ins run at once in the long-poll phase's storm: phones at
+// the start of a shift, more than the server hashes at once (its hash slots), so that its
+// bound, not the tool's, decides the server's memory.
+const stormConcurrency = 64
+
 // login signs in each of users on devices new devices, perUser each, and returns the clients in
 // order (user 0's devices first).
 func (r *run) login(ctx context.Context, users []seededUser, perUser int) ([]*client.Client, error) {
+	return r.loginAt(ctx, users, perUser, loginConcurrency)
+}
+
+// loginStorm is login with stormConcurrency at once.
+func (r *run) loginStorm(ctx context.Context, users []seededUser, perUser int) ([]*client.Client, error) {
+	return r.loginAt(ctx, users, perUser, stormConcurrency)
+}
+
+func (r *run) loginAt(ctx context.Context, users []seededUser, perUser, concurrency int) ([]*client.Client, error) {
 	out := make([]*client.Client, len(users)*perUser)
 	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(loginConcurrency)
+	g.SetLimit(concurrency)
 	for i := range out {
 		u := users[i/perUser]
 		g.Go(func() error {
 			c := client.New(r.t.BaseURL, r.http, client.Device{ID: uuid.Must(uuid.NewV7()), Platform: "android", Name: "bench device", AppVersion: "bench"})
 			var err error
-			for attempt := 0; attempt < 5; attempt++ {
+			// A server busy hashing answers 503 server_busy: the phone tries again a moment later.
+			for attempt := 0; attempt < 30; attempt++ {
 				if err = c.Login(ctx, u.Login, password); err == nil || !client.Retryable(err) {
 					break
 				}
-				time.Sleep(time.Second)
+				sleep(ctx, time.Second)
 			}
 			if err != nil {
 				return fmt.Errorf("sign in as %s: %w", u.Login, err)
