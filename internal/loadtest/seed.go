@@ -3,6 +3,7 @@ package loadtest
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/fieldsync/fieldsync/account"
@@ -165,7 +166,7 @@ const loginConcurrency = 4
 // stormConcurrency is how many sign-ins run at once in the long-poll phase's storm: phones at
 // the start of a shift, more than the server hashes at once (its hash slots), so that its
 // bound, not the tool's, decides the server's memory.
-const stormConcurrency = 64
+const stormConcurrency = 32
 
 // login signs in each of users on devices new devices, perUser each, and returns the clients in
 // order (user 0's devices first).
@@ -187,12 +188,13 @@ func (r *run) loginAt(ctx context.Context, users []seededUser, perUser, concurre
 		g.Go(func() error {
 			c := client.New(r.t.BaseURL, r.http, client.Device{ID: uuid.Must(uuid.NewV7()), Platform: "android", Name: "bench device", AppVersion: "bench"})
 			var err error
-			// A server busy hashing answers 503 server_busy: the phone tries again a moment later.
-			for attempt := 0; attempt < 30; attempt++ {
-				if err = c.Login(ctx, u.Login, password); err == nil || !client.Retryable(err) {
+			// A server busy hashing answers 503 server_busy: the phone tries again a moment later
+			// (jittered, so the retries do not come back together), for as long as a storm lasts.
+			for deadline := time.Now().Add(5 * time.Minute); ; {
+				if err = c.Login(ctx, u.Login, password); err == nil || !client.Retryable(err) || time.Now().After(deadline) {
 					break
 				}
-				sleep(ctx, time.Second)
+				sleep(ctx, time.Second/2+rand.N(time.Second))
 			}
 			if err != nil {
 				return fmt.Errorf("sign in as %s: %w", u.Login, err)
