@@ -28,7 +28,7 @@ type Options struct {
 	// to Devices.
 	Devices      int `json:"devices"`
 	DevicesSmall int `json:"devices_small"`
-	Writers int `json:"writers"`
+	Writers      int `json:"writers"`
 	// DevicesPerRep and RepsPerBranch lay the devices out: a long-poll wakes at every commit in
 	// its user's branch, so the branch size decides how many wake per write.
 	DevicesPerRep int `json:"devices_per_rep"`

@@ -161,13 +161,13 @@ func (r *run) upload(ctx context.Context) error {
 	tusdRate := float64(tusdOps) * float64(len(file)) / 1e6 / tusdElapsed.Seconds()
 
 	r.report.Upload = Throughput{Unit: "MB/s", API: round(apiRate, 1), Baseline: round(baseRate, 1), Ratio: round(apiRate/baseRate, 3),
-		APIName:  "tus: POST /v1/uploads/, one PATCH with Upload-Checksum sha256",
-		BaseName: fmt.Sprintf("minio-go PutObject, unsigned payload, %s parts, %d at once", size(media.PartSize), putObjectThreads),
+		APIName:     "tus: POST /v1/uploads/, one PATCH with Upload-Checksum sha256",
+		BaseName:    fmt.Sprintf("minio-go PutObject, unsigned payload, %s parts, %d at once", size(media.PartSize), putObjectThreads),
 		Concurrency: uploadConcurrency, Size: int64(len(file)), APIOps: ops, BaseOps: baseOps, Server: usage}
 	r.report.Upload.perUnit(float64(ops) * float64(len(file)) / 1e6)
 	r.report.UploadTusd = Throughput{Unit: "MB/s", API: round(apiRate, 1), Baseline: round(tusdRate, 1), Ratio: round(apiRate/tusdRate, 3),
-		APIName:  r.report.Upload.APIName,
-		BaseName: fmt.Sprintf("tusd v2 (s3store, aws-sdk-go-v2), the same client and PATCH, %s parts", size(media.PartSize)),
+		APIName:     r.report.Upload.APIName,
+		BaseName:    fmt.Sprintf("tusd v2 (s3store, aws-sdk-go-v2), the same client and PATCH, %s parts", size(media.PartSize)),
 		Concurrency: uploadConcurrency, Size: int64(len(file)), APIOps: ops, BaseOps: tusdOps, Server: usage,
 		ServerCPUPerUnit: r.report.Upload.ServerCPUPerUnit}
 	r.progress("upload: tusd %.0f MB/s (ours %.0f%% of it)", tusdRate, 100*apiRate/tusdRate)
