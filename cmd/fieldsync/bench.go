@@ -41,6 +41,7 @@ func cmdBench(ctx context.Context, cfg config, args []string, stdout, stderr io.
 	fs.BoolVar(&o.Quick, "quick", false, "small sizes: a run of seconds, for CI and tests")
 	fs.IntVar(&o.Devices, "devices", 0, "devices long-polling during the load, the size the goals are held to (default 5000)")
 	fs.IntVar(&o.DevicesSmall, "devices-small", 0, "devices long-polling in the load's first, smaller run, so that growth shows (default 1000)")
+	fs.IntVar(&o.SignInStorm, "sign-in-storm", 0, "users of those who sign in at the production password-hash cost, all at once (default 500; the others' hash is cheap)")
 	fs.IntVar(&o.Writers, "writers", 0, "devices of those that push small mutations meanwhile (default 100)")
 	fs.DurationVar(&o.Duration, "duration", 0, "how long the writers write while the devices long-poll (default 60s)")
 	fs.DurationVar(&o.Phase, "phase", 0, "how long each throughput measurement runs, API and baseline each (default 10s)")

@@ -33,6 +33,9 @@ type Options struct {
 	// its user's branch, so the branch size decides how many wake per write.
 	DevicesPerRep int `json:"devices_per_rep"`
 	RepsPerBranch int `json:"reps_per_branch"`
+	// SignInStorm is how many of the long-poll phase's users sign in at the production argon2id
+	// cost, all at once: the storm whose memory is measured. The others sign in cheaply.
+	SignInStorm int `json:"sign_in_storm"`
 	// Duration is how long the writers write while the devices long-poll.
 	Duration time.Duration `json:"duration"`
 	// Phase is how long each throughput measurement runs (push, pull, upload; API and baseline
@@ -75,6 +78,7 @@ func (o *Options) setDefaults() {
 	}
 	def(&o.Devices, GoalDevices, 12)
 	def(&o.DevicesSmall, 1000, 6)
+	def(&o.SignInStorm, 500, 12)
 	def(&o.Writers, 100, 4)
 	def(&o.DevicesPerRep, 1, 1)
 	def(&o.RepsPerBranch, 50, 4)
