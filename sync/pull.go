@@ -93,10 +93,11 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 	}
 	waited := false
 	for {
-		var wake <-chan struct{}
+		var wake, anyCommit <-chan struct{}
 		if watcher != nil {
 			watcher.Rearm()
 			wake = watcher.Ready()
+			anyCommit = e.hub.NextCommit() // asked before the look, so no commit after it is missed
 		}
 		if waited && req.RecheckFunc != nil {
 			if err := req.RecheckFunc(ctx); err != nil {
@@ -112,8 +113,9 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 		}
 		c = next
 		// Nothing for this caller yet. A change may be committed but still behind an older open
-		// transaction; if so, look again shortly (it is served the moment that one ends), else
-		// sleep until the next commit in the branch.
+		// transaction; if so, look again when the next commit is announced (most likely that
+		// transaction's) or shortly (one that announces nothing), else sleep until the next
+		// commit in the branch.
 		pending, err := e.pendingBehindXmin(ctx, id, c)
 		if err != nil {
 			return "", false, err
@@ -122,9 +124,12 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 		if pending {
 			retry = time.After(backoff)
 			backoff = min(backoff*2, time.Second)
+		} else {
+			anyCommit = nil
 		}
 		select {
 		case <-wake:
+		case <-anyCommit:
 		case <-retry:
 		case <-deadline.C:
 			if req.RecheckFunc != nil {
