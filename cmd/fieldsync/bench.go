@@ -167,9 +167,7 @@ func cmdBench(ctx context.Context, cfg config, args []string, stdout, stderr io.
 	defer server.stop(stderr)
 	target.ServerPID = server.cmd.Process.Pid
 	fmt.Fprintf(stderr, "bench: server (pid %d) at %s over database fieldsync_%s and bucket %s\n", target.ServerPID, target.BaseURL, name, s3.Bucket)
-	if cpuprofile != "" {
-		fmt.Fprintf(stderr, "bench: the server's profiles: %s/debug/pprof/\n", target.PprofURL)
-	}
+	fmt.Fprintf(stderr, "bench: the server's profiles: %s/debug/pprof/\n", target.PprofURL)
 
 	report, err := loadtest.Run(ctx, target, o)
 	if err != nil {

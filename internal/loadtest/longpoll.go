@@ -206,11 +206,12 @@ func (r *run) longPollAt(ctx context.Context, d *longPollDevices, n int) (LongPo
 		return LongPoll{}, err
 	}
 	mem := WaitMemory{BeforeMB: mb(before.live), WaitingMB: mb(waiting.live), Goroutines: waiting.goroutines,
+		StacksKB:    round(float64(waiting.stacks-before.stacks)/1e3/float64(n), 1),
 		PerDeviceKB: round(float64(waiting.live-before.live)/1e3/float64(n), 1),
 		RSSBeforeMB: mb(before.rss), RSSWaitingMB: mb(waiting.rss), RSSPerDeviceKB: round(float64(waiting.rss-before.rss)/1e3/float64(n), 1)}
 	answers.Store(0)
-	r.progress("long-poll, %d devices: all waiting (%d errors getting there), server memory %.0f → %.0f MB heap and stacks (%.1f KB a device), RSS %.0f → %.0f MB; %d writers start",
-		n, pollErrs.Load(), mem.BeforeMB, mem.WaitingMB, mem.PerDeviceKB, mem.RSSBeforeMB, mem.RSSWaitingMB, writers)
+	r.progress("long-poll, %d devices: all waiting (%d errors getting there), server memory %.0f → %.0f MB heap and stacks (%.1f KB a device, %.1f KB of it stacks), RSS %.0f → %.0f MB; %d writers start",
+		n, pollErrs.Load(), mem.BeforeMB, mem.WaitingMB, mem.PerDeviceKB, mem.StacksKB, mem.RSSBeforeMB, mem.RSSWaitingMB, writers)
 
 	// The writers: spread over the devices, and so over the branches.
 	var lat latencies

@@ -179,6 +179,7 @@ type WaitMemory struct {
 	BeforeMB     float64 `json:"before_mb"`
 	WaitingMB    float64 `json:"waiting_mb"`
 	PerDeviceKB  float64 `json:"per_device_kb"` // (WaitingMB − BeforeMB) / devices
+	StacksKB     float64 `json:"stacks_kb"`     // of PerDeviceKB, goroutine stacks
 	Goroutines   int     `json:"goroutines"`    // the server's, while every device waits
 	RSSBeforeMB  float64 `json:"rss_before_mb"`
 	RSSWaitingMB float64 `json:"rss_waiting_mb"`

@@ -14,6 +14,7 @@ import (
 // forced collection, and its resident set.
 type serverMemory struct {
 	live       int64 // HeapAlloc + StackInuse, bytes, right after a collection
+	stacks     int64 // StackInuse, of live
 	rss        int64
 	goroutines int
 }
@@ -63,7 +64,7 @@ func (r *run) serverMemory(ctx context.Context) (serverMemory, error) {
 	if heap < 0 || stack < 0 {
 		return m, fmt.Errorf("the server's heap profile has no HeapAlloc or Stack")
 	}
-	m.live = heap + stack
+	m.live, m.stacks = heap+stack, stack
 	m.goroutines, err = r.serverGoroutines(ctx)
 	return m, err
 }
