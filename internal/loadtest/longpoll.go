@@ -239,7 +239,7 @@ func (r *run) longPollAt(ctx context.Context, d *longPollDevices, n int) (LongPo
 				sent.Store(id, note)
 				res, err := c.Push(ctx, []client.Mutation{m})
 				took := time.Since(note.sent)
-				note.answered.Store(time.Now().UnixNano())
+				answered := time.Now().UnixNano()
 				pushes.Add(1)
 				switch {
 				case err != nil:
@@ -250,6 +250,7 @@ func (r *run) longPollAt(ctx context.Context, d *longPollDevices, n int) (LongPo
 					firstErr.CompareAndSwap(nil, fmt.Sprintf("%s %+v", res[0].Status, res[0].Error))
 				default:
 					lat.add(took)
+					note.answered.Store(answered) // applied: its note is to be delivered
 				}
 				sleep(ctx, o.Think)
 			}
@@ -262,9 +263,21 @@ func (r *run) longPollAt(ctx context.Context, d *longPollDevices, n int) (LongPo
 	if err != nil {
 		return LongPoll{}, err
 	}
-	// The last notes' long-polls answer within moments.
-	sleep(ctx, min(time.Second, o.Wait/4))
+	// The last notes reach their long-polls: wait for every note pushed to arrive, for as long as
+	// a long-poll waits (a note not there by then counts as not delivered), so that a late one is
+	// counted in the tail, not left out of it.
 	stillHeld := held.Load()
+	for end := time.Now().Add(o.Wait + time.Second); time.Now().Before(end) && ctx.Err() == nil; sleep(ctx, 50*time.Millisecond) {
+		missing := false
+		sent.Range(func(_, v any) bool {
+			note := v.(*sentNote)
+			missing = note.answered.Load() != 0 && note.received.Load() == 0
+			return !missing
+		})
+		if !missing {
+			break
+		}
+	}
 	stopPolls()
 	polling.Wait()
 	wait()
