@@ -573,6 +573,22 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*fields
 	return id, nil
 }
 
+// Recheck tells whether id's session still holds, as Authenticate would find it now: for a request
+// that waited (a long-poll) before it answers. The access token was verified when the request came
+// in and stays good for its answer; what may have ended meanwhile is the session, the device or
+// the user, which are read again. Verifying the token's signature again would cost as much as the
+// read (an Ed25519 verification) at every wake-up, for nothing.
+func (s *Service) Recheck(ctx context.Context, id *fieldsync.Identity) error {
+	now, _, err := loadIdentity(ctx, s.db, id.SessionID)
+	if err != nil {
+		return err
+	}
+	if now.UserID != id.UserID || now.DeviceID != id.DeviceID {
+		return fieldsync.Errorf(fieldsync.EUNAUTHORIZED, "token_invalid", "The access token is not valid.")
+	}
+	return nil
+}
+
 // Logout revokes the identity's session: its refresh token and access tokens stop working, and the
 // device's push token is dropped, since nobody signed in on it should be alerted any more.
 func (s *Service) Logout(ctx context.Context, id *fieldsync.Identity) error {
