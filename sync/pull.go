@@ -99,12 +99,7 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 			wake = watcher.Ready()
 			anyCommit = e.hub.NextCommit() // asked before the look, so no commit after it is missed
 		}
-		if waited && req.RecheckFunc != nil {
-			if err := req.RecheckFunc(ctx); err != nil {
-				return "", false, err
-			}
-		}
-		emitted, next, more, err := e.pullPage(ctx, id, c, limit, emit)
+		emitted, next, more, pending, err := e.look(ctx, id, req, c, limit, emit, watcher != nil, waited)
 		if err != nil {
 			return "", false, err
 		}
@@ -113,13 +108,9 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 		}
 		c = next
 		// Nothing for this caller yet. A change may be committed but still behind an older open
-		// transaction; if so, look again when the next commit is announced (most likely that
-		// transaction's) or shortly (one that announces nothing), else sleep until the next
-		// commit in the branch.
-		pending, err := e.pendingBehindXmin(ctx, id, c)
-		if err != nil {
-			return "", false, err
-		}
+		// transaction (pending); if so, look again when the next commit is announced (most
+		// likely that transaction's) or shortly (one that announces nothing), else sleep until
+		// the next commit in the branch.
 		var retry <-chan time.Time
 		if pending {
 			retry = time.After(backoff)
@@ -143,6 +134,30 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 		}
 		waited = true
 	}
+}
+
+// look is one look at the log for Pull: the session rechecked if the pull waited, a page, and
+// when it is empty and the pull waits, whether a change is pending behind an open transaction. A
+// long-poll's look takes one of the engine's looks first.
+func (e *Engine) look(ctx context.Context, id *fieldsync.Identity, req PullRequest, c cursor, limit int, emit func(Change) error,
+	longPoll, waited bool) (emitted int, next cursor, more, pending bool, err error) {
+	if longPoll {
+		if err := e.looks.Acquire(ctx, 1); err != nil {
+			return 0, c, false, false, err
+		}
+		defer e.looks.Release(1)
+	}
+	if waited && req.RecheckFunc != nil {
+		if err := req.RecheckFunc(ctx); err != nil {
+			return 0, c, false, false, err
+		}
+	}
+	emitted, next, more, err = e.pullPage(ctx, id, c, limit, emit)
+	if err != nil || emitted > 0 || more || !longPoll {
+		return emitted, next, more, false, err
+	}
+	pending, err = e.pendingBehindXmin(ctx, id, next)
+	return emitted, next, more, pending, err
 }
 
 func (e *Engine) currentXmin(ctx context.Context) (uint64, error) {
