@@ -93,11 +93,10 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 	}
 	waited := false
 	for {
-		var wake, anyCommit <-chan struct{}
+		var wake <-chan struct{}
 		if watcher != nil {
 			watcher.Rearm()
 			wake = watcher.Ready()
-			anyCommit = e.hub.NextCommit() // asked before the look, so no commit after it is missed
 		}
 		emitted, next, more, pending, err := e.look(ctx, id, req, c, limit, emit, watcher != nil, waited)
 		if err != nil {
@@ -108,19 +107,17 @@ func (e *Engine) Pull(ctx context.Context, id *fieldsync.Identity, req PullReque
 		}
 		c = next
 		// Nothing for this caller yet. A change may be committed but still behind an older open
-		// transaction (pending); if so, look again when the next commit is announced (most
-		// likely that transaction's) or shortly (one that announces nothing), else sleep until
-		// the next commit in the branch.
+		// transaction (pending); if so, look again shortly (it is served the moment that one
+		// ends), else sleep until the next commit in the branch. (Waking pending long-polls at
+		// every commit announced instead was tried: under steady writes most long-polls are
+		// pending, and each commit woke all of them.)
 		var retry <-chan time.Time
 		if pending {
 			retry = time.After(backoff)
 			backoff = min(backoff*2, time.Second)
-		} else {
-			anyCommit = nil
 		}
 		select {
 		case <-wake:
-		case <-anyCommit:
 		case <-retry:
 		case <-deadline.C:
 			if req.RecheckFunc != nil {

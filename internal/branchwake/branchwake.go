@@ -27,8 +27,6 @@ const Channel = "fieldsync_changes"
 type Hub struct {
 	mu       gosync.Mutex
 	watchers map[uuid.UUID]map[*Watcher]struct{}
-	// next is closed at the next commit announced, of any branch (NextCommit); nil until asked.
-	next chan struct{}
 }
 
 // New returns a hub; Listen feeds it.
@@ -109,33 +107,10 @@ func (w *Watcher) fire() {
 	}
 }
 
-// NextCommit returns a channel closed at the next commit announced, of any branch. A long-poll
-// whose change is committed but behind an older transaction still open (anywhere: the snapshot's
-// xmin is the database's) waits on it: that transaction's commit is what lets the change be
-// served, and it is announced as any other, so the change goes out the moment it can rather than
-// at the next retry.
-func (h *Hub) NextCommit() <-chan struct{} {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.next == nil {
-		h.next = make(chan struct{})
-	}
-	return h.next
-}
-
-// fireNext closes the channel NextCommit returned. The caller holds h.mu.
-func (h *Hub) fireNext() {
-	if h.next != nil {
-		close(h.next)
-		h.next = nil
-	}
-}
-
 // wake fires the watchers of branch that audience concerns.
 func (h *Hub) wake(branch uuid.UUID, audience []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.fireNext()
 	for w := range h.watchers[branch] {
 		if w.concerns(audience) {
 			w.fire()
@@ -148,7 +123,6 @@ func (h *Hub) wake(branch uuid.UUID, audience []string) {
 func (h *Hub) wakeAll() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.fireNext()
 	for _, ws := range h.watchers {
 		for w := range ws {
 			w.fire()

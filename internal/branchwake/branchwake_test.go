@@ -59,36 +59,3 @@ func TestWakeReachesOnlyThoseConcerned(t *testing.T) {
 		t.Fatalf("%d watchers left in the branch, want 3", len(h.watchers[branch]))
 	}
 }
-
-// NextCommit fires at the next commit announced, of any branch and any audience, once: a
-// long-poll whose change waits behind another transaction wakes when that one commits.
-func TestNextCommitFiresAtAnyCommit(t *testing.T) {
-	h := New()
-	closed := func(c <-chan struct{}) bool {
-		select {
-		case <-c:
-			return true
-		default:
-			return false
-		}
-	}
-	c := h.NextCommit()
-	if c != h.NextCommit() {
-		t.Fatal("two asks before a commit got two channels")
-	}
-	if closed(c) {
-		t.Fatal("fired before any commit")
-	}
-	h.wake(uuid.New(), []string{uuid.NewString()}) // a branch and a user nobody watches
-	if !closed(c) {
-		t.Fatal("not fired by a commit of another branch")
-	}
-	next := h.NextCommit()
-	if closed(next) {
-		t.Fatal("the next commit's channel fired already")
-	}
-	h.wakeAll() // the listener reconnected: anything may have committed
-	if !closed(next) {
-		t.Fatal("not fired when the listener reconnected")
-	}
-}
