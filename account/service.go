@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,9 +45,13 @@ type Config struct {
 	MinAppVersion map[string]string
 }
 
-// DefaultHashConcurrency is the default bound on concurrent password hashes: 4 × 19 MiB with the
-// default parameters, and about 130 logins a second at 30 ms each, far more than field staff need.
-const DefaultHashConcurrency = 4
+// DefaultHashConcurrency returns the default bound on concurrent password hashes: one a CPU the
+// process may use, at most 4 (4 × 19 MiB with the default parameters, about 130 logins a second at
+// 30 ms each, far more than field staff need). A hash (argon2id, one lane) keeps one core busy:
+// more at once than there are cores sign no one in sooner, yet each holds its 19 MiB the longer,
+// and the heap grows to twice what is live before it is collected. On 2 cores, 4 slots made a
+// sign-in storm the server's memory peak, above 5,000 devices long-polling (`fieldsync bench`).
+func DefaultHashConcurrency() int { return min(4, runtime.GOMAXPROCS(0)) }
 
 // DefaultHashWait is how long a login waits for a hash slot by default: long enough to ride out a
 // burst (a shift starting), short enough that a flood is refused before it piles up requests.
@@ -85,7 +90,7 @@ func NewService(db *pgxpool.Pool, keys *Keys, cfg Config, log *slog.Logger) (*Se
 	}
 	slots, wait := cfg.HashConcurrency, cfg.HashWait
 	if slots <= 0 {
-		slots = DefaultHashConcurrency
+		slots = DefaultHashConcurrency()
 	}
 	if wait <= 0 {
 		wait = DefaultHashWait
@@ -566,6 +571,22 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*fields
 		return nil, fieldsync.Errorf(fieldsync.EUNAUTHORIZED, "token_invalid", "The access token is not valid.")
 	}
 	return id, nil
+}
+
+// Recheck tells whether id's session still holds, as Authenticate would find it now: for a request
+// that waited (a long-poll) before it answers. The access token was verified when the request came
+// in and stays good for its answer; what may have ended meanwhile is the session, the device or
+// the user, which are read again. Verifying the token's signature again would cost as much as the
+// read (an Ed25519 verification) at every wake-up, for nothing.
+func (s *Service) Recheck(ctx context.Context, id *fieldsync.Identity) error {
+	now, _, err := loadIdentity(ctx, s.db, id.SessionID)
+	if err != nil {
+		return err
+	}
+	if now.UserID != id.UserID || now.DeviceID != id.DeviceID {
+		return fieldsync.Errorf(fieldsync.EUNAUTHORIZED, "token_invalid", "The access token is not valid.")
+	}
+	return nil
 }
 
 // Logout revokes the identity's session: its refresh token and access tokens stop working, and the

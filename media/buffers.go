@@ -41,3 +41,18 @@ func (s *Service) acquireBuffer(ctx context.Context) (*[]byte, func(), error) {
 		s.buffers.Release(1)
 	}, nil
 }
+
+// tryBuffer takes a part buffer if one is free now, without waiting: a second buffer for a
+// request that already holds one, so that it may read its next part while storing the last.
+func (s *Service) tryBuffer() (*[]byte, func(), bool) {
+	if !s.buffers.TryAcquire(1) {
+		return nil, nil, false
+	}
+	s.bufferedParts.Add(1)
+	bufp := partBuffers.Get().(*[]byte)
+	return bufp, func() {
+		partBuffers.Put(bufp)
+		s.bufferedParts.Add(-1)
+		s.buffers.Release(1)
+	}, true
+}

@@ -43,6 +43,9 @@ const (
 	partSize = 5 << 20
 )
 
+// PartSize is partSize, for the load tool: its upload baselines store parts of the same size.
+const PartSize = partSize
+
 // JobInserter queues a job in the caller's transaction: River's client.
 type JobInserter interface {
 	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)

@@ -142,7 +142,10 @@ func (s *Service) releaseClaim(ctx context.Context, id, claim uuid.UUID) {
 	}
 }
 
-// receive streams body into the store in parts and commits what it stored.
+// receive streams body into the store in parts and commits what it stored. With a second part
+// buffer free, reading the next part overlaps storing the last (at most one part in flight, so
+// a request holds at most two buffers); without, it reads and stores in turn. Either way each
+// part's progress is committed in order, once the part is stored.
 func (s *Service) receive(ctx context.Context, u *upload, claim uuid.UUID, partNo int, rawBody io.Reader, ck *tus.Checksum) (*upload, error) {
 	// A part buffer, bounded in number: the memory of uploads in flight has a ceiling.
 	bufp, release, err := s.acquireBuffer(ctx)
@@ -150,14 +153,26 @@ func (s *Service) receive(ctx context.Context, u *upload, claim uuid.UUID, partN
 		return u, err
 	}
 	defer release()
-	buf := *bufp
+	bufs := [][]byte{*bufp}
+	if u.Length-u.Offset+u.TailSize > partSize {
+		// More than one part to go: a second buffer, if one is free now, lets them overlap.
+		if second, release2, ok := s.tryBuffer(); ok {
+			defer release2()
+			bufs = append(bufs, *second)
+		}
+	}
+	cur := 0 // the buffer being read into
+	buf := bufs[cur]
 
 	whole := sha256.New()
 	if err := whole.(encoding.BinaryUnmarshaler).UnmarshalBinary(u.HashState); err != nil {
 		return u, fmt.Errorf("restore hash of upload %s: %w", u.ID, err)
 	}
+	// The chunk's digest, unless it is the whole file's from its first byte in the same
+	// algorithm: then the file's own digest is the chunk's, and every byte is hashed once.
 	var chunk hash.Hash
-	if ck != nil {
+	chunkIsWhole := ck != nil && ck.Algorithm == "sha256" && u.Offset == 0 && u.TailSize == 0
+	if ck != nil && !chunkIsWhole {
 		chunk = ck.New()
 	}
 	// The trailing bytes stored by the previous write go first.
@@ -176,6 +191,41 @@ func (s *Service) receive(ctx context.Context, u *upload, claim uuid.UUID, partN
 	pos := u.Offset
 	body := &bodyReader{r: io.LimitReader(rawBody, u.Length-u.Offset)}
 	var storeErr error
+
+	// The part being stored, if any, and the progress it completes once stored.
+	var inflight chan partStored
+	var after progress
+	var afterFinal bool
+	// land waits for the part in flight and commits its progress (per part when there is no
+	// checksum: a crash loses at most the parts not yet stored). A store error is left in
+	// storeErr; the error returned ends the request.
+	land := func() error {
+		if inflight == nil {
+			return nil
+		}
+		res := <-inflight
+		inflight = nil
+		if res.err != nil {
+			storeErr = res.err
+			return nil
+		}
+		next := after
+		next.parts = append(slices.Clone(saved.parts), res.part)
+		if ck == nil && !afterFinal {
+			if _, err := s.commit(ctx, u, claim, next, true); err != nil {
+				return err
+			}
+		}
+		saved = next
+		return nil
+	}
+	// A request that ends early still waits for its part in flight: the buffer is not given back
+	// while the store reads it.
+	defer func() {
+		if inflight != nil {
+			<-inflight
+		}
+	}()
 	for {
 		m, err := io.ReadFull(body, buf[n:])
 		if m > 0 {
@@ -201,34 +251,41 @@ func (s *Service) receive(ctx context.Context, u *upload, claim uuid.UUID, partN
 			}
 		}
 		if n == len(buf) || (final && n > 0) {
+			// The part before goes first: progress is committed in order.
+			if err := land(); err != nil {
+				return u, err
+			}
+			if storeErr != nil {
+				break
+			}
 			if ck == nil && !s.stillClaimed(ctx, u.ID, claim) {
 				return u, errSuperseded
 			}
-			sctx, cancel := s.storeCtx(ctx)
-			p, err := s.store.PutPart(sctx, u.ObjectKey, u.MultipartID, partNo, buf[:n])
-			cancel()
-			if err != nil {
-				storeErr = err
-				break
-			}
-			partNo++
-			n = 0
 			state, err := whole.(encoding.BinaryMarshaler).MarshalBinary()
 			if err != nil {
 				return u, err
 			}
-			next := progress{offset: pos, parts: append(slices.Clone(saved.parts), p), hashState: state, head: head}
-			if ck == nil && !final {
-				// Progress is durable part by part: a crash loses at most the part being read.
-				if _, err := s.commit(ctx, u, claim, next, true); err != nil {
-					return u, err
-				}
+			after, afterFinal = progress{offset: pos, hashState: state, head: head}, final
+			inflight = s.storePart(ctx, u, partNo, buf[:n])
+			partNo++
+			n = 0
+			if len(bufs) == 2 {
+				// The next part is read into the other buffer while this one is stored.
+				cur = 1 - cur
+				buf = bufs[cur]
+			} else if err := land(); err != nil {
+				return u, err
 			}
-			saved = next
 		}
 		if ended {
 			break
 		}
+	}
+	if err := land(); err != nil {
+		return u, err
+	}
+	if storeErr != nil {
+		n = 0 // what was read after the part that failed is not kept; the client resends it
 	}
 
 	if ck != nil {
@@ -237,7 +294,7 @@ func (s *Service) receive(ctx context.Context, u *upload, claim uuid.UUID, partN
 			return u, fmt.Errorf("read chunk: %w", body.err)
 		case storeErr != nil:
 			return u, unavailable(storeErr)
-		case !bytes.Equal(chunk.Sum(nil), ck.Sum):
+		case !bytes.Equal(chunkSum(chunk, whole), ck.Sum):
 			return u, &fieldsync.Error{Kind: fieldsync.ECHECKSUM, Code: "checksum_mismatch",
 				Message: "The body does not match Upload-Checksum; nothing of it was kept. Send it again."}
 		}
@@ -277,6 +334,34 @@ func (s *Service) receive(ctx context.Context, u *upload, claim uuid.UUID, partN
 		return wrote, fmt.Errorf("read body: %w", body.err)
 	}
 	return wrote, nil
+}
+
+// chunkSum returns the chunk's digest: chunk's, or the whole file's when the chunk is the file
+// from its first byte (chunk nil).
+func chunkSum(chunk, whole hash.Hash) []byte {
+	if chunk == nil {
+		return whole.Sum(nil)
+	}
+	return chunk.Sum(nil)
+}
+
+// partStored is a part's store, done.
+type partStored struct {
+	part Part
+	err  error
+}
+
+// storePart stores data as part n of u's multipart upload in the background; the channel gets
+// the outcome.
+func (s *Service) storePart(ctx context.Context, u *upload, n int, data []byte) chan partStored {
+	done := make(chan partStored, 1)
+	go func() {
+		sctx, cancel := s.storeCtx(ctx)
+		defer cancel()
+		p, err := s.store.PutPart(sctx, u.ObjectKey, u.MultipartID, n, data)
+		done <- partStored{part: p, err: err}
+	}()
+	return done
 }
 
 // stillClaimed reports whether claim still holds the upload; a failure to tell counts as no.

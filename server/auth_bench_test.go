@@ -74,8 +74,8 @@ func BenchmarkLoginFlood(b *testing.B) {
 		name          string
 		logins, slots int
 	}{
-		{"single", 1, account.DefaultHashConcurrency},
-		{"flood-200", 200, account.DefaultHashConcurrency},
+		{"single", 1, account.DefaultHashConcurrency()},
+		{"flood-200", 200, account.DefaultHashConcurrency()},
 		{"unbounded-200", 200, 200},
 	} {
 		b.Run(c.name, func(b *testing.B) {

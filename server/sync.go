@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/fieldsync/fieldsync"
@@ -45,11 +44,8 @@ func (s *Server) handlePull(c echo.Context) error {
 	if wait > 0 {
 		// The session was checked when the pull came in; one that ended while it waited (a logout,
 		// a revoked device) gets the answer authenticate gives, not what committed after it ended.
-		_, token, _ := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
-		req.RecheckFunc = func(ctx context.Context) error {
-			_, err := s.accounts.Authenticate(ctx, token)
-			return err
-		}
+		id := identity(c)
+		req.RecheckFunc = func(ctx context.Context) error { return s.accounts.Recheck(ctx, id) }
 	}
 	res := c.Response()
 	started, count := false, 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sync/semaphore"
 	"log/slog"
 	"reflect"
 	"sync/atomic"
@@ -59,6 +60,10 @@ type Engine struct {
 >>>>>>> i13-push
 	// waits counts each user's long-polls (MaxWaitsPerUser).
 	waits *waitcap.Cap
+	// looks bounds the long-polls looking at the change log at once to half the database pool:
+	// thousands of devices coming back together (a wait ending for all, a replica restarting)
+	// otherwise take every connection, and the writers wait behind them.
+	looks *semaphore.Weighted
 	// NowFunc returns the current time: time.Now, or a test's clock. It stamps when things end
 	// (finished_at, settled_at, read_at), and when it is not time.Now the windows are decided by
 	// it too (sqlNow).
@@ -94,6 +99,7 @@ func New(db *pgxpool.Pool, cfg Config, log *slog.Logger) *Engine {
 	if cfg.MaxWaitsPerUser <= 0 {
 		cfg.MaxWaitsPerUser = 8
 	}
+<<<<<<< HEAD
 	return &Engine{db: db, read: db, cfg: cfg, log: log, hub: branchwake.New(), waits: waitcap.New(cfg.MaxWaitsPerUser), NowFunc: time.Now}
 }
 
@@ -106,6 +112,10 @@ func (e *Engine) ReadFrom(standby *pgxpool.Pool) {
 	if standby != nil {
 		e.read, e.standby = standby, true
 	}
+=======
+	return &Engine{db: db, cfg: cfg, log: log, hub: branchwake.New(), waits: waitcap.New(cfg.MaxWaitsPerUser),
+		looks: semaphore.NewWeighted(max(int64(db.Config().MaxConns)/2, 1)), NowFunc: time.Now}
+>>>>>>> i13-bench
 }
 
 // HookFunc runs inside the transaction of every applied mutation, after the write: notification

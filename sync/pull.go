@@ -140,12 +140,16 @@ func (e *Engine) PullPage(ctx context.Context, id *fieldsync.Identity, req PullR
 			watcher.Rearm()
 			wake = watcher.Ready()
 		}
+<<<<<<< HEAD
 		if waited && req.RecheckFunc != nil {
 			if err := req.RecheckFunc(ctx); err != nil {
 				return PullEnd{}, err
 			}
 		}
 		emitted, next, more, err := e.pullPage(ctx, db, id, c, limit, emit)
+=======
+		emitted, next, more, pending, err := e.look(ctx, id, req, c, limit, emit, watcher != nil, waited)
+>>>>>>> i13-bench
 		if err != nil {
 			return PullEnd{}, err
 		}
@@ -154,12 +158,19 @@ func (e *Engine) PullPage(ctx context.Context, id *fieldsync.Identity, req PullR
 		}
 		c = next
 		// Nothing for this caller yet. A change may be committed but still behind an older open
+<<<<<<< HEAD
 		// transaction; if so, look again shortly (it is served the moment that one ends), else
 		// sleep until the next commit in the branch.
 		pending, err := e.pendingBehindXmin(ctx, id, c)
 		if err != nil {
 			return PullEnd{}, err
 		}
+=======
+		// transaction (pending); if so, look again shortly (it is served the moment that one
+		// ends), else sleep until the next commit in the branch. (Waking pending long-polls at
+		// every commit announced instead was tried: under steady writes most long-polls are
+		// pending, and each commit woke all of them.)
+>>>>>>> i13-bench
 		var retry <-chan time.Time
 		if pending {
 			retry = time.After(backoff)
@@ -183,6 +194,7 @@ func (e *Engine) PullPage(ctx context.Context, id *fieldsync.Identity, req PullR
 }
 
 <<<<<<< HEAD
+<<<<<<< HEAD
 // scopeSize counts the records the caller's scope holds, for a snapshot's estimate of what is
 // left (PullEnd.Remaining): once per snapshot, with the snapshot's own predicates, reading ids only.
 func (e *Engine) scopeSize(ctx context.Context, id *fieldsync.Identity) (int64, error) {
@@ -202,6 +214,30 @@ func (e *Engine) scopeSize(ctx context.Context, id *fieldsync.Identity) (int64, 
 		return 0, fmt.Errorf("count the scope: %w", err)
 	}
 	return n, nil
+=======
+// look is one look at the log for Pull: the session rechecked if the pull waited, a page, and
+// when it is empty and the pull waits, whether a change is pending behind an open transaction. A
+// long-poll's look takes one of the engine's looks first.
+func (e *Engine) look(ctx context.Context, id *fieldsync.Identity, req PullRequest, c cursor, limit int, emit func(Change) error,
+	longPoll, waited bool) (emitted int, next cursor, more, pending bool, err error) {
+	if longPoll {
+		if err := e.looks.Acquire(ctx, 1); err != nil {
+			return 0, c, false, false, err
+		}
+		defer e.looks.Release(1)
+	}
+	if waited && req.RecheckFunc != nil {
+		if err := req.RecheckFunc(ctx); err != nil {
+			return 0, c, false, false, err
+		}
+	}
+	emitted, next, more, err = e.pullPage(ctx, id, c, limit, emit)
+	if err != nil || emitted > 0 || more || !longPoll {
+		return emitted, next, more, false, err
+	}
+	pending, err = e.pendingBehindXmin(ctx, id, next)
+	return emitted, next, more, pending, err
+>>>>>>> i13-bench
 }
 
 func (e *Engine) currentXmin(ctx context.Context) (uint64, error) {

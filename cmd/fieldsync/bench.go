@@ -41,7 +41,9 @@ func cmdBench(ctx context.Context, cfg config, args []string, stdout, stderr io.
 	var out, cpuprofile string
 	fs := newFlags("bench", stderr)
 	fs.BoolVar(&o.Quick, "quick", false, "small sizes: a run of seconds, for CI and tests")
-	fs.IntVar(&o.Devices, "devices", 0, "devices long-polling during the load (default 1000)")
+	fs.IntVar(&o.Devices, "devices", 0, "devices long-polling during the load, the size the goals are held to (default 5000)")
+	fs.IntVar(&o.DevicesSmall, "devices-small", 0, "devices long-polling in the load's first, smaller run, so that growth shows (default 1000)")
+	fs.IntVar(&o.SignInStorm, "sign-in-storm", 0, "users of those who sign in at the production password-hash cost, all at once (default 500; the others' hash is cheap)")
 	fs.IntVar(&o.Writers, "writers", 0, "devices of those that push small mutations meanwhile (default 100)")
 	fs.DurationVar(&o.Duration, "duration", 0, "how long the writers write while the devices long-poll (default 60s)")
 	fs.DurationVar(&o.Phase, "phase", 0, "how long each throughput measurement runs, API and baseline each (default 10s)")
@@ -168,14 +170,14 @@ func cmdBench(ctx context.Context, cfg config, args []string, stdout, stderr io.
 	if pcfg, err := pgxpool.ParseConfig(dbURL); err == nil {
 		target.PoolConns = int(poolConns(dbURL, pcfg.MaxConns))
 	}
-	if cpuprofile != "" {
-		pport, err := devenv.FreePort()
-		if err != nil {
-			return err
-		}
-		env["FIELDSYNC_PPROF_ADDR"] = "127.0.0.1:" + strconv.Itoa(pport)
-		target.PprofURL = "http://" + env["FIELDSYNC_PPROF_ADDR"]
+	// The server's pprof listener (loopback only): CPU profiles when asked, and its live heap
+	// and goroutines for the long-poll phase's memory a device, always.
+	pport, err := devenv.FreePort()
+	if err != nil {
+		return err
 	}
+	env["FIELDSYNC_PPROF_ADDR"] = "127.0.0.1:" + strconv.Itoa(pport)
+	target.PprofURL = "http://" + env["FIELDSYNC_PPROF_ADDR"]
 	server, err := startServer(ctx, env, filepath.Join(dir, "server.log"), target.BaseURL)
 	if err != nil {
 		return err
@@ -183,9 +185,7 @@ func cmdBench(ctx context.Context, cfg config, args []string, stdout, stderr io.
 	defer server.stop(stderr)
 	target.ServerPID = server.cmd.Process.Pid
 	fmt.Fprintf(stderr, "bench: server (pid %d) at %s over database fieldsync_%s and bucket %s\n", target.ServerPID, target.BaseURL, name, s3.Bucket)
-	if target.PprofURL != "" {
-		fmt.Fprintf(stderr, "bench: the server's profiles: %s/debug/pprof/\n", target.PprofURL)
-	}
+	fmt.Fprintf(stderr, "bench: the server's profiles: %s/debug/pprof/\n", target.PprofURL)
 
 	if len(o.Phases) == 0 || slices.Contains(o.Phases, "pull") {
 		// A second server reading from a hot standby, for the pull rate with two databases

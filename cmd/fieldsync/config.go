@@ -123,7 +123,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		LoginFailuresPerLogin:   int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_LOGIN", 5)),
 		LoginFailuresPerAddress: int(r.integer("FIELDSYNC_LOGIN_FAILURES_PER_ADDRESS", 50)),
 		LoginWindow:             r.duration("FIELDSYNC_LOGIN_WINDOW", 15*time.Minute),
-		LoginConcurrency:        int(r.integer("FIELDSYNC_LOGIN_CONCURRENCY", account.DefaultHashConcurrency)),
+		LoginConcurrency:        int(r.integer("FIELDSYNC_LOGIN_CONCURRENCY", int64(account.DefaultHashConcurrency()))),
 		MinAppVersion: map[string]string{
 			"android": r.str("FIELDSYNC_MIN_APP_VERSION_ANDROID", ""),
 			"ios":     r.str("FIELDSYNC_MIN_APP_VERSION_IOS", ""),

@@ -23,13 +23,19 @@ type Options struct {
 	// Quick shrinks everything to a run of seconds, for CI and tests: the figures show the tool
 	// works, not how fast the server is.
 	Quick bool `json:"quick"`
-	// Devices long-poll during the load phase; Writers of them also push small mutations.
-	Devices int `json:"devices"`
-	Writers int `json:"writers"`
+	// Devices long-poll during the load phase; Writers of them also push small mutations. The
+	// phase runs with DevicesSmall first, then Devices, so that growth shows; the goals are held
+	// to Devices.
+	Devices      int `json:"devices"`
+	DevicesSmall int `json:"devices_small"`
+	Writers      int `json:"writers"`
 	// DevicesPerRep and RepsPerBranch lay the devices out: a long-poll wakes at every commit in
 	// its user's branch, so the branch size decides how many wake per write.
 	DevicesPerRep int `json:"devices_per_rep"`
 	RepsPerBranch int `json:"reps_per_branch"`
+	// SignInStorm is how many of the long-poll phase's users sign in at the production argon2id
+	// cost, all at once: the storm whose memory is measured. The others sign in cheaply.
+	SignInStorm int `json:"sign_in_storm"`
 	// Duration is how long the writers write while the devices long-poll.
 	Duration time.Duration `json:"duration"`
 	// Phase is how long each throughput measurement runs (push, pull, upload; API and baseline
@@ -75,7 +81,9 @@ func (o *Options) setDefaults() {
 			}
 		}
 	}
-	def(&o.Devices, 1000, 12)
+	def(&o.Devices, GoalDevices, 12)
+	def(&o.DevicesSmall, 1000, 6)
+	def(&o.SignInStorm, 500, 12)
 	def(&o.Writers, 100, 4)
 	def(&o.DevicesPerRep, 1, 1)
 	def(&o.RepsPerBranch, 50, 4)
@@ -88,6 +96,7 @@ func (o *Options) setDefaults() {
 	defd(&o.Think, time.Second, 200*time.Millisecond)
 	defd(&o.Wait, 25*time.Second, 2*time.Second)
 	o.Writers = min(o.Writers, o.Devices)
+<<<<<<< HEAD
 	if len(o.PushTasks) == 0 {
 		// Quick: as few as the workers need (push raises it to that).
 		o.PushTasks = []int{1000, 100000}
@@ -95,6 +104,9 @@ func (o *Options) setDefaults() {
 			o.PushTasks = []int{1}
 		}
 	}
+=======
+	o.DevicesSmall = min(o.DevicesSmall, o.Devices)
+>>>>>>> i13-bench
 }
 
 // Target is the server under test and what stands behind it.

@@ -28,6 +28,7 @@ func TestSummarize(t *testing.T) {
 func TestJudge(t *testing.T) {
 	r := &Report{
 <<<<<<< HEAD
+<<<<<<< HEAD
 		Push:     Throughput{API: 60, Baseline: 100, Ratio: 0.6},
 		Pull:     Throughput{API: 50, Baseline: 100, Ratio: 0.5},
 		Upload:   Throughput{API: 90, Baseline: 100, Ratio: 0.9},
@@ -44,27 +45,62 @@ func TestJudge(t *testing.T) {
 		LongPoll:  LongPoll{Devices: 1000, Latency: Latency{Count: 10, P99: 99}},
 		Server:    ServerUsage{PeakRSSMB: 301},
 >>>>>>> i13-push
+=======
+		Push:             Throughput{API: 12000, Baseline: 20000, Ratio: 0.6},
+		PushSet:          Throughput{API: 12000, Baseline: 40000, Ratio: 0.3},
+		Pull:             Throughput{API: 50, Baseline: 100, Ratio: 0.5},
+		InitialSyncLarge: InitialSync{Records: 100_000, APISeconds: 1.2, BaseSeconds: 0.5},
+		Upload:           Throughput{API: 90, Baseline: 100, Ratio: 0.9},
+		UploadTusd:       Throughput{API: 90, Baseline: 80, Ratio: 1.125},
+		LongPoll: LongPoll{Devices: 5000, Latency: Latency{Count: 10, P99: 49}, Wake: Latency{Count: 10, P99: 19},
+			Memory: WaitMemory{PerDeviceKB: 25}, SignIn: Usage{PeakRSSMB: 100}, Server: Usage{PeakRSSMB: 200}},
+		Server: ServerUsage{PeakRSSMB: 301},
+>>>>>>> i13-bench
 	}
 	r.judge(func(string) bool { return true })
 	if got := strings.Join(r.Missed(), ","); got != "pull,server_memory" {
 		t.Errorf("missed %q, want pull,server_memory", got)
 	}
+	// A push failed; the sign-in was the peak; the set-based baseline was not measured.
 	r.LongPoll.PushErrors = 1
+	r.LongPoll.SignIn.PeakRSSMB = 200
+	r.PushSet = Throughput{}
 	r.judge(func(p string) bool { return p != "pull" })
-	if got := strings.Join(r.Missed(), ","); got != "writers_p99,server_memory" {
-		t.Errorf("missed %q, want writers_p99,server_memory (pull not run; a push failed)", got)
+	if got := strings.Join(r.Missed(), ","); got != "push_set_ratio,writers_p99,sign_in_peak,server_memory" {
+		t.Errorf("missed %q, want push_set_ratio,writers_p99,sign_in_peak,server_memory (pull not run)", got)
+	}
+	if g := goal(r, "push_set_ratio"); g.Measured != "not measured" {
+		t.Errorf("a goal whose figure is absent reads %q, want not measured", g.Measured)
+	}
+	// Fewer devices than the goal's: the figures show, the goal is not met.
+	r.LongPoll.Devices = 1000
+	r.judge(func(string) bool { return true })
+	if g := goal(r, "wake_p99"); g.Met {
+		t.Errorf("wake_p99 met with %d devices, want missed below %d", r.LongPoll.Devices, GoalDevices)
 	}
 	var b bytes.Buffer
 	if err := r.WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
+<<<<<<< HEAD
 	if !strings.Contains(b.String(), "against rows written in sets") {
 		t.Errorf("the table does not show push against the baseline in sets:\n%s", b.String())
+=======
+	r.judge(func(p string) bool { return p != "pull" })
+	b.Reset()
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+>>>>>>> i13-bench
 	}
 	if strings.Contains(b.String(), "pull (") {
 		t.Errorf("the table shows the pull, which did not run:\n%s", b.String())
 	}
-	if !strings.Contains(b.String(), "goals missed: writers_p99, server_memory") {
+	for _, g := range goalSpecs {
+		if !strings.Contains(b.String(), "\n"+g.name+" ") {
+			t.Errorf("the table has no goal %s:\n%s", g.name, b.String())
+		}
+	}
+	if !strings.Contains(b.String(), "goals missed: push_set_ratio, writers_p99, wake_p99, waiting_device_kb, sign_in_peak, server_memory") {
 		t.Errorf("the table does not name the missed goals:\n%s", b.String())
 	}
 }

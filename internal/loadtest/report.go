@@ -18,6 +18,7 @@ type Report struct {
 	Environment Environment `json:"environment"`
 
 <<<<<<< HEAD
+<<<<<<< HEAD
 	Push        Throughput  `json:"push"`
 	Pull        Throughput  `json:"pull"`
 	InitialSync InitialSync `json:"initial_sync"`
@@ -35,13 +36,59 @@ type Report struct {
 	Pull         Throughput   `json:"pull"`
 	InitialSync  InitialSync  `json:"initial_sync"`
 >>>>>>> i13-push
+=======
+	// Push is pushes through the API against raw pgx writing the same rows a statement each.
+	Push Throughput `json:"push"`
+	// PushSet is the same pushes (API) against the same rows written a set at a time (batched
+	// INSERT/COPY, triggers on): issue 13's raw baseline. The push phase fills it.
+	PushSet Throughput `json:"push_set"`
+	Pull    Throughput `json:"pull"`
+	// InitialSync is a rep's first sync at the default size; InitialSyncLarge the same at
+	// 100,000 records (issue 13: ≤ 1.5 s, memory flat), filled by the snapshot phase.
+	InitialSync      InitialSync `json:"initial_sync"`
+	InitialSyncLarge InitialSync `json:"initial_sync_large"`
+	// Upload is ours against an unsigned, parallel-part PutObject; UploadTusd ours (API) against
+	// tusd v2 with its S3 store (Baseline), the same client, file and chunk size.
+>>>>>>> i13-bench
 	Upload       Throughput   `json:"upload"`
+	UploadTusd   Throughput   `json:"upload_tusd"`
 	Notification Notification `json:"notification"`
-	LongPoll     LongPoll     `json:"long_poll"`
-	Server       ServerUsage  `json:"server"`
+	// LongPoll is the long-poll load at the size the goals are held to (Options.Devices);
+	// LongPollSmall the same at Options.DevicesSmall, so that growth shows.
+	LongPoll      LongPoll    `json:"long_poll"`
+	LongPollSmall LongPoll    `json:"long_poll_small"`
+	Server        ServerUsage `json:"server"`
 
-	// Goals are the targets of issue 6, each met or missed.
+	// Growth is each figure measured at two sizes (issue 13): each phase that measures one at
+	// two sizes appends its rows.
+	Growth []Growth `json:"growth,omitempty"`
+
+	// Goals are the targets (goals.go), each met or missed.
 	Goals []Goal `json:"goals"`
+}
+
+// Growth is one figure at a small and a large size.
+type Growth struct {
+	Figure string  `json:"figure"` // what: "push", "writers' p99", ...
+	Unit   string  `json:"unit"`
+	Small  Sized   `json:"small"`
+	Large  Sized   `json:"large"`
+	Ratio  float64 `json:"ratio"` // Large.Value / Small.Value
+}
+
+// Sized is a figure at one size, the size said for a person ("1,000 devices").
+type Sized struct {
+	Size  string  `json:"size"`
+	Value float64 `json:"value"`
+}
+
+// grow appends a growth row.
+func (r *Report) grow(figure, unit string, small, large Sized) {
+	g := Growth{Figure: figure, Unit: unit, Small: small, Large: large}
+	if small.Value != 0 {
+		g.Ratio = round(large.Value/small.Value, 2)
+	}
+	r.Growth = append(r.Growth, g)
 }
 
 // Environment is where the run happened.
@@ -152,8 +199,10 @@ type LongPoll struct {
 	Writers     int     `json:"writers"`
 	WaitSeconds int     `json:"wait_seconds"`
 	Seconds     float64 `json:"seconds"`
-	// Logins is how long signing in every device took (argon2id per login).
-	LoginSeconds float64 `json:"login_seconds"`
+	// LoginSeconds is how long the sign-in storm took: SignInDevices devices signing in at once,
+	// an argon2id hash at the production cost each.
+	LoginSeconds  float64 `json:"login_seconds"`
+	SignInDevices int     `json:"sign_in_devices"`
 	// Pushes are the writers' requests; Latency is theirs.
 	Pushes       int64   `json:"pushes"`
 	PushesPerSec float64 `json:"pushes_per_second"`
@@ -163,11 +212,36 @@ type LongPoll struct {
 	PollErrors   int64   `json:"poll_errors"`
 	PollsHeld    int64   `json:"polls_held"` // long-polls open when the writers stopped
 	Delivery     Latency `json:"delivery"`   // writer's push sent → the note reaching the writer's long-poll
+	// Wake is a commit → the long-poll concerned answering: from the writer's push answered (its
+	// commit acknowledged) to the note reaching the writer's long-poll, zero when the long-poll
+	// answered first.
+	Wake Latency `json:"wake"`
+	// Memory is what the waiting devices cost the server.
+	Memory WaitMemory `json:"memory"`
 	// DBTransactionsPerSec is the database's transactions (statements, mostly) per second while
 	// the writers wrote: what the long-polls woken by each write cost it.
 	DBTransactionsPerSec float64 `json:"db_transactions_per_second"`
 	Server               Usage   `json:"server"`
-	ServerStartup        Usage   `json:"server_startup"` // logins and first snapshots of every device
+	ServerStartup        Usage   `json:"server_startup"` // the first snapshots of every device
+	// SignIn is the server while every device signed in (an argon2id hash each): the storm that
+	// must not be the server's memory peak.
+	SignIn Usage `json:"sign_in"`
+}
+
+// WaitMemory is the server's memory before the devices long-poll (signed in, their snapshots
+// pulled, their connections closed) and while every one waits: live heap and goroutine stacks
+// after a forced collection (the server's /debug/pprof/heap?gc=1), and its resident set.
+type WaitMemory struct {
+	BeforeMB     float64 `json:"before_mb"`
+	WaitingMB    float64 `json:"waiting_mb"`
+	PerDeviceKB  float64 `json:"per_device_kb"` // (WaitingMB − BeforeMB) / devices
+	StacksKB     float64 `json:"stacks_kb"`     // of PerDeviceKB, goroutine stacks
+	Goroutines   int     `json:"goroutines"`    // the server's, while every device waits
+	RSSBeforeMB  float64 `json:"rss_before_mb"`
+	RSSWaitingMB float64 `json:"rss_waiting_mb"`
+	// RSSPerDeviceKB is the resident set's growth a device: it also holds what the collector
+	// has not yet returned to the system, so it is an upper bound.
+	RSSPerDeviceKB float64 `json:"rss_per_device_kb"`
 }
 
 // Usage is what the server process used during a phase.
@@ -192,6 +266,7 @@ type ServerUsage struct {
 	Error     string  `json:"error,omitempty"`
 }
 
+<<<<<<< HEAD
 // Goal is one target and whether the run met it.
 type Goal struct {
 	Name     string  `json:"name"`
@@ -255,6 +330,8 @@ func (r *Report) judge(ran func(phase string) bool) {
 	}
 }
 
+=======
+>>>>>>> i13-bench
 // Missed returns the names of the goals the run missed.
 func (r *Report) Missed() []string {
 	var out []string
@@ -302,20 +379,22 @@ func goal(r *Report, name string) Goal {
 	return Goal{}
 }
 
-// WriteTable writes the report for a person: each figure next to its baseline, the ratio, the
-// goal it is held to, and where the CPU went meanwhile (the server; the load tool's own process,
-// clients and baselines; the whole machine, PostgreSQL and the object store included).
+// WriteTable writes the report for a person: each figure next to its baseline, the ratio, and
+// where the CPU went meanwhile (the server; the load tool's own process, clients and baselines;
+// the whole machine, PostgreSQL and the object store included); then how the figures grow from
+// one size to the next, and every goal with its target, figure and baseline, met or missed.
 func (r *Report) WriteTable(w io.Writer) error {
 	e := r.Environment
 	fmt.Fprintf(w, "fieldsync bench, %s: %d CPUs, %s/%s, %s, %s; server: %s, %d database connections\n\n",
 		r.Started.UTC().Format("2006-01-02 15:04 UTC"), e.CPUs, e.GOOS, e.GOARCH, e.Go, e.Postgres, e.Server, e.PoolConns)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "measure\tfieldsync\traw baseline\tratio\tgoal\t\tserver CPU per unit\tCPU cores: server/tool/machine\tserver RSS")
+	fmt.Fprintln(tw, "measure\tfieldsync\traw baseline\tratio\tserver CPU per unit\tCPU cores: server/tool/machine\tserver RSS")
 	use := func(u Usage) string {
 		return fmt.Sprintf("%.2f / %.2f / %.2f\t%.0f MB", u.CPUCores, u.BenchCores, u.MachineCores, u.PeakRSSMB)
 	}
 	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
 	ran := func(name string) bool { return !goal(r, name).NotRun }
+<<<<<<< HEAD
 	tp := func(label string, t Throughput, g Goal, unitAPI, unitBase, unit string) {
 		row(label, num(t.API)+" "+unitAPI, num(t.Baseline)+" "+unitBase, pct(t.Ratio), g.Target, goalStr(g),
 			fmt.Sprintf("%.0f µs per %s", t.ServerCPUPerUnit, unit), use(t.Server))
@@ -334,11 +413,22 @@ func (r *Report) WriteTable(w io.Writer) error {
 			if i == 0 {
 				row("  the rate on this machine", num(p.API)+" mutations/s", "", "", gr.Target, goalStr(gr), "", "\t")
 			}
+=======
+	tp := func(label string, t Throughput, unitAPI, unitBase, unit string) {
+		row(label, num(t.API)+" "+unitAPI, num(t.Baseline)+" "+unitBase, pct(t.Ratio),
+			fmt.Sprintf("%.0f µs per %s", t.ServerCPUPerUnit, unit), use(t.Server))
+	}
+	if ran("push") {
+		tp(fmt.Sprintf("push (%d mutations a push, %d at once)", r.Push.Size, r.Push.Concurrency), r.Push, "mutations/s", "rows/s pgx", "mutation")
+		if t := r.PushSet; t.Baseline > 0 {
+			tp("  push against a set-based write", t, "mutations/s", "rows/s pgx batched", "mutation")
+>>>>>>> i13-bench
 		}
 	}
 	if ran("pull") {
-		tp(fmt.Sprintf("pull (%d changes a page, %d at once)", r.Pull.Size, r.Pull.Concurrency), r.Pull, goal(r, "pull"), "changes/s", "rows/s pgx", "change")
+		tp(fmt.Sprintf("pull (%d changes a page, %d at once)", r.Pull.Size, r.Pull.Concurrency), r.Pull, "changes/s", "rows/s pgx", "change")
 	}
+<<<<<<< HEAD
 	for i, s := range []InitialSync{r.InitialSync, r.InitialSyncLarge} {
 		target, met := "", ""
 		if g := goal(r, "initial_sync_large"); i == 1 {
@@ -353,31 +443,74 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if p := r.PullStandby; p.Baseline > 0 {
 		row(fmt.Sprintf("pull, primary + standby servers vs primary alone (%d at once)", p.Concurrency),
 			num(p.API)+" changes/s", num(p.Baseline)+" changes/s primary", pct(p.Ratio), "", "", "", use(p.Server))
+=======
+	for _, s := range []InitialSync{r.InitialSync, r.InitialSyncLarge} {
+		if s.Records > 0 {
+			row(fmt.Sprintf("initial sync of a rep (%d records, %d pages of %d)", s.Records, s.Pages, s.PageLimit),
+				fmt.Sprintf("%.3f s", s.APISeconds), fmt.Sprintf("%.3f s pgx", s.BaseSeconds), pct(s.Ratio), "", use(s.Server))
+		}
+>>>>>>> i13-bench
 	}
 	if ran("upload") {
-		tp(fmt.Sprintf("upload (%s files, %d at once)", size(r.Upload.Size), r.Upload.Concurrency), r.Upload, goal(r, "upload"), "MB/s tus", "MB/s PutObject", "MB")
+		tp(fmt.Sprintf("upload (%s files, %d at once)", size(r.Upload.Size), r.Upload.Concurrency), r.Upload, "MB/s tus", "MB/s PutObject", "MB")
+		if t := r.UploadTusd; t.Baseline > 0 {
+			tp("  upload against tusd v2 (S3 store)", t, "MB/s tus", "MB/s tusd", "MB")
+		}
 	}
 	if n := r.Notification; n.Events > 0 {
 		row(fmt.Sprintf("notification, commit → FCM request (%d messages, %d missing)", n.Messages, n.Missing),
-			fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", n.Latency.P50, n.Latency.P99), "", "", "", "", "", use(n.Server))
+			fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", n.Latency.P50, n.Latency.P99), "", "", "", use(n.Server))
 	}
-	if l := r.LongPoll; ran("writers_p99") {
-		g := goal(r, "writers_p99")
-		row(fmt.Sprintf("writers' pushes (%d devices long-polling, %d writers, %.0f pushes/s)", l.Devices, l.Writers, l.PushesPerSec),
-			fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", l.Latency.P50, l.Latency.P99), "", "", g.Target, metStr(g), "", use(l.Server))
-		row("  a note's delivery, push → the writer's long-poll", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", l.Delivery.P50, l.Delivery.P99), "", "", "", "", "", "\t")
-		row(fmt.Sprintf("  sign-in and first sync of the %d devices", l.Devices), fmt.Sprintf("%.1f s", l.ServerStartup.WallSeconds), "", "", "", "", "", use(l.ServerStartup))
+	if ran("writers_p99") {
+		for _, l := range []LongPoll{r.LongPollSmall, r.LongPoll} {
+			if l.Devices == 0 {
+				continue
+			}
+			row(fmt.Sprintf("writers' pushes (%d devices long-polling, %d writers, %.0f pushes/s)", l.Devices, l.Writers, l.PushesPerSec),
+				fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", l.Latency.P50, l.Latency.P99), "", "", "", use(l.Server))
+			row("  commit → the long-poll's answer", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", l.Wake.P50, l.Wake.P99), "", "", "", "\t")
+			row("  a note's delivery, push sent → the writer's long-poll", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", l.Delivery.P50, l.Delivery.P99), "", "", "", "\t")
+			m := l.Memory
+			row("  server memory a waiting device", fmt.Sprintf("%.1f KB heap and stacks", m.PerDeviceKB),
+				fmt.Sprintf("%.0f → %.0f MB", m.BeforeMB, m.WaitingMB), "", fmt.Sprintf("RSS %.1f KB a device", m.RSSPerDeviceKB),
+				fmt.Sprintf("\t%.0f → %.0f MB", m.RSSBeforeMB, m.RSSWaitingMB))
+			if l.SignIn.WallSeconds > 0 {
+				row(fmt.Sprintf("  sign-in storm (%d devices, argon2id each)", l.SignInDevices), fmt.Sprintf("%.1f s", l.SignIn.WallSeconds), "", "", "", use(l.SignIn))
+			}
+			row("  first sync of the devices", fmt.Sprintf("%.1f s", l.ServerStartup.WallSeconds), "", "", "", use(l.ServerStartup))
+		}
 	}
-	g := goal(r, "server_memory")
-	row("server memory, whole run (VmHWM)", fmt.Sprintf("%.0f MB", r.Server.PeakRSSMB), "", "", g.Target, metStr(g),
-		fmt.Sprintf("%.1f s in all", r.Server.CPUSeconds), "\t")
+	row("server memory, whole run (VmHWM)", fmt.Sprintf("%.0f MB", r.Server.PeakRSSMB), "", "", fmt.Sprintf("%.1f s CPU in all", r.Server.CPUSeconds), "\t")
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if l := r.LongPoll; l.Devices > 0 {
-		fmt.Fprintf(w, "\nlong-poll load: %d users in %d branches, wait=%ds, %.0f s; %d pushes (%d errors), %d poll answers (%d errors), %d long-polls open at the end; database: %.0f transactions/s (%.0f a push)\n",
-			l.Users, l.Branches, l.WaitSeconds, l.Seconds, l.Pushes, l.PushErrors, l.PollAnswers, l.PollErrors, l.PollsHeld,
-			l.DBTransactionsPerSec, l.DBTransactionsPerSec/max(l.PushesPerSec, 1))
+	for _, l := range []LongPoll{r.LongPollSmall, r.LongPoll} {
+		if l.Devices > 0 {
+			fmt.Fprintf(w, "\nlong-poll load, %d devices: %d users in %d branches, wait=%ds, %.0f s; %d pushes (%d errors), %d poll answers (%d errors), %d long-polls open at the end, %d server goroutines waiting; database: %.0f transactions/s (%.0f a push)",
+				l.Devices, l.Users, l.Branches, l.WaitSeconds, l.Seconds, l.Pushes, l.PushErrors, l.PollAnswers, l.PollErrors, l.PollsHeld, l.Memory.Goroutines,
+				l.DBTransactionsPerSec, l.DBTransactionsPerSec/max(l.PushesPerSec, 1))
+		}
+	}
+	fmt.Fprintln(w)
+	if len(r.Growth) > 0 {
+		fmt.Fprintln(w, "\nhow the figures grow")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "figure\tsmall\tlarge\tlarge / small")
+		for _, g := range r.Growth {
+			fmt.Fprintf(tw, "%s (%s)\t%s at %s\t%s at %s\t%.2f\n", g.Figure, g.Unit, num(g.Small.Value), g.Small.Size, num(g.Large.Value), g.Large.Size, g.Ratio)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(w, "\ngoals")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "goal\ttarget\tmeasured\tbaseline (same run)\t")
+	for _, g := range r.Goals {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", g.Name, g.Target, g.Measured, g.Baseline, metStr(g))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
 	}
 	if r.Server.Error != "" {
 		fmt.Fprintf(w, "server CPU and memory not measured: %s\n", r.Server.Error)
