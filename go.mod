@@ -4,13 +4,10 @@ go 1.26.8
 
 require (
 	firebase.google.com/go/v4 v4.19.0
-<<<<<<< HEAD
 	github.com/chromedp/chromedp v0.23.0
-=======
 	github.com/aws/aws-sdk-go-v2 v1.41.1
 	github.com/aws/aws-sdk-go-v2/credentials v1.19.7
 	github.com/aws/aws-sdk-go-v2/service/s3 v1.96.0
->>>>>>> i13-bench
 	github.com/gabriel-vasile/mimetype v1.4.16
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/uuid v1.6.0
