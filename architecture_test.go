@@ -57,21 +57,14 @@ var mayImport = map[string][]string{
 	"internal/loadtest":    {"*"},
 	"internal/fakefcm":     {},
 	"internal/imagebomb":   {},
-<<<<<<< HEAD
-	"internal/tsclient":    {},
-=======
 	"internal/browsertest": {"*"},
->>>>>>> i12-console
+	"internal/tsclient":    {},
 }
 
 // tooling are the packages no product package may import (tests aside).
 var tooling = []string{"cmd/fieldsync", "internal/app", "internal/apitest", "internal/app/apptest", "internal/testenv",
 	"internal/devenv", "internal/demo", "internal/fixture", "internal/client", "internal/sim", "internal/loadtest",
-<<<<<<< HEAD
-	"internal/fakefcm", "internal/imagebomb", "internal/tsclient"}
-=======
-	"internal/fakefcm", "internal/imagebomb", "internal/browsertest"}
->>>>>>> i12-console
+	"internal/fakefcm", "internal/imagebomb", "internal/tsclient", "internal/browsertest"}
 
 // TestPackagesImportOnlyInward holds every package's imports (tests excluded) to mayImport.
 func TestPackagesImportOnlyInward(t *testing.T) {

@@ -37,7 +37,6 @@ type Config struct {
 
 // Engine applies mutations and serves pulls.
 type Engine struct {
-<<<<<<< HEAD
 	db *pgxpool.Pool
 	// read serves pulls and the screens' reads: a hot standby's pool (ReadFrom), or db.
 	read    *pgxpool.Pool
@@ -46,18 +45,11 @@ type Engine struct {
 	log     *slog.Logger
 	hub     *branchwake.Hub
 	hooks   []HookFunc
-=======
-	db    *pgxpool.Pool
-	cfg   Config
-	log   *slog.Logger
-	hub   *branchwake.Hub
-	hooks []HookFunc
 	// columns are the SQL types of the synced tables' columns, read when first needed
 	// (Engine.columnTypes).
 	columns atomic.Pointer[map[string]map[string]string]
 	// oneByOne turns off applying pushes as sets (pushgroup.go), for the tests that compare.
 	oneByOne bool
->>>>>>> i13-push
 	// waits counts each user's long-polls (MaxWaitsPerUser).
 	waits *waitcap.Cap
 	// looks bounds the long-polls looking at the change log at once to half the database pool:
@@ -99,8 +91,8 @@ func New(db *pgxpool.Pool, cfg Config, log *slog.Logger) *Engine {
 	if cfg.MaxWaitsPerUser <= 0 {
 		cfg.MaxWaitsPerUser = 8
 	}
-<<<<<<< HEAD
-	return &Engine{db: db, read: db, cfg: cfg, log: log, hub: branchwake.New(), waits: waitcap.New(cfg.MaxWaitsPerUser), NowFunc: time.Now}
+	return &Engine{db: db, read: db, cfg: cfg, log: log, hub: branchwake.New(), waits: waitcap.New(cfg.MaxWaitsPerUser),
+		looks: semaphore.NewWeighted(max(int64(db.Config().MaxConns)/2, 1)), NowFunc: time.Now}
 }
 
 // ReadFrom has pulls and the screens' reads served by standby, a hot standby of db (a streaming
@@ -112,10 +104,6 @@ func (e *Engine) ReadFrom(standby *pgxpool.Pool) {
 	if standby != nil {
 		e.read, e.standby = standby, true
 	}
-=======
-	return &Engine{db: db, cfg: cfg, log: log, hub: branchwake.New(), waits: waitcap.New(cfg.MaxWaitsPerUser),
-		looks: semaphore.NewWeighted(max(int64(db.Config().MaxConns)/2, 1)), NowFunc: time.Now}
->>>>>>> i13-bench
 }
 
 // HookFunc runs inside the transaction of every applied mutation, after the write: notification

@@ -110,13 +110,8 @@ func (e *Engine) PullPage(ctx context.Context, id *fieldsync.Identity, req PullR
 		if c, err = parseCursor(req.Cursor, id); err != nil {
 			return PullEnd{}, err
 		}
-<<<<<<< HEAD
-		if err := e.checkServable(ctx, c); err != nil {
-			return PullEnd{}, err
-=======
 		if db, err = e.pageDB(ctx, c); err != nil {
-			return "", false, err
->>>>>>> i13-read
+			return PullEnd{}, err
 		}
 	}
 
@@ -140,16 +135,7 @@ func (e *Engine) PullPage(ctx context.Context, id *fieldsync.Identity, req PullR
 			watcher.Rearm()
 			wake = watcher.Ready()
 		}
-<<<<<<< HEAD
-		if waited && req.RecheckFunc != nil {
-			if err := req.RecheckFunc(ctx); err != nil {
-				return PullEnd{}, err
-			}
-		}
-		emitted, next, more, err := e.pullPage(ctx, db, id, c, limit, emit)
-=======
-		emitted, next, more, pending, err := e.look(ctx, id, req, c, limit, emit, watcher != nil, waited)
->>>>>>> i13-bench
+		emitted, next, more, pending, err := e.look(ctx, db, id, req, c, limit, emit, watcher != nil, waited)
 		if err != nil {
 			return PullEnd{}, err
 		}
@@ -158,19 +144,10 @@ func (e *Engine) PullPage(ctx context.Context, id *fieldsync.Identity, req PullR
 		}
 		c = next
 		// Nothing for this caller yet. A change may be committed but still behind an older open
-<<<<<<< HEAD
-		// transaction; if so, look again shortly (it is served the moment that one ends), else
-		// sleep until the next commit in the branch.
-		pending, err := e.pendingBehindXmin(ctx, id, c)
-		if err != nil {
-			return PullEnd{}, err
-		}
-=======
 		// transaction (pending); if so, look again shortly (it is served the moment that one
 		// ends), else sleep until the next commit in the branch. (Waking pending long-polls at
 		// every commit announced instead was tried: under steady writes most long-polls are
 		// pending, and each commit woke all of them.)
->>>>>>> i13-bench
 		var retry <-chan time.Time
 		if pending {
 			retry = time.After(backoff)
@@ -193,8 +170,6 @@ func (e *Engine) PullPage(ctx context.Context, id *fieldsync.Identity, req PullR
 	}
 }
 
-<<<<<<< HEAD
-<<<<<<< HEAD
 // scopeSize counts the records the caller's scope holds, for a snapshot's estimate of what is
 // left (PullEnd.Remaining): once per snapshot, with the snapshot's own predicates, reading ids only.
 func (e *Engine) scopeSize(ctx context.Context, id *fieldsync.Identity) (int64, error) {
@@ -214,11 +189,12 @@ func (e *Engine) scopeSize(ctx context.Context, id *fieldsync.Identity) (int64, 
 		return 0, fmt.Errorf("count the scope: %w", err)
 	}
 	return n, nil
-=======
+}
+
 // look is one look at the log for Pull: the session rechecked if the pull waited, a page, and
 // when it is empty and the pull waits, whether a change is pending behind an open transaction. A
 // long-poll's look takes one of the engine's looks first.
-func (e *Engine) look(ctx context.Context, id *fieldsync.Identity, req PullRequest, c cursor, limit int, emit func(Change) error,
+func (e *Engine) look(ctx context.Context, db querier, id *fieldsync.Identity, req PullRequest, c cursor, limit int, emit func(Change) error,
 	longPoll, waited bool) (emitted int, next cursor, more, pending bool, err error) {
 	if longPoll {
 		if err := e.looks.Acquire(ctx, 1); err != nil {
@@ -231,19 +207,15 @@ func (e *Engine) look(ctx context.Context, id *fieldsync.Identity, req PullReque
 			return 0, c, false, false, err
 		}
 	}
-	emitted, next, more, err = e.pullPage(ctx, id, c, limit, emit)
+	emitted, next, more, err = e.pullPage(ctx, db, id, c, limit, emit)
 	if err != nil || emitted > 0 || more || !longPoll {
 		return emitted, next, more, false, err
 	}
 	pending, err = e.pendingBehindXmin(ctx, id, next)
 	return emitted, next, more, pending, err
->>>>>>> i13-bench
 }
 
-func (e *Engine) currentXmin(ctx context.Context) (uint64, error) {
-=======
 func (e *Engine) currentXmin(ctx context.Context, db querier) (uint64, error) {
->>>>>>> i13-read
 	var s string
 	if err := db.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`).Scan(&s); err != nil {
 		return 0, fmt.Errorf("read snapshot: %w", err)
@@ -446,6 +418,10 @@ func pageQuery(role string) (string, error) {
 			WHERE c.branch_id = $2 AND (c.xid, c.version) > ($5::text::xid8, $6::bigint)
 				AND c.xid < pg_snapshot_xmin(pg_current_snapshot())
 				AND (c.op IN ('upsert', 'delete') OR c.target_user_id = $1 OR c.target_role = $7)
+				-- Pruning may have begun below this cursor since checkServable: the horizon commits
+				-- before any deletion, so this statement sees it then, and sends nothing (the next
+				-- pull gets 410) rather than a page with a hole.
+				AND NOT coalesce((SELECT s.pruned_through_xid >= $5::text::xid8 FROM sync_settings s), false)
 			ORDER BY c.xid, c.version
 			LIMIT $8
 		),
@@ -481,24 +457,9 @@ var pageQueries = func() map[string]string {
 	return m
 }()
 
-<<<<<<< HEAD
-func (e *Engine) changesPage(ctx context.Context, id *fieldsync.Identity, c cursor, limit int, emit func(Change) error) (int, cursor, bool, error) {
-	rows, err := e.db.Query(ctx, `
-		SELECT c.xid::text, c.version, c.entity_type, c.entity_id, c.op FROM changes c
-		WHERE c.branch_id = $1 AND (c.xid, c.version) > ($2::text::xid8, $3::bigint)
-			AND c.xid < pg_snapshot_xmin(pg_current_snapshot())
-			AND (c.op IN ('upsert', 'delete') OR c.target_user_id = $4 OR c.target_role = $5)
-			-- Pruning may have begun below this cursor since checkServable: the horizon commits
-			-- before any deletion, so this statement sees it then, and sends nothing (the next
-			-- pull gets 410) rather than a page with a hole.
-			AND NOT coalesce((SELECT s.pruned_through_xid >= $2::text::xid8 FROM sync_settings s), false)
-		ORDER BY c.xid, c.version
-		LIMIT $6`, id.BranchID, xid8(c.xid), c.version, id.UserID, id.Role, limit)
-=======
 func (e *Engine) changesPage(ctx context.Context, db querier, id *fieldsync.Identity, c cursor, limit int, emit func(Change) error) (int, cursor, bool, error) {
 	rows, err := db.Query(ctx, pageQueries[id.Role], id.UserID, id.BranchID, e.cfg.ScopeWindow, e.sqlNow(),
 		xid8(c.xid), c.version, id.Role, limit)
->>>>>>> i13-read
 	if err != nil {
 		return 0, c, false, fmt.Errorf("read changes: %w", err)
 	}

@@ -168,9 +168,9 @@ type queued struct {
 	args []any
 }
 
-// read reads ahead what the group's mutations read, in one batch (after the statements in
+// readGroup reads ahead what the group's mutations read, in one batch (after the statements in
 // first): each table's records in id order, locked as load locks them, and the users named.
-func (e *Engine) read(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, g []member, first []string) (*readAhead, error) {
+func (e *Engine) readGroup(ctx context.Context, tx pgx.Tx, id *fieldsync.Identity, g []member, first []string) (*readAhead, error) {
 	ra := &readAhead{rows: map[refKey]readRow{}, asked: map[refKey]bool{}, users: map[uuid.UUID]readUser{}, usersAsked: map[uuid.UUID]bool{}}
 	byType := map[string][]uuid.UUID{}
 	var users []uuid.UUID
@@ -301,7 +301,7 @@ func (e *Engine) pushGroup(ctx context.Context, tx pgx.Tx, id *fieldsync.Identit
 		first = []string{`RELEASE SAVEPOINT ` + groupSavepoint}
 		p.grouped = false
 	}
-	ra, err := e.read(ctx, tx, id, g, first)
+	ra, err := e.readGroup(ctx, tx, id, g, first)
 	if err != nil {
 		return err
 	}

@@ -129,18 +129,8 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 			"ios":     r.str("FIELDSYNC_MIN_APP_VERSION_IOS", ""),
 			"web":     r.str("FIELDSYNC_MIN_APP_VERSION_WEB", ""),
 		},
-<<<<<<< HEAD
-		ScopeWindow:      r.duration("FIELDSYNC_SCOPE_WINDOW", 30*24*time.Hour),
-		ChangeRetention:  r.duration("FIELDSYNC_RETENTION", 30*24*time.Hour),
-		TargetsEvery:     r.duration("FIELDSYNC_TARGETS_EVERY", jobqueue.DefaultTargetsEvery),
-		LongPollsPerUser: int(r.integer("FIELDSYNC_LONGPOLLS_PER_USER", 8)),
-		StreamsPerUser:   int(r.integer("FIELDSYNC_STREAMS_PER_USER", 4)),
-		CORSOrigins:      r.list("FIELDSYNC_CORS_ORIGINS"),
-		ShutdownTimeout:  r.duration("FIELDSYNC_SHUTDOWN_TIMEOUT", 30*time.Second),
-		MigrateOnStart:   r.boolean("FIELDSYNC_MIGRATE_ON_START", true),
-		LogFormat:        r.str("FIELDSYNC_LOG_FORMAT", "json"),
-=======
 		ScopeWindow:        r.duration("FIELDSYNC_SCOPE_WINDOW", 30*24*time.Hour),
+		ChangeRetention:    r.duration("FIELDSYNC_RETENTION", 30*24*time.Hour),
 		TargetsEvery:       r.duration("FIELDSYNC_TARGETS_EVERY", jobqueue.DefaultTargetsEvery),
 		LongPollsPerUser:   int(r.integer("FIELDSYNC_LONGPOLLS_PER_USER", 8)),
 		StreamsPerUser:     int(r.integer("FIELDSYNC_STREAMS_PER_USER", 4)),
@@ -150,7 +140,6 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		ShutdownTimeout:    r.duration("FIELDSYNC_SHUTDOWN_TIMEOUT", 30*time.Second),
 		MigrateOnStart:     r.boolean("FIELDSYNC_MIGRATE_ON_START", true),
 		LogFormat:          r.str("FIELDSYNC_LOG_FORMAT", "json"),
->>>>>>> i12-console
 	}}
 	for _, cidr := range r.list("FIELDSYNC_TRUSTED_PROXIES") {
 		_, n, err := net.ParseCIDR(cidr)
