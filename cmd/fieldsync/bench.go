@@ -51,13 +51,9 @@ func cmdBench(ctx context.Context, cfg config, args []string, stdout, stderr io.
 	fs.DurationVar(&o.Wait, "wait", 0, "the long-polls' wait (default 25s)")
 	fs.IntVar(&o.RepsPerBranch, "reps-per-branch", 0, "reps per branch: every commit wakes the long-polls of its branch (default 50)")
 	fs.IntVar(&o.DevicesPerRep, "devices-per-rep", 0, "devices each rep signs in on (default 1)")
-<<<<<<< HEAD
 	fs.IntVar(&o.SnapshotRecords, "snapshot-records", 0, "records in the rep's scope for the initial sync (default 1000)")
 	fs.IntVar(&o.SnapshotLargeRecords, "snapshot-large-records", 0, "records in the rep's scope for the larger initial sync (default 100000)")
-=======
-	fs.IntVar(&o.SnapshotRecords, "snapshot-records", 0, "records in the rep's scope for the initial sync (default 5000)")
 	pushTasks := fs.String("push-tasks", "", "the sizes of branch the push phase runs at, in tasks, comma-separated (default 1000,100000)")
->>>>>>> i13-push
 	phases := fs.String("phases", "", "run only these phases, comma-separated: "+strings.Join(loadtest.PhaseNames, ","))
 	fs.StringVar(&out, "out", "", "also write the report as JSON to this file")
 	fs.StringVar(&cpuprofile, "cpuprofile", "", "write CPU profiles of the server, one per phase (FILE-push.pprof, ...)")

@@ -96,7 +96,7 @@ func (o *Options) setDefaults() {
 	defd(&o.Think, time.Second, 200*time.Millisecond)
 	defd(&o.Wait, 25*time.Second, 2*time.Second)
 	o.Writers = min(o.Writers, o.Devices)
-<<<<<<< HEAD
+	o.DevicesSmall = min(o.DevicesSmall, o.Devices)
 	if len(o.PushTasks) == 0 {
 		// Quick: as few as the workers need (push raises it to that).
 		o.PushTasks = []int{1000, 100000}
@@ -104,9 +104,6 @@ func (o *Options) setDefaults() {
 			o.PushTasks = []int{1}
 		}
 	}
-=======
-	o.DevicesSmall = min(o.DevicesSmall, o.Devices)
->>>>>>> i13-bench
 }
 
 // Target is the server under test and what stands behind it.

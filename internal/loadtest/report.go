@@ -17,39 +17,22 @@ type Report struct {
 	Options     Options     `json:"options"`
 	Environment Environment `json:"environment"`
 
-<<<<<<< HEAD
-<<<<<<< HEAD
-	Push        Throughput  `json:"push"`
-	Pull        Throughput  `json:"pull"`
-	InitialSync InitialSync `json:"initial_sync"`
-	// InitialSyncLarge is the same at Options.SnapshotLargeRecords, to show the growth.
-	InitialSyncLarge InitialSync `json:"initial_sync_large"`
+	// Push is pushes through the API at the first branch size against raw pgx writing the same
+	// rows a statement each; PushSet the same pushes against the rows written a set at a time
+	// (a statement per table): issue 13's raw baseline. PushSizes are every size's figures.
+	Push      Throughput `json:"push"`
+	PushSet   Throughput `json:"push_set"`
+	PushSizes []PushSize `json:"push_sizes,omitempty"`
+	Pull      Throughput `json:"pull"`
 	// PullStandby is the pull rate with a standby's server beside the primary's against the
 	// primary's alone (FIELDSYNC_READ_DATABASE_URL); zero when no standby could be made.
-	PullStandby  Throughput   `json:"pull_standby"`
-=======
-	// Push is the push phase at its first size against the baseline a row at a time, PushSet
-	// against the baseline a set at a time; PushSizes are every size's figures.
-	Push         Throughput   `json:"push"`
-	PushSet      Throughput   `json:"push_set"`
-	PushSizes    []PushSize   `json:"push_sizes,omitempty"`
-	Pull         Throughput   `json:"pull"`
-	InitialSync  InitialSync  `json:"initial_sync"`
->>>>>>> i13-push
-=======
-	// Push is pushes through the API against raw pgx writing the same rows a statement each.
-	Push Throughput `json:"push"`
-	// PushSet is the same pushes (API) against the same rows written a set at a time (batched
-	// INSERT/COPY, triggers on): issue 13's raw baseline. The push phase fills it.
-	PushSet Throughput `json:"push_set"`
-	Pull    Throughput `json:"pull"`
+	PullStandby Throughput `json:"pull_standby"`
 	// InitialSync is a rep's first sync at the default size; InitialSyncLarge the same at
-	// 100,000 records (issue 13: ≤ 1.5 s, memory flat), filled by the snapshot phase.
+	// Options.SnapshotLargeRecords (issue 13: 100,000 in ≤ 1.5 s, memory flat).
 	InitialSync      InitialSync `json:"initial_sync"`
 	InitialSyncLarge InitialSync `json:"initial_sync_large"`
 	// Upload is ours against an unsigned, parallel-part PutObject; UploadTusd ours (API) against
 	// tusd v2 with its S3 store (Baseline), the same client, file and chunk size.
->>>>>>> i13-bench
 	Upload       Throughput   `json:"upload"`
 	UploadTusd   Throughput   `json:"upload_tusd"`
 	Notification Notification `json:"notification"`
@@ -266,72 +249,6 @@ type ServerUsage struct {
 	Error     string  `json:"error,omitempty"`
 }
 
-<<<<<<< HEAD
-// Goal is one target and whether the run met it.
-type Goal struct {
-	Name     string  `json:"name"`
-	Target   string  `json:"target"`
-	Measured string  `json:"measured"`
-	Value    float64 `json:"value"`
-	Met      bool    `json:"met"`
-	// NotRun is set when the phase that measures the goal was left out (Options.Phases).
-	NotRun bool `json:"not_run,omitempty"`
-}
-
-// The goals of issue 6.
-const (
-	GoalPushRatio = 0.50
-<<<<<<< HEAD
-	GoalPullRatio = 0.80
-	// GoalInitialSyncSeconds bounds a rep's first sync of 100,000 records (server time).
-	GoalInitialSyncSeconds = 1.5
-	GoalUploadRatio        = 0.80
-	GoalWriterP99MS        = 100
-	GoalServerMB           = 300
-=======
-	// GoalPushSetRatio is push against raw pgx writing the same rows a set at a time, and
-	// GoalPushRate its rate on the 2-core machine of issue 13.
-	GoalPushSetRatio = 0.30
-	GoalPushRate     = 10000
-	GoalPullRatio    = 0.60
-	GoalUploadRatio  = 0.80
-	GoalWriterP99MS  = 100
-	GoalServerMB     = 300
->>>>>>> i13-push
-)
-
-func (r *Report) judge(ran func(phase string) bool) {
-	r.Goals = []Goal{
-		{Name: "push", Target: "≥ " + pct(GoalPushRatio) + " of raw pgx", Measured: pct(r.Push.Ratio), Value: r.Push.Ratio, Met: r.Push.Ratio >= GoalPushRatio},
-		{Name: "push_set", Target: "≥ " + pct(GoalPushSetRatio) + " of raw pgx in sets", Measured: pct(r.PushSet.Ratio), Value: r.PushSet.Ratio,
-			Met: r.PushSet.Ratio >= GoalPushSetRatio},
-		{Name: "push_rate", Target: fmt.Sprintf("≥ %d mutations/s", GoalPushRate), Measured: fmt.Sprintf("%.0f mutations/s", r.Push.API), Value: r.Push.API,
-			Met: r.Push.API >= GoalPushRate},
-		{Name: "pull", Target: "≥ " + pct(GoalPullRatio) + " of raw pgx", Measured: pct(r.Pull.Ratio), Value: r.Pull.Ratio, Met: r.Pull.Ratio >= GoalPullRatio},
-		{Name: "initial_sync_large", Target: fmt.Sprintf("≤ %.1f s for %d records", GoalInitialSyncSeconds, r.InitialSyncLarge.Records),
-			Measured: fmt.Sprintf("%.3f s", r.InitialSyncLarge.APISeconds), Value: r.InitialSyncLarge.APISeconds,
-			Met: r.InitialSyncLarge.Records > 0 && r.InitialSyncLarge.APISeconds <= GoalInitialSyncSeconds},
-		{Name: "upload", Target: "≥ " + pct(GoalUploadRatio) + " of direct PutObject", Measured: pct(r.Upload.Ratio), Value: r.Upload.Ratio, Met: r.Upload.Ratio >= GoalUploadRatio},
-		{Name: "writers_p99", Target: fmt.Sprintf("p99 < %d ms with %d long-polling devices", GoalWriterP99MS, r.LongPoll.Devices),
-			Measured: fmt.Sprintf("%.1f ms", r.LongPoll.Latency.P99), Value: r.LongPoll.Latency.P99,
-			Met: r.LongPoll.Latency.Count > 0 && r.LongPoll.PushErrors == 0 && r.LongPoll.Latency.P99 < GoalWriterP99MS},
-		{Name: "server_memory", Target: fmt.Sprintf("peak RSS < %d MB", GoalServerMB), Measured: fmt.Sprintf("%.0f MB", r.Server.PeakRSSMB),
-			Value: r.Server.PeakRSSMB, Met: r.Server.Error == "" && r.Server.PeakRSSMB > 0 && r.Server.PeakRSSMB < GoalServerMB},
-	}
-<<<<<<< HEAD
-	phaseOf := map[string]string{"push": "push", "pull": "pull", "initial_sync_large": "snapshot", "upload": "upload", "writers_p99": "longpoll"}
-=======
-	phaseOf := map[string]string{"push": "push", "push_set": "push", "push_rate": "push", "pull": "pull", "upload": "upload", "writers_p99": "longpoll"}
->>>>>>> i13-push
-	for i, g := range r.Goals {
-		if p, ok := phaseOf[g.Name]; ok && !ran(p) {
-			r.Goals[i] = Goal{Name: g.Name, Target: g.Target, Measured: "not run", NotRun: true}
-		}
-	}
-}
-
-=======
->>>>>>> i13-bench
 // Missed returns the names of the goals the run missed.
 func (r *Report) Missed() []string {
 	var out []string
@@ -394,62 +311,32 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
 	ran := func(name string) bool { return !goal(r, name).NotRun }
-<<<<<<< HEAD
-	tp := func(label string, t Throughput, g Goal, unitAPI, unitBase, unit string) {
-		row(label, num(t.API)+" "+unitAPI, num(t.Baseline)+" "+unitBase, pct(t.Ratio), g.Target, goalStr(g),
-			fmt.Sprintf("%.0f µs per %s", t.ServerCPUPerUnit, unit), use(t.Server))
-	}
-	if ran("push") {
-		for i, p := range r.PushSizes {
-			label := fmt.Sprintf("push (%d mutations a push, %d at once, %d tasks a branch)", p.Size, p.Concurrency, p.Tasks)
-			t, ts := p.row(), p.set()
-			var g, gs, gr Goal
-			if i == 0 {
-				// The goals are held at the first size; the others show how the figures grow.
-				g, gs, gr = goal(r, "push"), goal(r, "push_set"), goal(r, "push_rate")
-			}
-			tp(label, t, g, "mutations/s", "rows/s pgx, a row at a time", "mutation")
-			row("  the same, against rows written in sets", "", num(ts.Baseline)+" rows/s pgx, a set at a time", pct(ts.Ratio), gs.Target, goalStr(gs), "", "\t")
-			if i == 0 {
-				row("  the rate on this machine", num(p.API)+" mutations/s", "", "", gr.Target, goalStr(gr), "", "\t")
-			}
-=======
 	tp := func(label string, t Throughput, unitAPI, unitBase, unit string) {
 		row(label, num(t.API)+" "+unitAPI, num(t.Baseline)+" "+unitBase, pct(t.Ratio),
 			fmt.Sprintf("%.0f µs per %s", t.ServerCPUPerUnit, unit), use(t.Server))
 	}
 	if ran("push") {
-		tp(fmt.Sprintf("push (%d mutations a push, %d at once)", r.Push.Size, r.Push.Concurrency), r.Push, "mutations/s", "rows/s pgx", "mutation")
-		if t := r.PushSet; t.Baseline > 0 {
-			tp("  push against a set-based write", t, "mutations/s", "rows/s pgx batched", "mutation")
->>>>>>> i13-bench
+		for _, p := range r.PushSizes {
+			tp(fmt.Sprintf("push (%d mutations a push, %d at once, %d tasks a branch)", p.Size, p.Concurrency, p.Tasks), p.row(),
+				"mutations/s", "rows/s pgx, a row at a time", "mutation")
+			if t := p.set(); t.Baseline > 0 {
+				tp("  the same, against rows written in sets", t, "mutations/s", "rows/s pgx, a set at a time", "mutation")
+			}
 		}
 	}
 	if ran("pull") {
 		tp(fmt.Sprintf("pull (%d changes a page, %d at once)", r.Pull.Size, r.Pull.Concurrency), r.Pull, "changes/s", "rows/s pgx", "change")
 	}
-<<<<<<< HEAD
-	for i, s := range []InitialSync{r.InitialSync, r.InitialSyncLarge} {
-		target, met := "", ""
-		if g := goal(r, "initial_sync_large"); i == 1 {
-			target, met = g.Target, metStr(g)
-		}
+	for _, s := range []InitialSync{r.InitialSync, r.InitialSyncLarge} {
 		if s.Records > 0 {
 			row(fmt.Sprintf("initial sync of a rep (%d records, %d pages of %d)", s.Records, s.Pages, s.PageLimit),
-				fmt.Sprintf("%.3f s", s.APISeconds), fmt.Sprintf("%.3f s pgx", s.BaseSeconds), pct(s.Ratio), target, met,
-				fmt.Sprintf("%.1f µs per record", s.Server.CPUSeconds*1e6/float64(s.Records*s.Runs)), use(s.Server))
+				fmt.Sprintf("%.3f s", s.APISeconds), fmt.Sprintf("%.3f s pgx", s.BaseSeconds), pct(s.Ratio),
+				fmt.Sprintf("%.1f µs per record", s.Server.CPUSeconds*1e6/float64(max(s.Records*s.Runs, 1))), use(s.Server))
 		}
 	}
 	if p := r.PullStandby; p.Baseline > 0 {
 		row(fmt.Sprintf("pull, primary + standby servers vs primary alone (%d at once)", p.Concurrency),
-			num(p.API)+" changes/s", num(p.Baseline)+" changes/s primary", pct(p.Ratio), "", "", "", use(p.Server))
-=======
-	for _, s := range []InitialSync{r.InitialSync, r.InitialSyncLarge} {
-		if s.Records > 0 {
-			row(fmt.Sprintf("initial sync of a rep (%d records, %d pages of %d)", s.Records, s.Pages, s.PageLimit),
-				fmt.Sprintf("%.3f s", s.APISeconds), fmt.Sprintf("%.3f s pgx", s.BaseSeconds), pct(s.Ratio), "", use(s.Server))
-		}
->>>>>>> i13-bench
+			num(p.API)+" changes/s", num(p.Baseline)+" changes/s primary", pct(p.Ratio), "", use(p.Server))
 	}
 	if ran("upload") {
 		tp(fmt.Sprintf("upload (%s files, %d at once)", size(r.Upload.Size), r.Upload.Concurrency), r.Upload, "MB/s tus", "MB/s PutObject", "MB")

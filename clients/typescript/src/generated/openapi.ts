@@ -553,7 +553,7 @@ export interface paths {
          *
          *     A comment line (`: heartbeat`) comes every `heartbeat_seconds` when nothing else does, so proxies keep the connection; the access token is checked again then.
          *
-         *     Event ids are opaque (`<digits>-<digits>-<digits>`). A client that reconnects with the last id it received (header `Last-Event-ID`, which EventSource sends by itself, or query parameter `last_event_id`) receives every notification written after it, whatever order the writing transactions committed in, and a `sync` if anything else changed meanwhile; it may receive a few notifications again. If the log no longer reaches back to that id (it is kept for 90 days), the stream sends the caller's inbox instead (its newest 1,000 notifications, without ids) and a `sync`, then `ready`.
+         *     Event ids are opaque (`<digits>-<digits>-<digits>`). A client that reconnects with the last id it received (header `Last-Event-ID`, which EventSource sends by itself, or query parameter `last_event_id`) receives every notification written after it, whatever order the writing transactions committed in, and a `sync` if anything else changed meanwhile; it may receive a few notifications again. If the log no longer reaches back to that id (it is kept for the retention, 30 days by default: `FIELDSYNC_RETENTION`), the stream sends the caller's inbox instead (its newest 1,000 notifications, without ids) and a `sync`, then `ready`.
          *
          *     An event is sent as soon as the writing transaction commits, on whichever replica wrote it: usually within milliseconds.
          *
@@ -640,7 +640,7 @@ export interface paths {
          *
          *     **wait** (seconds, 0 to 3600 accepted, held at most 60): with a cursor and nothing new, the server holds the request until a change in the caller's scope commits, on any replica (commits are announced through PostgreSQL LISTEN/NOTIFY), or until the wait runs out; then it answers `200`, with an empty `changes` and a cursor (possibly moved past entries outside the scope) if nothing came. A poll that waited checks the caller's session again before it answers: if it ended meanwhile (a logout, a revoked device or a disabled user), the answer is the `401` any request of that session gets (`session_revoked`, ...), never the changes. One user holds at most 8 waiting polls at once on a replica (`FIELDSYNC_LONGPOLLS_PER_USER`); one more is refused at once with `429 too_many_waits` and `Retry-After` (seconds), rather than answered empty, which would invite a client to poll in a tight loop. A device needs one poll at a time: close the others, or retry after `Retry-After`. Pulls without `wait` are not counted.
          *
-         *     **Cursor**: opaque, at most 400 characters, bound to the user and role it was made for. `410 cursor_expired` for a cursor that is malformed, another user's or made for another role, from the future (past the oldest transaction still running, or past the last version the server handed out: no cursor it made can be), or older than the change log's retention (90 days by default; the log is pruned by whole transactions, and never past a transaction still running). On 410 the device drops its cursor and pulls without one.
+         *     **Cursor**: opaque, at most 400 characters, bound to the user and role it was made for. `410 cursor_expired` for a cursor that is malformed, another user's or made for another role, from the future (past the oldest transaction still running, or past the last version the server handed out: no cursor it made can be), or older than the change log's prune horizon (the retention, 30 days by default: `FIELDSYNC_RETENTION`; the log is pruned by whole transactions, and never past a transaction still running). On 410 the device drops its cursor and pulls without one.
          *
          *     **Streaming**: the page is written as records come from the database, so a failure after the first record truncates the body (it is then not valid JSON): the device drops that page and pulls again from its last cursor. Responses, errors included, are `Cache-Control: no-store`: they hold one caller's personal data.
          */
@@ -945,9 +945,13 @@ export interface components {
         Branch: {
             /** Format: date-time */
             created_at: string;
+            /** @description ISO 4217 currency of the branch's amounts, such as CNY. */
+            currency: string;
             /** Format: uuid */
             id: string;
             name: string;
+            /** @description IANA time zone the branch's dates read in, such as Asia/Shanghai. */
+            time_zone: string;
         };
         BranchList: {
             branches: components["schemas"]["Branch"][];
@@ -993,8 +997,12 @@ export interface components {
             policy_number: string;
         };
         CreateBranchRequest: {
+            /** @description ISO 4217 code in capitals (default CNY); `invalid_value` with `details.field` `currency` when unknown. */
+            currency?: string;
             /** @description 1 to 200 characters, not blank; unique ignoring case. */
             name: string;
+            /** @description IANA time zone name (default UTC); `invalid_value` with `details.field` `time_zone` when unknown. */
+            time_zone?: string;
         };
         CreateUserRequest: {
             /**
@@ -1055,6 +1063,8 @@ export interface components {
             pull_lag: number | null;
             /** @enum {string} */
             push_token: "registered" | "none" | "dropped";
+            /** @description Uploads the device has begun and not finished (photos partly sent). */
+            queued_uploads: number;
             /** Format: date-time */
             revoked_at: string | null;
             /**
