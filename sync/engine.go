@@ -91,8 +91,13 @@ func New(db *pgxpool.Pool, cfg Config, log *slog.Logger) *Engine {
 	if cfg.MaxWaitsPerUser <= 0 {
 		cfg.MaxWaitsPerUser = 8
 	}
+	// A long-poll's looks at the log may take half the pool; the rest is the writers'.
+	looks := int64(1)
+	if db != nil {
+		looks = max(int64(db.Config().MaxConns)/2, 1)
+	}
 	return &Engine{db: db, read: db, cfg: cfg, log: log, hub: branchwake.New(), waits: waitcap.New(cfg.MaxWaitsPerUser),
-		looks: semaphore.NewWeighted(max(int64(db.Config().MaxConns)/2, 1)), NowFunc: time.Now}
+		looks: semaphore.NewWeighted(looks), NowFunc: time.Now}
 }
 
 // ReadFrom has pulls and the screens' reads served by standby, a hot standby of db (a streaming
