@@ -293,6 +293,49 @@ func TestConsoleApproveAndPay(t *testing.T) {
 	browsertest.Screenshot(t, tab, "console-claim-paid-en")
 }
 
+// TestConsoleRejectClaimChinese: in Chinese, a processor rejects the whole claim with a reason;
+// the page says so, the claim is rejected with the reason on record, and the rep's pull has it.
+func TestConsoleRejectClaimChinese(t *testing.T) {
+	w := newWorld(t)
+	tab := w.signIn(w.processor, "zh-CN")
+	browsertest.Do(t, tab, "open the claim", chromedp.Navigate(w.app.URL+"/console/claims/"+w.claim.String()),
+		chromedp.WaitVisible(chromedp.ID("reject-claim")))
+	browsertest.Do(t, tab, "reject the claim",
+		chromedp.SendKeys(chromedp.ID("decision-note"), "保单不涵盖此次住院"),
+		chromedp.Click(chromedp.ID("reject-claim")),
+		chromedp.WaitVisible(chromedp.ID("notice")),
+	)
+	wantContains(t, "notice", text(t, tab, "#notice"), "理赔已拒绝")
+	wantContains(t, "claim status", text(t, tab, "#claim-status"), "已拒绝")
+	wantContains(t, "claim", text(t, tab, ".facts"), "保单不涵盖此次住院")
+	browsertest.Screenshot(t, tab, "console-claim-rejected-zh")
+
+	var status, note string
+	if err := w.app.DB.Pool.QueryRow(context.Background(), `SELECT status, coalesce(decision_note, '') FROM claims WHERE id = $1`, w.claim).
+		Scan(&status, &note); err != nil {
+		t.Fatal(err)
+	}
+	if status != "rejected" || note != "保单不涵盖此次住院" {
+		t.Fatalf("the claim after the rejection: %s, %q", status, note)
+	}
+	page, err := w.repClient().Pull(context.Background(), "", 500, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range page.Changes {
+		if c.ID == w.claim {
+			var cl struct {
+				Status string `json:"status"`
+			}
+			if err := json.Unmarshal(c.Data, &cl); err != nil || cl.Status != "rejected" {
+				t.Fatalf("the rep's pull has the claim as %s (%v)", c.Data, err)
+			}
+			return
+		}
+	}
+	t.Fatal("the rep's pull has no claim")
+}
+
 // TestConsoleRaceLost: two processors have the claim open; the second approves the photo first,
 // and the first one's rejection is told, in both languages, who decided and when, and changes
 // nothing.

@@ -106,8 +106,9 @@ func (e *Engine) prune(ctx context.Context) error {
 			WHERE created_at < fieldsync_now() - $1::interval AND xid <= (SELECT pruned_through_xid FROM sync_settings) LIMIT $2)`},
 		{"applied mutations", `DELETE FROM applied_mutations WHERE id IN (SELECT id FROM applied_mutations
 			WHERE applied_at < fieldsync_now() - $1::interval LIMIT $2)`},
-		{"push deliveries", `DELETE FROM notification_deliveries WHERE (notification_id, device_id) IN (
-			SELECT notification_id, device_id FROM notification_deliveries WHERE finished_at < fieldsync_now() - $1::interval LIMIT $2)`},
+		// By id: a sync wake-up's delivery has no notification (migrations/00011).
+		{"push deliveries", `DELETE FROM notification_deliveries WHERE id IN (
+			SELECT id FROM notification_deliveries WHERE finished_at < fieldsync_now() - $1::interval LIMIT $2)`},
 	} {
 		for {
 			var n int64

@@ -14,7 +14,8 @@ import (
 )
 
 // TestPrunePastRetention: the sweep prunes what is past the retention (30 days by default) and
-// keeps what is inside: the change log below the horizon and the stored results of mutations. A
+// keeps what is inside: the change log below the horizon, the stored results of mutations and the
+// finished push deliveries (a sync wake-up's, which has no notification, included). A
 // device whose cursor is behind the horizon gets cursor_expired, and a fresh snapshot brings it
 // back in step; a replay inside the retention still returns the stored result.
 func TestPrunePastRetention(t *testing.T) {
@@ -32,11 +33,27 @@ func TestPrunePastRetention(t *testing.T) {
 		return sync.Mutation{ID: uuid.New(), Type: sync.TypeTask, Op: "update", EntityID: task, BaseVersion: &base,
 			Fields: map[string]json.RawMessage{"title": mustJSON(t, title)}}
 	}
+	// Finished push deliveries, a sync wake-up's each: one finished before the retention, one
+	// inside it, and one still pending (never pruned, however old).
+	delivery := func(state string, finished time.Time) (id int64) {
+		t.Helper()
+		var at *time.Time
+		if state != "pending" {
+			at = &finished
+		}
+		if err := f.pool.QueryRow(ctx, `INSERT INTO notification_deliveries (device_id, batch_id, kind, state, queued_at, finished_at)
+			VALUES ($1, $2, 'sync', $3, $4, $5) RETURNING id`, rep.DeviceID, uuid.New(), state, finished, at).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	oldDelivery, pendingDelivery := delivery("sent", clock.Now()), delivery("pending", clock.Now())
 	old := rename("Before the retention")
 	if _, err := f.engine.Push(ctx, manager, []sync.Mutation{old}); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(31 * 24 * time.Hour)
+	recentDelivery := delivery("sent", clock.Now())
 	recent := rename("Inside the retention")
 	first, err := f.engine.Push(ctx, manager, []sync.Mutation{recent})
 	if err != nil {
@@ -72,6 +89,16 @@ func TestPrunePastRetention(t *testing.T) {
 	}
 	if n := count(`SELECT count(*) FROM changes WHERE entity_id = $1 AND version = $2`, task, first[0].Version); n != 1 {
 		t.Error("the change inside the retention was pruned")
+	}
+	for _, d := range []struct {
+		id   int64
+		what string
+		want int
+	}{{oldDelivery, "a delivery finished before the retention", 0}, {recentDelivery, "a delivery finished inside it", 1},
+		{pendingDelivery, "a pending delivery", 1}} {
+		if n := count(`SELECT count(*) FROM notification_deliveries WHERE id = $1`, d.id); n != d.want {
+			t.Errorf("%s: %d rows, want %d", d.what, n, d.want)
+		}
 	}
 
 	// Inside the retention, a replay is still answered from the stored result.

@@ -279,14 +279,6 @@ func metStr(g Goal) string {
 	return "MISSED"
 }
 
-// goalStr is metStr of a goal the row holds, or nothing.
-func goalStr(g Goal) string {
-	if g.Name == "" {
-		return ""
-	}
-	return metStr(g)
-}
-
 func goal(r *Report, name string) Goal {
 	for _, g := range r.Goals {
 		if g.Name == name {
