@@ -107,6 +107,49 @@ func TestDevServesTheDemo(t *testing.T) {
 		t.Fatalf("tokens: %+v", tokens)
 	}
 
+	// The processor has a claim waiting in the review queue: what the console's queue shows.
+	body, _ = json.Marshal(map[string]any{"login": "processor", "password": demo.Password,
+		"device": map[string]any{"id": uuid.New(), "platform": "web"}})
+	res, err = http.Post(base+"/v1/auth/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var processor struct {
+		AccessToken string `json:"access_token"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&processor)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("login as the demo processor: %d %v", res.StatusCode, err)
+	}
+	req, _ := http.NewRequest("GET", base+"/v1/sync/pull?limit=500", nil)
+	req.Header.Set("Authorization", "Bearer "+processor.AccessToken)
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pull struct {
+		Changes []struct {
+			Type string          `json:"type"`
+			Data json.RawMessage `json:"data"`
+		} `json:"changes"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&pull)
+	res.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	underReview := 0
+	for _, c := range pull.Changes {
+		var claim struct{ Status string }
+		if c.Type == "claim" && json.Unmarshal(c.Data, &claim) == nil && claim.Status == "under_review" {
+			underReview++
+		}
+	}
+	if underReview != 1 {
+		t.Fatalf("the demo processor's pull has %d claims under review, want 1: %+v", underReview, pull.Changes)
+	}
+
 	// The console is where dev says, with its sign-in page.
 	if !strings.Contains(stdout.String(), "Console: "+base+"/console/") {
 		t.Fatalf("dev did not print the console's address:\n%s", stdout.String())

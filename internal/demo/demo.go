@@ -1,6 +1,7 @@
 // Package demo seeds a demo branch so that a newcomer has someone to sign in as and something to
-// look at: a manager, a processor, an agent and a hospital rep, two customers, and one reported
-// hospitalisation claim with its hospital-visit task dispatched to the hospital rep.
+// look at: a manager, a processor, an agent and a hospital rep, two customers, a reported
+// hospitalisation claim with its hospital-visit task dispatched to the hospital rep, and a claim
+// under review (its document collection done by the agent, with a note) in the processor's queue.
 //
 // Seeding is idempotent: run it again and it finds what it made before and prints the logins.
 package demo
@@ -102,8 +103,8 @@ func (d *Demo) user(login string) uuid.UUID {
 	panic("no demo user " + login)
 }
 
-// seedClaim adds two customers of the agent, and a reported hospitalisation claim of the first
-// with its hospital visit assigned to the hospital rep.
+// seedClaim adds two customers of the agent, a reported hospitalisation claim of the first with
+// its hospital visit assigned to the hospital rep, and a claim of the second under review.
 func seedClaim(ctx context.Context, tx pgx.Tx, d *Demo) error {
 	err := tx.QueryRow(ctx, `SELECT id FROM claims WHERE branch_id = $1 LIMIT 1`, d.BranchID).Scan(&d.ClaimID)
 	if err == nil {
@@ -116,6 +117,7 @@ func seedClaim(ctx context.Context, tx pgx.Tx, d *Demo) error {
 	ana, ben := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
 	d.ClaimID = uuid.Must(uuid.NewV7())
 	task := uuid.Must(uuid.NewV7())
+	review, collected, note := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
 
 	steps := []struct {
 		entity string
@@ -144,6 +146,18 @@ func seedClaim(ctx context.Context, tx pgx.Tx, d *Demo) error {
 				  {"key":"discharge_summary","label":"Photograph the discharge summary","done":false}]',
 				'assigned')`,
 			[]any{task, d.ClaimID, d.BranchID, rep}},
+		{"claim", review, `INSERT INTO claims (id, number, branch_id, customer_id, policy_number, kind, description,
+				hospitalised, hospital, status, amount_claimed)
+			VALUES ($1, 'CLM-' || extract(year FROM now())::int || '-' || lpad(nextval('claim_number_seq')::text, 6, '0'),
+				$2, $3, 'POL-552019', 'accident', 'Stitches after a kitchen accident; invoice and prescription collected.', false,
+				'Hospital da Luz', 'under_review', 38500)`,
+			[]any{review, d.BranchID, ben}},
+		{"task", collected, `INSERT INTO tasks (id, claim_id, branch_id, assignee_id, kind, title, status, completion_note, finished_at)
+			VALUES ($1, $2, $3, $4, 'document_collection', 'Collect Bruno Silva''s invoice and prescription', 'completed',
+				'Both collected at the customer''s home.', now() - interval '2 hours')`,
+			[]any{collected, review, d.BranchID, agent}},
+		{"task note", note, `INSERT INTO task_notes (id, task_id, branch_id, author_id, body) VALUES ($1, $2, $3, $4, $5)`,
+			[]any{note, collected, d.BranchID, agent, "The invoice is from the hospital's day clinic; the prescription is handwritten."}},
 	}
 	// The change log and versions are kept by the database's triggers.
 	for _, s := range steps {
