@@ -33,3 +33,21 @@ func BenchmarkSQLNow(b *testing.B) {
 		}
 	}
 }
+
+// TestJitteredWait: an empty long-poll is answered within the last fifth of its wait (at most
+// waitJitter early), never after it, and not all at one time.
+func TestJitteredWait(t *testing.T) {
+	for _, wait := range []time.Duration{0, time.Second, 25 * time.Second, 60 * time.Second} {
+		seen := map[time.Duration]bool{}
+		for range 200 {
+			got := jittered(wait)
+			if got > wait || got < wait-min(wait/5, waitJitter) {
+				t.Fatalf("jittered(%v) = %v, want within [%v, %v]", wait, got, wait-min(wait/5, waitJitter), wait)
+			}
+			seen[got] = true
+		}
+		if wait > 0 && len(seen) < 100 {
+			t.Errorf("jittered(%v) gave %d distinct times in 200, want them spread", wait, len(seen))
+		}
+	}
+}

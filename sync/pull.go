@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -100,7 +101,7 @@ func (e *Engine) PullPage(ctx context.Context, id *fieldsync.Identity, req PullR
 		if err != nil {
 			return PullEnd{}, err
 		}
-		total, err := e.scopeSize(ctx, id)
+		total, err := e.scopeSize(ctx, db, id)
 		if err != nil {
 			return PullEnd{}, err
 		}
@@ -115,7 +116,7 @@ func (e *Engine) PullPage(ctx context.Context, id *fieldsync.Identity, req PullR
 		}
 	}
 
-	deadline := time.NewTimer(wait)
+	deadline := time.NewTimer(jittered(wait))
 	defer deadline.Stop()
 	backoff := 25 * time.Millisecond
 	var watcher *branchwake.Watcher
@@ -170,9 +171,25 @@ func (e *Engine) PullPage(ctx context.Context, id *fieldsync.Identity, req PullR
 	}
 }
 
+// waitJitter is the most an empty long-poll's answer comes before its wait runs out.
+const waitJitter = 5 * time.Second
+
+// jittered is the time a long-poll with nothing to serve is held: its wait, less a random part
+// of up to a fifth of it (at most waitJitter). Devices that started waiting together (a shift
+// starting, the network coming back) would otherwise come back together at every wait, each
+// wave of re-polls taking the database pool from the writers at once; the protocol lets the
+// server answer before the wait runs out.
+func jittered(wait time.Duration) time.Duration {
+	spread := min(wait/5, waitJitter)
+	if spread <= 0 {
+		return wait
+	}
+	return wait - rand.N(spread)
+}
+
 // scopeSize counts the records the caller's scope holds, for a snapshot's estimate of what is
 // left (PullEnd.Remaining): once per snapshot, with the snapshot's own predicates, reading ids only.
-func (e *Engine) scopeSize(ctx context.Context, id *fieldsync.Identity) (int64, error) {
+func (e *Engine) scopeSize(ctx context.Context, db querier, id *fieldsync.Identity) (int64, error) {
 	var counts []string
 	for _, typ := range snapshotOrder {
 		ent := entities[typ]
@@ -183,7 +200,7 @@ func (e *Engine) scopeSize(ctx context.Context, id *fieldsync.Identity) (int64, 
 		counts = append(counts, fmt.Sprintf(`(SELECT count(*) FROM %s t WHERE (%s) AND %s)`, ent.table, pred, ent.alive))
 	}
 	var n int64
-	err := e.db.QueryRow(ctx, `SELECT `+strings.Join(counts, " + ")+` FROM `+params,
+	err := db.QueryRow(ctx, `SELECT `+strings.Join(counts, " + ")+` FROM `+params,
 		id.UserID, id.BranchID, e.cfg.ScopeWindow, e.sqlNow()).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count the scope: %w", err)
