@@ -22,7 +22,7 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkConsolePages -benchtime 200x ./console/
 func BenchmarkConsolePages(b *testing.B) {
-	a := apptest.New(b, func(s *apptest.Setup) { s.ConsoleCurrency = "CNY" })
+	a := apptest.New(b)
 	branch := a.Branch(b)
 	ctx := context.Background()
 	login := "proc-" + uuid.NewString()[:8]

@@ -40,8 +40,6 @@ type Config struct {
 	// ClientAddr is the caller's network address, as the API works it out (for the login
 	// throttle's per-address limit). Nil: the peer address.
 	ClientAddr func(*http.Request) string
-	// Currency is the ISO 4217 code amounts are shown in, until the branch has its own.
-	Currency string
 }
 
 // Deps are the domain services the console uses.

@@ -45,7 +45,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	a := apptest.New(t, func(s *apptest.Setup) { s.S3 = testenv.S3(t); s.ConsoleCurrency = "CNY" })
+	a := apptest.New(t, func(s *apptest.Setup) { s.S3 = testenv.S3(t) })
 	w := &world{t: t, app: a, f: fixture.New(t, a.DB.Pool), branch: a.Branch(t)}
 	w.processor = w.user("processor", "", "Paul Processor")
 	w.processor2 = w.user("processor", "", "Petra Processor")
@@ -165,6 +165,12 @@ func text(t *testing.T, tab context.Context, sel string) string {
 	return strings.TrimSpace(browsertest.Get(t, tab, "read "+sel, chromedp.Text(chromedp.CSS(sel))))
 }
 
+// settled waits until htmx has settled the page a command swapped in: the outcome's notice has
+// taken the focus (console.js). Keys typed before then would follow the focus to the notice.
+func settled() chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](`document.activeElement !== null && document.activeElement.id === "notice"`)
+}
+
 func wantContains(t *testing.T, what, got string, want ...string) {
 	t.Helper()
 	for _, s := range want {
@@ -274,7 +280,7 @@ func TestConsoleApproveAndPay(t *testing.T) {
 		chromedp.Click(chromedp.CSS(sel+` button[value="approved"]`)), chromedp.WaitVisible(chromedp.ID("notice")))
 	wantContains(t, "notice", text(t, tab, "#notice"), "Document approved.")
 	browsertest.Do(t, tab, "approve the claim",
-		chromedp.Click(chromedp.ID("approve-claim")), chromedp.WaitVisible(chromedp.ID("record-payment")))
+		chromedp.Click(chromedp.ID("approve-claim")), chromedp.WaitVisible(chromedp.ID("record-payment")), settled())
 	wantContains(t, "notice", text(t, tab, "#notice"), "Claim approved.")
 	browsertest.Do(t, tab, "record the payment",
 		chromedp.SendKeys(chromedp.ID("amount"), "12,345.60"),

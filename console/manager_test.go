@@ -180,6 +180,18 @@ func TestManagerReassignsAndTheOldRepsPullRemovesTheTask(t *testing.T) {
 	}
 }
 
+// submitGet clicks the button of a GET form and waits until the page it loads has replaced this
+// one: the old page is marked first, and the mark is gone once the new document is there. A wait
+// for an element right after the click could otherwise find it on the old page.
+func submitGet(button chromedp.ID) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.Evaluate[chromedp.Void](`document.body.dataset.leaving = "1"`),
+		chromedp.Click(button),
+		chromedp.WaitNotPresent(chromedp.CSS("body[data-leaving]")),
+		chromedp.WaitReady(chromedp.CSS("body")),
+	)
+}
+
 // TestManagerBoardFilterCancelReopenChinese: in Chinese, the board filters by assignee and
 // search; the manager cancels a task and reopens it with a reason, through the engine's commands.
 func TestManagerBoardFilterCancelReopenChinese(t *testing.T) {
@@ -190,7 +202,7 @@ func TestManagerBoardFilterCancelReopenChinese(t *testing.T) {
 
 	browsertest.Do(t, tab, "filter by Alice",
 		chromedp.SetValue(chromedp.ID("f-assignee"), w.aliceID.String()),
-		chromedp.Click(chromedp.ID("filter")),
+		submitGet(chromedp.ID("filter")),
 		chromedp.WaitVisible(chromedp.ID("task-"+other.String())),
 	)
 	if n := browsertest.Get(t, tab, "count visits", chromedp.Evaluate[int](`document.querySelectorAll("#task-`+w.visit.String()+`").length`)); n != 0 {
@@ -199,7 +211,7 @@ func TestManagerBoardFilterCancelReopenChinese(t *testing.T) {
 	browsertest.Do(t, tab, "search a title",
 		chromedp.SetValue(chromedp.ID("f-assignee"), ""),
 		chromedp.SetValue(chromedp.ID("f-q"), "Visit Wang"),
-		chromedp.Click(chromedp.ID("filter")),
+		submitGet(chromedp.ID("filter")),
 		chromedp.WaitVisible(chromedp.ID("task-"+w.visit.String())),
 	)
 	if n := browsertest.Get(t, tab, "count others", chromedp.Evaluate[int](`document.querySelectorAll("#task-`+other.String()+`").length`)); n != 0 {
@@ -207,7 +219,7 @@ func TestManagerBoardFilterCancelReopenChinese(t *testing.T) {
 	}
 
 	card := "#task-" + w.visit.String()
-	browsertest.Do(t, tab, "cancel", chromedp.Click(chromedp.CSS(card+` button[name="cancel"]`)), chromedp.WaitVisible(chromedp.ID("notice")))
+	browsertest.Do(t, tab, "cancel", chromedp.Click(chromedp.CSS(card+` button[name="cancel"]`)), chromedp.WaitVisible(chromedp.ID("notice")), settled())
 	wantContains(t, "notice", text(t, tab, "#notice"), "任务已取消")
 	wantContains(t, "card", text(t, tab, card), "重新打开")
 	browsertest.Do(t, tab, "reopen",

@@ -255,7 +255,8 @@ func (c *Console) printer(r *http.Request, who *fieldsync.Identity) *i18n.Printe
 	if ck, err := r.Cookie(langCookie); err == nil {
 		pref = ck.Value
 	}
-	loc, currency := time.UTC, c.cfg.Currency
+	// Before sign-in no page shows a time or an amount of a branch.
+	loc, currency := time.UTC, ""
 	if who != nil {
 		// The account's language when the browser has chosen none; the branch's zone and
 		// currency (account.Service.FindPreferences, migration 00012).

@@ -136,7 +136,6 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		StreamsPerUser:     int(r.integer("FIELDSYNC_STREAMS_PER_USER", 4)),
 		CORSOrigins:        r.list("FIELDSYNC_CORS_ORIGINS"),
 		ConsoleIdleTimeout: r.duration("FIELDSYNC_CONSOLE_IDLE_TIMEOUT", console.DefaultIdleTimeout),
-		ConsoleCurrency:    r.str("FIELDSYNC_CONSOLE_CURRENCY", "CNY"),
 		ShutdownTimeout:    r.duration("FIELDSYNC_SHUTDOWN_TIMEOUT", 30*time.Second),
 		MigrateOnStart:     r.boolean("FIELDSYNC_MIGRATE_ON_START", true),
 		LogFormat:          r.str("FIELDSYNC_LOG_FORMAT", "json"),

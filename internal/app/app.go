@@ -163,7 +163,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*App, error) {
 		Ready:    ready,
 	}, log)
 	cons, err := console.New(console.Config{IdleTimeout: cfg.ConsoleIdleTimeout, TrustedProxies: cfg.TrustedProxies,
-		ClientAddr: a.Server.ClientAddr, Currency: cfg.ConsoleCurrency},
+		ClientAddr: a.Server.ClientAddr},
 		console.Deps{Accounts: a.Accounts, Engine: a.Engine, Media: a.Media, Notify: a.Notify, Log: log.With("component", "console"), Now: now})
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)

@@ -60,9 +60,8 @@ type Config struct {
 	CORSOrigins    []string
 	TrustedProxies []*net.IPNet
 	// ConsoleIdleTimeout ends a console session unused for this long (console's default when
-	// zero); ConsoleCurrency is the currency the console shows amounts in (ISO 4217).
+	// zero). Amounts are in each branch's own currency (branches.currency).
 	ConsoleIdleTimeout time.Duration
-	ConsoleCurrency    string
 	ShutdownTimeout    time.Duration
 	MigrateOnStart     bool
 
