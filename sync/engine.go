@@ -56,6 +56,10 @@ type Engine struct {
 	// thousands of devices coming back together (a wait ending for all, a replica restarting)
 	// otherwise take every connection, and the writers wait behind them.
 	looks *semaphore.Weighted
+	// wokenLooks bounds, apart, the looks of long-polls a commit woke (a quarter of the pool): a
+	// change on its way to a device does not queue behind a wave of devices coming back with
+	// nothing to get.
+	wokenLooks *semaphore.Weighted
 	// NowFunc returns the current time: time.Now, or a test's clock. It stamps when things end
 	// (finished_at, settled_at, read_at), and when it is not time.Now the windows are decided by
 	// it too (sqlNow).
@@ -92,12 +96,12 @@ func New(db *pgxpool.Pool, cfg Config, log *slog.Logger) *Engine {
 		cfg.MaxWaitsPerUser = 8
 	}
 	// A long-poll's looks at the log may take half the pool; the rest is the writers'.
-	looks := int64(1)
+	looks, woken := int64(1), int64(1)
 	if db != nil {
-		looks = max(int64(db.Config().MaxConns)/2, 1)
+		looks, woken = max(int64(db.Config().MaxConns)/2, 1), max(int64(db.Config().MaxConns)/4, 1)
 	}
 	return &Engine{db: db, read: db, cfg: cfg, log: log, hub: branchwake.New(), waits: waitcap.New(cfg.MaxWaitsPerUser),
-		looks: semaphore.NewWeighted(looks), NowFunc: time.Now}
+		looks: semaphore.NewWeighted(looks), wokenLooks: semaphore.NewWeighted(woken), NowFunc: time.Now}
 }
 
 // ReadFrom has pulls and the screens' reads served by standby, a hot standby of db (a streaming

@@ -45,3 +45,13 @@ func RecordOf(typ string, stored []byte) (map[string]any, error) {
 // ApplyOneByOne makes e apply every push mutation by mutation, never as a set: what a push as a
 // set must answer the same as.
 func ApplyOneByOne(e *Engine) { e.oneByOne = true }
+
+// HoldFirstLooks takes every one of e's looks that long-polls coming back take for their first
+// look, as a wave of them would, until the returned func is called.
+func HoldFirstLooks(e *Engine) (release func()) {
+	n := int64(0)
+	for e.looks.TryAcquire(1) {
+		n++
+	}
+	return func() { e.looks.Release(n) }
+}

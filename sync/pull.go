@@ -210,14 +210,19 @@ func (e *Engine) scopeSize(ctx context.Context, db querier, id *fieldsync.Identi
 
 // look is one look at the log for Pull: the session rechecked if the pull waited, a page, and
 // when it is empty and the pull waits, whether a change is pending behind an open transaction. A
-// long-poll's look takes one of the engine's looks first.
+// long-poll's look takes one of the engine's looks first: its first look one of looks, a look
+// after it waited (woken, or looking again for a pending change) one of wokenLooks.
 func (e *Engine) look(ctx context.Context, db querier, id *fieldsync.Identity, req PullRequest, c cursor, limit int, emit func(Change) error,
 	longPoll, waited bool) (emitted int, next cursor, more, pending bool, err error) {
 	if longPoll {
-		if err := e.looks.Acquire(ctx, 1); err != nil {
+		sem := e.looks
+		if waited {
+			sem = e.wokenLooks
+		}
+		if err := sem.Acquire(ctx, 1); err != nil {
 			return 0, c, false, false, err
 		}
-		defer e.looks.Release(1)
+		defer sem.Release(1)
 	}
 	if waited && req.RecheckFunc != nil {
 		if err := req.RecheckFunc(ctx); err != nil {
