@@ -61,11 +61,13 @@ var goalSpecs = []goalSpec{
 			Baseline: num(t.Baseline) + " rows/s pgx", Value: t.Ratio, Met: t.Baseline > 0 && t.Ratio >= GoalPullRatio}
 	}},
 	{"initial_sync_100k", "snapshot", func(r *Report) Goal {
+		// Held to the server's time, as the issue says; the client's loop (decoding the pages)
+		// is shown beside it.
 		s := r.InitialSyncLarge
-		ok := s.Records >= GoalSnapshotRecords && s.APISeconds > 0
-		return Goal{Target: fmt.Sprintf("%s records in ≤ %.1f s", num(GoalSnapshotRecords), GoalSnapshotSeconds),
-			Measured: ifRan(ok, fmt.Sprintf("%.3f s (%d records)", s.APISeconds, s.Records)),
-			Baseline: fmt.Sprintf("%.3f s pgx", s.BaseSeconds), Value: s.APISeconds, Met: ok && s.APISeconds <= GoalSnapshotSeconds}
+		ok := s.Records >= GoalSnapshotRecords && s.ServerSeconds > 0
+		return Goal{Target: fmt.Sprintf("%s records in ≤ %.1f s of server time", num(GoalSnapshotRecords), GoalSnapshotSeconds),
+			Measured: ifRan(ok, fmt.Sprintf("%.3f s (%d records; %.3f s the client's loop)", s.ServerSeconds, s.Records, s.APISeconds)),
+			Baseline: fmt.Sprintf("%.3f s pgx", s.BaseSeconds), Value: s.ServerSeconds, Met: ok && s.ServerSeconds <= GoalSnapshotSeconds}
 	}},
 	{"upload_tusd", "upload", func(r *Report) Goal {
 		t := r.UploadTusd

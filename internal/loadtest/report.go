@@ -155,14 +155,17 @@ func (t *Throughput) perUnit(units float64) {
 // InitialSync is a rep's first sync: the snapshot of their whole scope, through the API in
 // pages, against reading the same rows' JSON straight from PostgreSQL.
 type InitialSync struct {
-	Records     int     `json:"records"`
-	Pages       int     `json:"pages"`
-	PageLimit   int     `json:"page_limit"`
-	Runs        int     `json:"runs"`
-	APISeconds  float64 `json:"api_seconds"`      // median of Runs
-	BaseSeconds float64 `json:"baseline_seconds"` // median of Runs
-	Ratio       float64 `json:"ratio"`            // baseline time / API time: the API's speed as a fraction of raw
-	Server      Usage   `json:"server"`
+	Records    int     `json:"records"`
+	Pages      int     `json:"pages"`
+	PageLimit  int     `json:"page_limit"`
+	Runs       int     `json:"runs"`
+	APISeconds float64 `json:"api_seconds"` // median of Runs: the client's loop, pages decoded
+	// ServerSeconds is the server's own time serving the pages of one run (the mean of Runs,
+	// from its request-duration metric): what issue 13's goal holds, without the client's.
+	ServerSeconds float64 `json:"server_seconds"`
+	BaseSeconds   float64 `json:"baseline_seconds"` // median of Runs
+	Ratio         float64 `json:"ratio"`            // baseline time / API time: the API's speed as a fraction of raw
+	Server        Usage   `json:"server"`
 }
 
 // Notification is the delay from a change's commit to the fake FCM receiving its push.
@@ -322,7 +325,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	for _, s := range []InitialSync{r.InitialSync, r.InitialSyncLarge} {
 		if s.Records > 0 {
 			row(fmt.Sprintf("initial sync of a rep (%d records, %d pages of %d)", s.Records, s.Pages, s.PageLimit),
-				fmt.Sprintf("%.3f s", s.APISeconds), fmt.Sprintf("%.3f s pgx", s.BaseSeconds), pct(s.Ratio),
+				fmt.Sprintf("%.3f s (server %.3f s)", s.APISeconds, s.ServerSeconds), fmt.Sprintf("%.3f s pgx", s.BaseSeconds), pct(s.Ratio),
 				fmt.Sprintf("%.1f µs per record", s.Server.CPUSeconds*1e6/float64(max(s.Records*s.Runs, 1))), use(s.Server))
 		}
 	}
