@@ -3,9 +3,6 @@ package console_test
 import (
 	"context"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -64,41 +61,8 @@ func BenchmarkConsolePages(b *testing.B) {
 	}
 
 	// The console's cookie, and the API's bearer token, of the same processor.
-	cb := newHTTPBrowser(b, a.URL)
-	jarURL, _ := url.Parse(a.URL + "/console/")
-	if res, _ := cb.signIn(login, password); res.StatusCode != http.StatusSeeOther {
-		b.Fatalf("sign in: %d", res.StatusCode)
-	}
-	cookies := cb.c.Jar.Cookies(jarURL)
-	tokens, err := a.Accounts.Login(ctx, account.LoginRequest{Login: login, Password: password,
-		Device: account.Device{ID: uuid.New(), Platform: "android"}}, "127.0.0.1")
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := a.Server.Handler()
-	get := func(path string, console bool, gzip bool) *httptest.ResponseRecorder {
-		req := httptest.NewRequest("GET", path, nil)
-		if console {
-			for _, c := range cookies {
-				req.AddCookie(c)
-			}
-		} else {
-			req.Header.Set("Authorization", "Bearer "+tokens.AccessToken)
-		}
-		if gzip {
-			req.Header.Set("Accept-Encoding", "gzip")
-		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK {
-			b.Fatalf("GET %s: %d %s", path, rec.Code, rec.Body.String()[:min(300, rec.Body.Len())])
-		}
-		return rec
-	}
-	cases := []struct {
-		name, path string
-		console    bool
-	}{
+	get := signedInGetter(b, a, login)
+	cases := []pageCase{
 		{"queue/api", "/v1/review-queue", false},
 		{"queue/console", "/console/queue", true},
 		{"claim20/api", "/v1/claims/" + claim.String(), false},
@@ -112,15 +76,5 @@ func BenchmarkConsolePages(b *testing.B) {
 	if err := json.Unmarshal(get("/v1/review-queue", false, false).Body.Bytes(), &queue); err != nil || len(queue.Items) != 50 {
 		b.Fatalf("the queue's first page has %d claims (%v), want 50", len(queue.Items), err)
 	}
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			raw, zipped := get(c.path, c.console, false).Body.Len(), get(c.path, c.console, true).Body.Len()
-			b.ResetTimer()
-			for b.Loop() {
-				get(c.path, c.console, false)
-			}
-			b.ReportMetric(float64(raw), "bytes/page")
-			b.ReportMetric(float64(zipped), "gzip-bytes/page")
-		})
-	}
+	benchPages(b, get, cases)
 }

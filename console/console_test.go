@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/fieldsync/fieldsync/account"
 	"github.com/fieldsync/fieldsync/internal/app/apptest"
 	"github.com/fieldsync/fieldsync/internal/browsertest"
 	"github.com/fieldsync/fieldsync/internal/client"
@@ -74,11 +73,7 @@ func newWorld(t *testing.T) *world {
 
 func (w *world) user(role, repKind, name string) string {
 	w.t.Helper()
-	login := role + "-" + uuid.NewString()[:8]
-	if _, err := w.app.Accounts.CreateUser(context.Background(), account.NewUser{BranchID: w.branch, Role: role, RepKind: repKind,
-		Login: login, Name: name, Password: password}); err != nil {
-		w.t.Fatal(err)
-	}
+	login, _ := newUser(w.t, w.app, w.branch, role, repKind, name)
 	return login
 }
 
@@ -136,27 +131,10 @@ func (w *world) upload(task uuid.UUID) uuid.UUID {
 	}
 }
 
-// signIn opens a tab and signs in as login through the sign-in form, in lang (the browser's
-// language is English; zh-CN is then chosen with the language form).
+// signIn opens a tab on the review queue signed in as login, in lang.
 func (w *world) signIn(login, lang string) context.Context {
 	w.t.Helper()
-	tab := browsertest.Shared(w.t).Tab(w.t)
-	browsertest.Do(w.t, tab, "sign in",
-		chromedp.Navigate(w.app.URL+"/console/queue"),
-		chromedp.WaitVisible(chromedp.ID("login")),
-		chromedp.SendKeys(chromedp.ID("login"), login),
-		chromedp.SendKeys(chromedp.ID("password"), password),
-		chromedp.Click(chromedp.ID("sign-in")),
-		chromedp.WaitVisible(chromedp.ID("sign-out")),
-	)
-	if lang != "en" {
-		browsertest.Do(w.t, tab, "choose "+lang,
-			chromedp.SetValue(chromedp.ID("lang"), lang),
-			chromedp.Submit(chromedp.ID("lang")),
-			chromedp.WaitVisible(chromedp.CSS(`html[lang="`+lang+`"]`)),
-		)
-	}
-	return tab
+	return signInTab(w.t, w.app.URL, "/console/queue", login, lang)
 }
 
 func text(t *testing.T, tab context.Context, sel string) string {
@@ -208,18 +186,9 @@ func TestConsoleSignInAndQueue(t *testing.T) {
 	wantContains(t, "rep's page", text(t, rep, "main"), "Please use the app")
 }
 
-// signInAs signs in as login and waits for any page (a rep has no sign-out of the queue's).
+// signInAs signs in as login from the console's root, in English (a rep has no queue to start on).
 func (w *world) signInAs(t *testing.T, login string) context.Context {
-	tab := browsertest.Shared(t).Tab(t)
-	browsertest.Do(t, tab, "sign in as "+login,
-		chromedp.Navigate(w.app.URL+"/console/"),
-		chromedp.WaitVisible(chromedp.ID("login")),
-		chromedp.SendKeys(chromedp.ID("login"), login),
-		chromedp.SendKeys(chromedp.ID("password"), password),
-		chromedp.Click(chromedp.ID("sign-in")),
-		chromedp.WaitVisible(chromedp.ID("sign-out")),
-	)
-	return tab
+	return signInTab(t, w.app.URL, "/console/", login, "en")
 }
 
 // TestConsoleRejectPhotoChinese: in Chinese, a processor opens the claim (the photo's thumbnail,

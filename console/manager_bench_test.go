@@ -2,9 +2,6 @@ package console_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -70,44 +67,11 @@ func BenchmarkManagerPages(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	cb := newHTTPBrowser(b, a.URL)
-	jarURL, _ := url.Parse(a.URL + "/console/")
-	if res, _ := cb.signIn(login, password); res.StatusCode != http.StatusSeeOther {
-		b.Fatalf("sign in: %d", res.StatusCode)
-	}
-	cookies := cb.c.Jar.Cookies(jarURL)
-	tokens, err := a.Accounts.Login(ctx, account.LoginRequest{Login: login, Password: password,
-		Device: account.Device{ID: uuid.New(), Platform: "android"}}, "127.0.0.1")
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := a.Server.Handler()
-	get := func(path string, console bool, gzip bool) *httptest.ResponseRecorder {
-		req := httptest.NewRequest("GET", path, nil)
-		if console {
-			for _, c := range cookies {
-				req.AddCookie(c)
-			}
-		} else {
-			req.Header.Set("Authorization", "Bearer "+tokens.AccessToken)
-		}
-		if gzip {
-			req.Header.Set("Accept-Encoding", "gzip")
-		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK {
-			b.Fatalf("GET %s: %d %s", path, rec.Code, rec.Body.String()[:min(300, rec.Body.Len())])
-		}
-		return rec
-	}
+	get := signedInGetter(b, a, login)
 	if page := get("/console/board", true, false).Body.String(); strings.Count(page, `class="card"`) != 100 {
 		b.Fatalf("the board shows %d tasks, want 100", strings.Count(page, `class="card"`))
 	}
-	cases := []struct {
-		name, path string
-		console    bool
-	}{
+	cases := []pageCase{
 		{"board/api", "/v1/tasks?limit=100", false},
 		{"board/console", "/console/board", true},
 		{"claims/api", "/v1/claims", false},
@@ -115,15 +79,5 @@ func BenchmarkManagerPages(b *testing.B) {
 		{"figures/api", "/v1/branch/figures", false},
 		{"figures/console", "/console/figures", true},
 	}
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			raw, zipped := get(c.path, c.console, false).Body.Len(), get(c.path, c.console, true).Body.Len()
-			b.ResetTimer()
-			for b.Loop() {
-				get(c.path, c.console, false)
-			}
-			b.ReportMetric(float64(raw), "bytes/page")
-			b.ReportMetric(float64(zipped), "gzip-bytes/page")
-		})
-	}
+	benchPages(b, get, cases)
 }

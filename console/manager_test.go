@@ -61,13 +61,7 @@ func newBranchWorld(t *testing.T) *branchWorld {
 
 func (w *branchWorld) user(role, repKind, name string) (string, uuid.UUID) {
 	w.t.Helper()
-	login := role + "-" + uuid.NewString()[:8]
-	id, err := w.app.Accounts.CreateUser(context.Background(), account.NewUser{BranchID: w.branch, Role: role, RepKind: repKind,
-		Login: login, Name: name, Password: password})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return login, id
+	return newUser(w.t, w.app, w.branch, role, repKind, name)
 }
 
 // phone signs login in from a phone of its own.
@@ -80,26 +74,10 @@ func (w *branchWorld) phone(login, name string) *client.Client {
 	return c
 }
 
-// signIn opens a tab signed in as login, in lang.
+// signIn opens a tab on the task board signed in as login, in lang.
 func (w *branchWorld) signIn(login, lang string) context.Context {
 	w.t.Helper()
-	tab := browsertest.Shared(w.t).Tab(w.t)
-	browsertest.Do(w.t, tab, "sign in",
-		chromedp.Navigate(w.app.URL+"/console/board"),
-		chromedp.WaitVisible(chromedp.ID("login")),
-		chromedp.SendKeys(chromedp.ID("login"), login),
-		chromedp.SendKeys(chromedp.ID("password"), password),
-		chromedp.Click(chromedp.ID("sign-in")),
-		chromedp.WaitVisible(chromedp.ID("sign-out")),
-	)
-	if lang != "en" {
-		browsertest.Do(w.t, tab, "choose "+lang,
-			chromedp.SetValue(chromedp.ID("lang"), lang),
-			chromedp.Submit(chromedp.ID("lang")),
-			chromedp.WaitVisible(chromedp.CSS(`html[lang="`+lang+`"]`)),
-		)
-	}
-	return tab
+	return signInTab(w.t, w.app.URL, "/console/board", login, lang)
 }
 
 // pullAll pulls for c from cursor until nothing more waits, returning the changes and the cursor.
