@@ -211,84 +211,41 @@ func findPostgresBin() (string, error) {
 // startPostgres creates a cluster in a temporary directory with the binaries in bin, starts it on a
 // free loopback port, creates dbName and returns it. Close stops the server and removes the
 // directory. It returns an error, with the server's last output, if any step fails.
-func startPostgres(ctx context.Context, log *slog.Logger, bin, dbName string) (_ *PostgresServer, err error) {
-	dir, err := makeTempDir(log, "fieldsync-postgres-")
+func startPostgres(ctx context.Context, log *slog.Logger, bin, dbName string) (*PostgresServer, error) {
+	d, err := makeClusterDir(log, "fieldsync-postgres-")
 	if err != nil {
-		return nil, fmt.Errorf("PostgreSQL directory: %w", err)
+		return nil, fmt.Errorf("PostgreSQL directory: %w (or set DATABASE_URL)", err)
 	}
-	defer func() {
-		if err != nil {
-			os.RemoveAll(dir)
-		}
-	}()
-	data := filepath.Join(dir, "data")
+	data := filepath.Join(d.path, "data")
 
-	// initdb and postgres refuse to run as root, so a root caller runs them as postgres.
-	asRoot := os.Geteuid() == 0
-	var uid, gid uint32
-	if asRoot {
-		if uid, gid, err = postgresUser(); err != nil {
-			return nil, fmt.Errorf("%w (or set DATABASE_URL)", err)
-		}
-		if err := chownTree(dir, uid, gid); err != nil {
-			return nil, fmt.Errorf("give PostgreSQL directory to user postgres: %w", err)
-		}
-	}
-	prepare := func(cmd *exec.Cmd) {
-		cmd.Dir = dir // the postgres user may not be able to enter the caller's directory
-		if asRoot {
-			runAs(cmd, uid, gid)
-		}
-	}
-
-	log.Info("creating throwaway PostgreSQL cluster", "bin", bin, "dir", dir)
+	log.Info("creating throwaway PostgreSQL cluster", "bin", bin, "dir", d.path)
 	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"),
 		"-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync")
-	prepare(initdb)
+	d.prepare(initdb)
 	if out, err := initdb.CombinedOutput(); err != nil {
+		os.RemoveAll(d.path)
 		return nil, fmt.Errorf("initdb: %w: %s", err, tail(out, 4<<10))
 	}
-
-	// A free port can be taken by someone else before postgres binds it; try a few.
-	var last error
-	for range 3 {
-		ports, err := freePorts(1)
-		if err != nil {
-			return nil, err
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
-		cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data,
-			"-c", "listen_addresses=127.0.0.1", "-p", strconv.Itoa(ports[0]), "-k", dir,
+	p, serverURL, err := serveOnFreePort(ctx, d, "PostgreSQL", func(port int) *exec.Cmd {
+		return exec.Command(filepath.Join(bin, "postgres"), "-D", data,
+			"-c", "listen_addresses=127.0.0.1", "-p", strconv.Itoa(port), "-k", d.path,
 			// The cluster is deleted on Close: crash safety buys nothing here.
 			"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off")
-		prepare(cmd)
-		dieWithParent(cmd, syscall.SIGQUIT) // SIGQUIT: immediate shutdown, children included
-		p, err := startProcess(cmd)
-		if err != nil {
-			return nil, err
-		}
-		serverURL := PostgresURL(addr, dbName)
-		err = waitPostgres(ctx, p, serverURL)
-		if err == nil {
-			err = CreateDatabase(ctx, serverURL, dbName)
-		}
-		if err == nil {
-			log.Info("started throwaway PostgreSQL", "addr", addr, "database", dbName)
-			return &PostgresServer{URL: serverURL, closeFunc: func() error {
-				stopErr := p.stop(syscall.SIGINT, 10*time.Second) // SIGINT: fast shutdown
-				if err := os.RemoveAll(dir); err != nil {
-					return errors.Join(stopErr, fmt.Errorf("remove PostgreSQL directory: %w", err))
-				}
-				return stopErr
-			}}, nil
-		}
-		_ = p.stop(syscall.SIGQUIT, 5*time.Second)
-		last = fmt.Errorf("start PostgreSQL on %s: %w; its output: %s", addr, err, p.out)
-		if ctx.Err() != nil || !strings.Contains(p.out.String(), "already in use") {
-			return nil, last
-		}
+	}, func(port int) string {
+		return PostgresURL(net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dbName)
+	}, func(serverURL string) error { return CreateDatabase(ctx, serverURL, dbName) })
+	if err != nil {
+		os.RemoveAll(d.path)
+		return nil, err
 	}
-	return nil, last
+	log.Info("started throwaway PostgreSQL", "addr", hostOf(serverURL), "database", dbName)
+	return &PostgresServer{URL: serverURL, closeFunc: func() error {
+		stopErr := p.stop(syscall.SIGINT, 10*time.Second) // SIGINT: fast shutdown
+		if err := os.RemoveAll(d.path); err != nil {
+			return errors.Join(stopErr, fmt.Errorf("remove PostgreSQL directory: %w", err))
+		}
+		return stopErr
+	}}, nil
 }
 
 // waitPostgres waits until the server started as p accepts connections at serverURL, for up to 30

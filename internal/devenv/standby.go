@@ -68,36 +68,22 @@ func StartStandby(ctx context.Context, log *slog.Logger, primaryURL string, sett
 		return nil, err
 	}
 
-	dir, err := makeTempDir(log, "fieldsync-standby-")
-	if err != nil {
+	d, err := makeClusterDir(log, "fieldsync-standby-")
+	if errors.Is(err, errNoPostgresUser) {
+		return nil, fmt.Errorf("%w: %w", ErrNoReplication, err)
+	} else if err != nil {
 		return nil, fmt.Errorf("standby directory: %w", err)
 	}
 	defer func() {
 		if err != nil {
-			os.RemoveAll(dir)
+			os.RemoveAll(d.path)
 		}
 	}()
-	data := filepath.Join(dir, "data")
-	asRoot := os.Geteuid() == 0
-	var uid, gid uint32
-	if asRoot {
-		if uid, gid, err = postgresUser(); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrNoReplication, err)
-		}
-		if err := chownTree(dir, uid, gid); err != nil {
-			return nil, fmt.Errorf("give standby directory to user postgres: %w", err)
-		}
-	}
-	prepare := func(cmd *exec.Cmd) {
-		cmd.Dir = dir
-		if asRoot {
-			runAs(cmd, uid, gid)
-		}
-	}
+	data := filepath.Join(d.path, "data")
 
 	backup := exec.CommandContext(ctx, filepath.Join(bin, "pg_basebackup"), "-d", primaryURL, "-D", data,
 		"-R", "-X", "stream", "-c", "fast", "--no-sync")
-	prepare(backup)
+	d.prepare(backup)
 	if out, err := backup.CombinedOutput(); err != nil {
 		msg := tail(out, 4<<10)
 		if strings.Contains(msg, "pg_hba.conf") || strings.Contains(msg, "replication connection") ||
@@ -119,10 +105,8 @@ func StartStandby(ctx context.Context, log *slog.Logger, primaryURL string, sett
 		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 			return nil, fmt.Errorf("standby %s: %w", name, err)
 		}
-		if asRoot {
-			if err := os.Chown(path, int(uid), int(gid)); err != nil {
-				return nil, fmt.Errorf("standby %s: %w", name, err)
-			}
+		if err := d.own(path); err != nil {
+			return nil, fmt.Errorf("standby %s: %w", name, err)
 		}
 	}
 
@@ -130,13 +114,8 @@ func StartStandby(ctx context.Context, log *slog.Logger, primaryURL string, sett
 	if err != nil {
 		return nil, fmt.Errorf("parse PostgreSQL URL: %w", err)
 	}
-	var last error
-	for range 3 {
-		port, err := FreePort()
-		if err != nil {
-			return nil, err
-		}
-		args := []string{"-D", data, "-p", strconv.Itoa(port), "-k", dir,
+	p, standbyURL, err := serveOnFreePort(ctx, d, "standby", func(port int) *exec.Cmd {
+		args := []string{"-D", data, "-p", strconv.Itoa(port), "-k", d.path,
 			"-c", "listen_addresses=127.0.0.1", "-c", "hot_standby=on", "-c", "hot_standby_feedback=on",
 			"-c", "fsync=off", "-c", "shared_buffers=32MB"}
 		// A standby may not have fewer of these than its primary.
@@ -146,26 +125,17 @@ func StartStandby(ctx context.Context, log *slog.Logger, primaryURL string, sett
 		for _, setting := range settings {
 			args = append(args, "-c", setting)
 		}
-		cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
-		prepare(cmd)
-		dieWithParent(cmd, syscall.SIGQUIT)
-		p, err := startProcess(cmd)
-		if err != nil {
-			return nil, err
-		}
+		return exec.Command(filepath.Join(bin, "postgres"), args...)
+	}, func(port int) string {
 		su := *u
 		su.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if err = waitPostgres(ctx, p, su.String()); err == nil {
-			log.Info("started a standby", "addr", su.Host, "dir", dir)
-			return &Standby{URL: su.String(), p: p, dir: dir}, nil
-		}
-		_ = p.stop(syscall.SIGQUIT, 5*time.Second)
-		last = fmt.Errorf("start standby on port %d: %w; its output: %s", port, err, p.out)
-		if ctx.Err() != nil || !strings.Contains(p.out.String(), "already in use") {
-			return nil, last
-		}
+		return su.String()
+	}, nil)
+	if err != nil {
+		return nil, err
 	}
-	return nil, last
+	log.Info("started a standby", "addr", hostOf(standbyURL), "dir", d.path)
+	return &Standby{URL: standbyURL, p: p, dir: d.path}, nil
 }
 
 // standbyAtLeast are the settings a hot standby must have at least as high as its primary.
