@@ -2,6 +2,7 @@ package sync_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -312,10 +313,12 @@ func (w *gapWorld) writeOne(ctx context.Context, tx pgx.Tx, rng *rand.Rand, task
 	return c, nil
 }
 
-// pullLoop is an engine reader: from a fresh snapshot, it pulls with varied page sizes, some
-// pulls long polls, until the writers are done and it has caught up with the last change they
-// made.
-func (w *gapWorld) pullLoop(id *fieldsync.Identity, r *gapReader, rng *rand.Rand, done <-chan logPos) error {
+// pullLoop is an engine reader (a device): from a fresh snapshot, it pulls with varied page
+// sizes, some pulls long polls, each through one of engines at random, until the writers are
+// done and it has caught up with the last change they made. held, if not nil, keeps the records
+// it is sent (upserts in, deletes out).
+func pullLoop(id *fieldsync.Identity, r *gapReader, engines []*sync.Engine, held map[string]json.RawMessage,
+	rng *rand.Rand, done <-chan logPos) error {
 	limits := []int{1, 3, 7, 50, 500}
 	cursor := ""
 	var target *logPos
@@ -331,13 +334,21 @@ func (w *gapWorld) pullLoop(id *fieldsync.Identity, r *gapReader, rng *rand.Rand
 		if rng.IntN(5) == 0 {
 			req.Wait = 100 * time.Millisecond // a long poll, woken by commits
 		}
-		next, more, err := w.f.engine.Pull(context.Background(), id, req,
-			func(ch sync.Change) error {
+		e := engines[rng.IntN(len(engines))]
+		next, more, err := e.Pull(context.Background(), id, req, func(ch sync.Change) error {
+			key := ch.Type + ":" + ch.ID.String()
+			if ch.Op == "upsert" {
+				r.deliver(key, ch.Version)
+			}
+			if held != nil {
 				if ch.Op == "upsert" {
-					r.deliver(ch.Type+":"+ch.ID.String(), ch.Version)
+					held[key] = ch.Data
+				} else {
+					delete(held, key)
 				}
-				return nil
-			})
+			}
+			return nil
+		})
 		if err != nil {
 			return fmt.Errorf("%s: pull: %w", r.name, err)
 		}
@@ -464,9 +475,15 @@ func TestPullHasNoGapsWhileTransactionsCommitOutOfOrder(t *testing.T) {
 		done chan logPos
 	}
 	readers := []reader{
-		{r: managers[0], run: func(rng *rand.Rand, done <-chan logPos) error { return w.pullLoop(w.manager, managers[0], rng, done) }},
-		{r: managers[1], run: func(rng *rand.Rand, done <-chan logPos) error { return w.pullLoop(w.manager, managers[1], rng, done) }},
-		{r: rep, run: func(rng *rand.Rand, done <-chan logPos) error { return w.pullLoop(w.reps[0], rep, rng, done) }},
+		{r: managers[0], run: func(rng *rand.Rand, done <-chan logPos) error {
+			return pullLoop(w.manager, managers[0], []*sync.Engine{w.f.engine}, nil, rng, done)
+		}},
+		{r: managers[1], run: func(rng *rand.Rand, done <-chan logPos) error {
+			return pullLoop(w.manager, managers[1], []*sync.Engine{w.f.engine}, nil, rng, done)
+		}},
+		{r: rep, run: func(rng *rand.Rand, done <-chan logPos) error {
+			return pullLoop(w.reps[0], rep, []*sync.Engine{w.f.engine}, nil, rng, done)
+		}},
 		{r: naive, run: func(rng *rand.Rand, done <-chan logPos) error { return w.naiveLoop(naive, rng, done) }},
 	}
 	var wg gosync.WaitGroup

@@ -242,7 +242,7 @@ func TestPullFromAStandbyHasNoGaps(t *testing.T) {
 		d.held = map[string]json.RawMessage{}
 		dones[i] = make(chan logPos, 1)
 		go func() {
-			errs <- standbyLoop(d.id, d.r, d.engines, d.held, rand.New(rand.NewPCG(seed, uint64(100+i))), dones[i])
+			errs <- pullLoop(d.id, d.r, d.engines, d.held, rand.New(rand.NewPCG(seed, uint64(100+i))), dones[i])
 		}()
 	}
 	txs := w.runWriters(t, seed, cfg)
@@ -268,59 +268,6 @@ func TestPullFromAStandbyHasNoGaps(t *testing.T) {
 			if !jsonEqual(d.held[key], data) {
 				t.Errorf("%s: %s is %s, the primary's snapshot sends %s", d.r.name, key, d.held[key], data)
 			}
-		}
-	}
-}
-
-// standbyLoop is a device: from a fresh snapshot it pulls with varied page sizes, some pulls long
-// polls, each through one of engines at random, keeping the records it is sent in held, until
-// the writers are done and it has caught up with the last change they made.
-func standbyLoop(id *fieldsync.Identity, r *gapReader, engines []*sync.Engine, held map[string]json.RawMessage,
-	rng *rand.Rand, done <-chan logPos) error {
-	limits := []int{1, 3, 7, 50, 500}
-	cursor := ""
-	var target *logPos
-	for {
-		if target == nil {
-			select {
-			case pos := <-done:
-				target = &pos
-			default:
-			}
-		}
-		req := sync.PullRequest{Cursor: cursor, Limit: limits[rng.IntN(len(limits))]}
-		if rng.IntN(5) == 0 {
-			req.Wait = 100 * time.Millisecond
-		}
-		e := engines[rng.IntN(len(engines))]
-		next, more, err := e.Pull(context.Background(), id, req, func(ch sync.Change) error {
-			key := ch.Type + ":" + ch.ID.String()
-			if ch.Op == "upsert" {
-				r.deliver(key, ch.Version)
-				held[key] = ch.Data
-			} else {
-				delete(held, key)
-			}
-			return nil
-		})
-		if err != nil {
-			return errors.Join(errors.New(r.name+": pull"), err)
-		}
-		cursor = next
-		snapshot, xid, version, err := sync.CursorPosition(cursor, id)
-		if err != nil {
-			return err
-		}
-		pos := logPos{xid, version}
-		if n := len(r.cursors); n > 0 && !snapshot && !r.snapshot[n-1] && pos.less(r.cursors[n-1]) {
-			return errors.New(r.name + ": cursor went back from " + r.cursors[n-1].String() + " to " + pos.String())
-		}
-		r.endPull(pos, snapshot)
-		if target != nil && !more && !snapshot && !pos.less(*target) {
-			return nil
-		}
-		if !more {
-			time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
 		}
 	}
 }
