@@ -10,6 +10,7 @@ import { uuidv7 } from '../uuid.js';
 import type { RecordType } from '../wire.js';
 import { memoryRxDatabase } from './rxdb-memory.js';
 import { rxdbStore, synchronize, type RxdbStore } from './rxdb.js';
+import { clientSteps } from '../conformance/steps.js';
 
 export const rxdbDriver: Driver = {
   name: 'rxdb',
@@ -27,17 +28,13 @@ async function rxdbDevice(url: string, db: RxDatabase): Promise<Device> {
     return c;
   };
   return {
-    async login(login, password) {
-      const u = await client.login(login, password);
-      return { id: u.id, role: u.role };
-    },
+    ...clientSteps(client, store),
     async sync() {
       await synchronize({ store, client });
     },
     async get(type, id) {
       return (await store.get(type, id))?.fields;
     },
-    ids: (type) => store.listIds(type),
     async update(type, id, patch) {
       const doc = await collectionOf(type).findOne(id).exec();
       if (!doc) throw new Error(`rxdb driver: no ${type} ${id}`);
@@ -50,9 +47,6 @@ async function rxdbDevice(url: string, db: RxDatabase): Promise<Device> {
       await store.settle();
       return id;
     },
-    async refused() {
-      return (await client.rejected()).map((r) => ({ mutationId: r.mutation.id, entityId: r.mutation.entity_id, code: r.result.error?.code ?? '' }));
-    },
     async pending() {
       await store.settle();
       return client.pendingCount();
@@ -61,13 +55,6 @@ async function rxdbDevice(url: string, db: RxDatabase): Promise<Device> {
       await store.close();
       return rxdbDevice(url, db);
     },
-    async expireCursor() {
-      await store.write({ cursor: 'expired-by-the-conformance-kit' });
-    },
-    async plant(type, fields) {
-      await store.write({ put: [{ type, id: fields.id, version: fields.version, fields, pending: {} }] });
-    },
-    upload: (documentId, bytes, o) => client.upload(documentId, bytes, { ...o, retryDelays: [0, 200, 500, 1000, 1000, 2000, 2000] }),
     async close() {
       await store.close();
       await db.close();

@@ -10,6 +10,7 @@ import type { Device, Driver } from '../conformance/driver.js';
 import type { Fields, RecordType } from '../wire.js';
 import { memoryDatabase } from './watermelondb-lokijs.js';
 import { synchronize, WatermelonStore } from './watermelondb.js';
+import { clientSteps } from '../conformance/steps.js';
 
 export const watermelonDriver: Driver = {
   name: 'watermelondb',
@@ -42,17 +43,13 @@ function watermelonDevice(url: string, database: Database): Device {
   };
 
   return {
-    async login(login, password) {
-      const u = await client.login(login, password);
-      return { id: u.id, role: u.role };
-    },
+    ...clientSteps(client, store),
     async sync() {
       await synchronize({ store, client });
     },
     async get(type, id) {
       return (await store.get(type, id))?.fields;
     },
-    ids: (type) => store.listIds(type),
     async update(type, id, patch) {
       const row = await database.get(tableOf(type)).find(id);
       await database.write(async () => {
@@ -74,9 +71,6 @@ function watermelonDevice(url: string, database: Database): Device {
       await store.collectLocalChanges();
       return id;
     },
-    async refused() {
-      return (await client.rejected()).map((r) => ({ mutationId: r.mutation.id, entityId: r.mutation.entity_id, code: r.result.error?.code ?? '' }));
-    },
     async pending() {
       await store.collectLocalChanges();
       return client.pendingCount();
@@ -84,13 +78,6 @@ function watermelonDevice(url: string, database: Database): Device {
     async restart() {
       return watermelonDevice(url, database);
     },
-    async expireCursor() {
-      await store.write({ cursor: 'expired-by-the-conformance-kit' });
-    },
-    async plant(type, fields) {
-      await store.write({ put: [{ type, id: fields.id, version: fields.version, fields, pending: {} }] });
-    },
-    upload: (documentId, bytes, o) => client.upload(documentId, bytes, { ...o, retryDelays: [0, 200, 500, 1000, 1000, 2000, 2000] }),
     async close() {},
   };
 }
