@@ -185,9 +185,9 @@ func (e *Engine) ListClaims(ctx context.Context, id *fieldsync.Identity, f Claim
 	if err := checkEnum("status", f.Statuses, TypeClaim, "status"); err != nil {
 		return nil, err
 	}
-	search := strings.TrimSpace(f.Search)
-	if !utf8.ValidString(search) || strings.ContainsRune(search, 0) || utf8.RuneCountInString(search) > maxSearchRunes {
-		return nil, fieldsync.InvalidField("q", "q must be text of at most %d characters.", maxSearchRunes)
+	search, err := searchTerm(f.Search)
+	if err != nil {
+		return nil, err
 	}
 
 	q := e.newScreenQuery(id)
@@ -355,10 +355,11 @@ func (e *Engine) ListTasks(ctx context.Context, id *fieldsync.Identity, f TaskFi
 	if f.ClaimID != uuid.Nil {
 		q.where("t.claim_id = " + q.arg(f.ClaimID) + "::uuid")
 	}
-	if search := strings.TrimSpace(f.Search); search != "" {
-		if !utf8.ValidString(search) || strings.ContainsRune(search, 0) || utf8.RuneCountInString(search) > maxSearchRunes {
-			return nil, fieldsync.InvalidField("q", "q must be text of at most %d characters.", maxSearchRunes)
-		}
+	search, err := searchTerm(f.Search)
+	if err != nil {
+		return nil, err
+	}
+	if search != "" {
 		q.where(fmt.Sprintf("(t.title ILIKE %[1]s OR c.number ILIKE %[1]s)", q.arg("%"+escapeLike(search)+"%")))
 	}
 	if after != nil {
@@ -706,4 +707,13 @@ func (e *Engine) cycleTimes(ctx context.Context, tx pgx.Tx, out *BranchFigures) 
 		return fmt.Errorf("count breached targets: %w", err)
 	}
 	return nil
+}
+
+// searchTerm is a screen's text search (q), trimmed: at most maxSearchRunes characters of text.
+func searchTerm(q string) (string, error) {
+	search := strings.TrimSpace(q)
+	if !utf8.ValidString(search) || strings.ContainsRune(search, 0) || utf8.RuneCountInString(search) > maxSearchRunes {
+		return "", fieldsync.InvalidField("q", "q must be text of at most %d characters.", maxSearchRunes)
+	}
+	return search, nil
 }
